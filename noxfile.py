@@ -1,0 +1,63 @@
+"""Every developer task is a session here: ``nox -l`` lists them.
+
+Sessions install the three distributions from this checkout, so a fresh
+clone needs nothing but Python and nox (``pip install 'nox[uv]'``).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.error_on_missing_interpreters = True
+
+PACKAGES = ["revaer_core", "revaer_runtime_memory", "revaer_runtime_pg"]
+SOURCES = [f"{p}/src" for p in PACKAGES]
+PROJECT = ["-e", "revaer_core[testing]", "-e", "revaer_runtime_memory", "-e", "revaer_runtime_pg"]
+TEST_TOOLS = ["pytest>=8", "hypothesis>=6.100"]
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint rules, then formatting (check only; `nox -s fmt` rewrites)."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def fmt(session: nox.Session) -> None:
+    """Rewrite the code in ruff's format and apply ruff's safe fixes."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", "--fix", ".")
+    session.run("ruff", "format", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over our packages and the tests."""
+    session.install(*PROJECT, *TEST_TOOLS, "mypy>=1.13", "nox")
+    session.run("mypy", *SOURCES, "tests", "noxfile.py")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite (pass pytest options after --)."""
+    session.install(*PROJECT, *TEST_TOOLS)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job for a newcomer: the runtime on its embedded default store."""
+    session.install(*PROJECT)
+    session.run("revaer", "plugins")
+    session.run("revaer", "runtime", "status", env={"REVAER_RUNTIME_BACKEND": "memory"})
+
+
+@nox.session
+def ci(session: nox.Session) -> None:
+    """Everything CI runs: lint, typecheck, tests."""
+    for name in ("lint", "typecheck", "tests"):
+        session.notify(name)

@@ -1,0 +1,59 @@
+"""Revaer's core: the torrent runtime and the hook specs its runtime-store plugins implement.
+
+A plugin author needs only what this package exports::
+
+    from revaer_core import hookimpl, TorrentStatus, FsJob, Page, StoreHealth
+"""
+
+from revaer_core.errors import ConfigError, InvalidInput, PluginError, RevaerError, StoreUnavailable
+from revaer_core.health import Capability, StoreHealth, StoreRole
+from revaer_core.hookspecs import hookimpl
+from revaer_core.jobs import (
+    FsJob,
+    JobEvent,
+    JobHistoryEntry,
+    JobStatus,
+    JobTransition,
+    TransferMode,
+    TransitionRefused,
+    apply_transition,
+    history_entry,
+)
+from revaer_core.query import Cursor, InvalidQuery, JobQuery, Page, TorrentQuery, TorrentSort, page_of
+from revaer_core.status import MAX_BYTES, FileEntry, Progress, Rates, TorrentState, TorrentStatus
+from revaer_core.store import RuntimeStore
+
+__all__ = [
+    "MAX_BYTES",
+    "Capability",
+    "ConfigError",
+    "Cursor",
+    "FileEntry",
+    "FsJob",
+    "InvalidInput",
+    "InvalidQuery",
+    "JobEvent",
+    "JobHistoryEntry",
+    "JobQuery",
+    "JobStatus",
+    "JobTransition",
+    "Page",
+    "PluginError",
+    "Progress",
+    "Rates",
+    "RevaerError",
+    "RuntimeStore",
+    "StoreHealth",
+    "StoreRole",
+    "StoreUnavailable",
+    "TorrentQuery",
+    "TorrentSort",
+    "TorrentState",
+    "TorrentStatus",
+    "TransferMode",
+    "TransitionRefused",
+    "apply_transition",
+    "history_entry",
+    "hookimpl",
+    "page_of",
+]

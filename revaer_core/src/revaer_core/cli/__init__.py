@@ -1,0 +1,80 @@
+"""The ``revaer`` command.
+
+Every command reports failure as one line on stderr and an exit code: 2 for
+input the user can fix (a bad option, setting or id), 3 for a runtime or store
+failure. ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from revaer_core.cli.context import CliContext
+from revaer_core.cli.plugins import plugins_command
+from revaer_core.cli.runtime import runtime_group
+from revaer_core.errors import RevaerError
+from revaer_core.redact import RedactingFilter, redact
+
+
+def _setup_logging(debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler], force=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="REVAER_CONFIG",
+    help="Settings file (TOML). Default: $REVAER_CONFIG, else ./revaer.toml when present.",
+)
+@click.option("--debug", is_flag=True, help="Log debug messages and show tracebacks on errors.")
+@click.version_option(package_name="revaer-core", prog_name="revaer")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
+    """Revaer: a torrent runtime whose state survives restarts.
+
+    Persistence comes from a runtime-store plugin chosen by the runtime.backend
+    setting or REVAER_RUNTIME_BACKEND; REVAER_RUNTIME_PERSISTENCE=off turns it off.
+    """
+    _setup_logging(debug)
+    ctx.obj = CliContext(config_path=config_path, debug=debug)
+    ctx.call_on_close(ctx.obj.close)
+
+
+cli.add_command(runtime_group)
+cli.add_command(plugins_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; errors become one line and an exit code instead of a traceback."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        result = cli.main(args=argv, prog_name="revaer", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("revaer: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except RevaerError as exc:
+        if debug:
+            raise
+        click.echo(f"revaer: error: {redact(str(exc))}", err=True)
+        return exc.exit_code
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(f"revaer: error: {redact(f'{type(exc).__name__}: {exc}')} (run with --debug for details)", err=True)
+        return 3
+    return result if isinstance(result, int) else 0
+
+
+__all__ = ["CliContext", "cli", "main"]

@@ -1,0 +1,156 @@
+"""Events the engine and FsOps publish, and the envelope the bus wraps them in.
+
+A payload class says what happened; :class:`Event` adds the bus-assigned id
+(monotonic, so a reconnecting subscriber can resume after the last id it saw) and
+the time it was published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import ClassVar
+from uuid import UUID
+
+import attrs
+
+from revaer_core.status import FileEntry, TorrentState
+
+
+@attrs.frozen
+class TorrentAdded:
+    kind: ClassVar[str] = "torrent_added"
+    torrent_id: UUID
+    name: str | None = None
+    download_dir: str | None = None
+
+
+@attrs.frozen
+class FilesDiscovered:
+    kind: ClassVar[str] = "files_discovered"
+    torrent_id: UUID
+    files: tuple[FileEntry, ...] = attrs.field(converter=tuple)
+
+
+@attrs.frozen
+class ProgressUpdated:
+    kind: ClassVar[str] = "progress"
+    torrent_id: UUID
+    downloaded: int
+    total: int
+    download_bps: int | None = None  #: when the engine knows; else derived from the last update
+    upload_bps: int | None = None
+    ratio: float | None = None
+
+
+@attrs.frozen
+class StateChanged:
+    kind: ClassVar[str] = "state_changed"
+    torrent_id: UUID
+    state: TorrentState
+    failure: str | None = None  #: the engine's message when ``state`` is ``failed``
+
+
+@attrs.frozen
+class TorrentCompleted:
+    kind: ClassVar[str] = "completed"
+    torrent_id: UUID
+    library_path: str | None = None
+
+
+@attrs.frozen
+class TorrentRemoved:
+    kind: ClassVar[str] = "torrent_removed"
+    torrent_id: UUID
+
+
+@attrs.frozen
+class FsOpsStarted:
+    kind: ClassVar[str] = "fsops_started"
+    torrent_id: UUID
+
+
+@attrs.frozen
+class FsOpsProgress:
+    kind: ClassVar[str] = "fsops_progress"
+    torrent_id: UUID
+    step: str
+
+
+@attrs.frozen
+class FsOpsCompleted:
+    kind: ClassVar[str] = "fsops_completed"
+    torrent_id: UUID
+    destination: str | None = None
+
+
+@attrs.frozen
+class FsOpsFailed:
+    kind: ClassVar[str] = "fsops_failed"
+    torrent_id: UUID
+    message: str
+
+
+@attrs.frozen
+class SettingsChanged:
+    kind: ClassVar[str] = "settings_changed"
+    description: str
+
+
+@attrs.frozen
+class HealthChanged:
+    kind: ClassVar[str] = "health_changed"
+    degraded: frozenset[str] = attrs.field(converter=frozenset)  #: components not healthy now
+
+
+@attrs.frozen
+class SelectionReconciled:
+    kind: ClassVar[str] = "selection_reconciled"
+    torrent_id: UUID
+    reason: str
+
+
+EventPayload = (
+    TorrentAdded
+    | FilesDiscovered
+    | ProgressUpdated
+    | StateChanged
+    | TorrentCompleted
+    | TorrentRemoved
+    | FsOpsStarted
+    | FsOpsProgress
+    | FsOpsCompleted
+    | FsOpsFailed
+    | SettingsChanged
+    | HealthChanged
+    | SelectionReconciled
+)
+
+#: Payload classes by their ``kind``, for decoding a stream of events.
+PAYLOAD_TYPES: Mapping[str, type[EventPayload]] = {
+    cls.kind: cls
+    for cls in (
+        TorrentAdded,
+        FilesDiscovered,
+        ProgressUpdated,
+        StateChanged,
+        TorrentCompleted,
+        TorrentRemoved,
+        FsOpsStarted,
+        FsOpsProgress,
+        FsOpsCompleted,
+        FsOpsFailed,
+        SettingsChanged,
+        HealthChanged,
+        SelectionReconciled,
+    )
+}
+
+
+@attrs.frozen
+class Event:
+    """A published payload with its bus-assigned id and publication time."""
+
+    id: int
+    at: datetime
+    payload: EventPayload

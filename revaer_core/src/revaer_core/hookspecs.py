@@ -1,0 +1,203 @@
+"""Hook specifications for runtime-store plugins.
+
+A runtime-store plugin implements some or all of these hooks with
+``@revaer_core.hookimpl``. Revaer registers exactly one store plugin, the one
+the ``runtime.backend`` setting names, so every store hook stops at the first
+non-None result: the value a hook returns is the value the caller gets.
+
+Hooks are grouped in three namespaces:
+
+- :class:`TorrentStore` keeps torrent statuses (and, optionally, engine resume data);
+- :class:`JobStore` keeps FsOps jobs and their history;
+- :class:`StoreLifecycle` opens, checks and closes the backend.
+
+All hooks are plain synchronous functions; Revaer calls them from worker
+threads, never from an event loop, and may call them from several threads at
+once. pluggy passes arguments by keyword and lets an implementation accept
+fewer arguments than its spec, so a backend takes only what it needs.
+
+A backend signals a passing fault (server down, timeout) by raising
+:class:`revaer_core.StoreUnavailable` or letting its driver's error through: the
+caller keeps the write and retries it. A backend must never partially apply a
+write and then raise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pluggy
+
+from revaer_core.health import StoreHealth, StoreRole
+from revaer_core.jobs import FsJob, JobHistoryEntry, JobTransition
+from revaer_core.query import JobQuery, Page, TorrentQuery
+from revaer_core.status import TorrentStatus
+
+PROJECT = "revaer"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class StoreLifecycle:
+    """Opening, checking and closing a backend."""
+
+    # -------------------------------------------------------------------------
+    # configuration
+    # -------------------------------------------------------------------------
+
+    @hookspec(firstresult=True)
+    def store_configure(self, options: Mapping[str, Any], data_dir: Path, role: StoreRole) -> None:
+        """Open the backend before any other hook is called.
+
+        :param options: The ``[runtime.<backend>]`` table of the settings file, as
+            parsed TOML (possibly empty). Reject an unknown or ill-typed key by
+            raising :class:`revaer_core.ConfigError` naming it, e.g.
+            ``ConfigError("runtime.postgres.pool_size", "expected an integer")``.
+        :param data_dir: A directory this backend may keep files in (it exists).
+        :param role: ``DAEMON`` for the one process that writes (take any
+            exclusive lock here), ``CLIENT`` for the CLI and a stand-alone API,
+            which read and may run operator commands alongside a daemon.
+
+        Never put a password in a message: Revaer redacts DSNs in its logs, but
+        an exception text is the backend's own.
+        """
+
+    @hookspec(firstresult=True)
+    def store_capabilities(self) -> Iterable[str]:
+        """Declare optional abilities, as strings from :class:`revaer_core.Capability`.
+
+        The conformance suite runs the tests of a capability only for backends
+        that declare it. Stops at the first non-None result.
+
+        :returns: The capabilities, e.g. ``{"durable", "resume_data"}``.
+        """
+
+    @hookspec(firstresult=True)
+    def store_health(self) -> StoreHealth:
+        """Report whether the backend can serve reads and writes right now.
+
+        Called by ``revaer runtime status`` and the health endpoint; keep it cheap
+        (one round trip at most) and never raise: report the fault instead.
+
+        :returns: A :class:`revaer_core.StoreHealth`; put facts an operator wants
+            (schema revision, server version) in its ``facts`` mapping.
+        """
+
+    @hookspec(firstresult=True)
+    def store_close(self) -> None:
+        """Release connections, locks and threads. Called once; no hook follows it."""
+
+
+class TorrentStore:
+    """Torrent statuses: what the orchestrator hydrates from and persists to."""
+
+    # -------------------------------------------------------------------------
+    # writes
+    # -------------------------------------------------------------------------
+
+    @hookspec(firstresult=True)
+    def upsert_torrents(self, statuses: Sequence[TorrentStatus]) -> Sequence[UUID] | None:
+        """Insert or replace each status, keyed by its ``id``.
+
+        The batch is the unit of work: store it in as few round trips as the
+        backend allows. Upserting the same status twice leaves the same row.
+        A status the backend cannot store as given (a NUL byte in a name, a
+        number beyond its range) must not cost the rest of the batch: store it
+        sanitised, or leave it out, log a warning with its torrent id, and
+        return its id.
+
+        :param statuses: At most one status per torrent id.
+        :returns: Ids of the statuses that were not stored exactly as given,
+            or ``None`` when all were.
+        """
+
+    @hookspec(firstresult=True)
+    def remove_torrents(self, torrent_ids: Sequence[UUID]) -> None:
+        """Delete the torrents with these ids, with their jobs and job history.
+
+        Removing an id that is not stored is not an error.
+        """
+
+    @hookspec(firstresult=True)
+    def save_resume_data(self, torrent_id: UUID, data: bytes) -> None:
+        """Keep the engine's resume data for a stored torrent (capability ``resume_data``).
+
+        Resume data is opaque bytes (about 12 KB for libtorrent). Keep it apart
+        from the status: ``load_torrents`` must not read it. Data for a
+        torrent that is not stored is dropped silently.
+        """
+
+    # -------------------------------------------------------------------------
+    # reads
+    # -------------------------------------------------------------------------
+
+    @hookspec(firstresult=True)
+    def load_torrents(self) -> Iterable[TorrentStatus]:
+        """Every stored status, in any order: the catalog hydrates from this at boot.
+
+        Each status must equal, field for field, the one last upserted
+        (sanitised rows excepted). This reads the whole store: make it cheap
+        per row.
+        """
+
+    @hookspec(firstresult=True)
+    def get_torrent(self, torrent_id: UUID) -> TorrentStatus | None:
+        """The stored status of one torrent, or ``None`` if there is none."""
+
+    @hookspec(firstresult=True)
+    def list_torrents(self, query: TorrentQuery) -> Page[TorrentStatus]:
+        """One page of stored statuses matching ``query``.
+
+        Order by ``query.key`` (descending when ``query.descending``), start
+        strictly after ``query.after_key()``, and return at most ``query.limit``
+        rows; set ``next_cursor`` (``query.cursor_of(last_row).encode()``) when
+        more rows follow. :func:`revaer_core.query.page_of` does the last step.
+        Names sort by code point (PostgreSQL: ``COLLATE "C"``).
+        """
+
+    @hookspec(firstresult=True)
+    def load_resume_data(self) -> Mapping[UUID, bytes]:
+        """All stored resume data by torrent id (capability ``resume_data``)."""
+
+
+class JobStore:
+    """FsOps jobs: the current job of each torrent and the history of its transitions."""
+
+    @hookspec(firstresult=True)
+    def record_job_transition(self, transition: JobTransition) -> FsJob:
+        """Apply ``transition`` to the torrent's job and append it to the job's history.
+
+        Compute the new job with :func:`revaer_core.jobs.apply_transition`, so
+        that every backend follows the same rules, and store the job and one
+        history row (:func:`revaer_core.jobs.history_entry`) atomically: no
+        reader may see one without the other. History ``seq`` numbers count
+        1, 2, 3... per torrent.
+
+        :raises revaer_core.TransitionRefused: When ``apply_transition`` refuses
+            (a start on a finished job, a retry of a job that has not failed);
+            record nothing then.
+        :returns: The job as it now stands.
+        """
+
+    @hookspec(firstresult=True)
+    def get_job(self, torrent_id: UUID) -> FsJob | None:
+        """The current job of a torrent, or ``None`` if it never had one."""
+
+    @hookspec(firstresult=True)
+    def list_jobs(self, query: JobQuery) -> Page[FsJob]:
+        """One page of jobs matching ``query``, ordered by ``JobQuery.key``.
+
+        Paging works as in ``list_torrents``.
+        """
+
+    @hookspec(firstresult=True)
+    def job_history(self, torrent_id: UUID) -> Sequence[JobHistoryEntry]:
+        """Every recorded transition of a torrent's job, oldest first (empty if none)."""
+
+
+#: The namespaces Revaer registers, in the order this module defines them.
+NAMESPACES: tuple[type, ...] = (StoreLifecycle, TorrentStore, JobStore)

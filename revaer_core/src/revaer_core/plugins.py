@@ -1,0 +1,127 @@
+"""Finding runtime-store plugins and loading the selected one.
+
+Plugins advertise themselves in the ``revaer.runtime`` entry-point group; the
+entry point's name is the backend's name. Only the selected backend's entry
+point is imported, so a broken plugin that is not selected cannot stop
+startup. (pluggy's ``load_setuptools_entrypoints`` imports every entry point
+of a group, which is exactly what we must not do.)
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import logging
+from collections.abc import Mapping
+
+import attrs
+
+from revaer_core.errors import PluginError
+from revaer_core.health import StoreRole
+from revaer_core.hookspecs import NAMESPACES, PROJECT
+from revaer_core.settings import RuntimeSettings
+from revaer_core.store import RuntimeStore
+
+log = logging.getLogger(__name__)
+
+GROUP = "revaer.runtime"
+
+#: Distributions of the backends Revaer's own project publishes, for install hints.
+KNOWN_DISTRIBUTIONS: Mapping[str, str] = {
+    "memory": "revaer-runtime-memory",
+    "postgres": "revaer-runtime-pg",
+}
+
+_HOOK_NAMES = frozenset(
+    name for namespace in NAMESPACES for name, _ in inspect.getmembers(namespace, inspect.isfunction)
+)
+
+
+@attrs.frozen
+class InstalledPlugin:
+    """An entry point of the ``revaer.runtime`` group, before or after loading it."""
+
+    name: str
+    distribution: str
+    version: str
+    value: str  #: ``module:attribute`` the entry point refers to
+    hooks: tuple[str, ...] = ()  #: hooks it implements, once loaded
+    error: str | None = None  #: why it failed to load, if it did
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    return sorted(importlib.metadata.entry_points(group=GROUP), key=lambda ep: ep.name)
+
+
+def _describe(ep: importlib.metadata.EntryPoint) -> InstalledPlugin:
+    dist = ep.dist
+    return InstalledPlugin(
+        name=ep.name,
+        distribution=dist.name if dist else "unknown",
+        version=dist.version if dist else "unknown",
+        value=ep.value,
+    )
+
+
+def implemented_hooks(plugin: object) -> tuple[str, ...]:
+    """Names of the runtime hooks ``plugin`` implements, in spec order."""
+    marker = f"{PROJECT}_impl"  # the attribute pluggy's HookimplMarker sets
+    return tuple(sorted(name for name in _HOOK_NAMES if hasattr(getattr(plugin, name, None), marker)))
+
+
+def instantiate(target: object) -> object:
+    """The plugin object for an entry point's target: a class is instantiated, a module used as is."""
+    return target() if isinstance(target, type) else target
+
+
+def load_plugin(name: str) -> tuple[object, InstalledPlugin]:
+    """Import the entry point named ``name`` and build its plugin object.
+
+    :raises PluginError: when no such entry point is installed (naming the
+        package to install) or when importing it fails (naming its distribution).
+    """
+    matches = [ep for ep in _entry_points() if ep.name == name]
+    if not matches:
+        installed = ", ".join(ep.name for ep in _entry_points()) or "none"
+        dist = KNOWN_DISTRIBUTIONS.get(name)
+        fix = f"pip install {dist}" if dist else f"install the package that provides the {GROUP!r} entry point {name!r}"
+        raise PluginError(
+            f"runtime backend {name!r} is not installed ({fix}, or set runtime.backend to one of: none, {installed})"
+        )
+    ep = matches[0]
+    info = _describe(ep)
+    try:
+        plugin = instantiate(ep.load())
+    except Exception as exc:
+        raise PluginError(
+            f"runtime backend {name!r} from {info.distribution} {info.version} failed to load: "
+            f"{type(exc).__name__}: {exc} (reinstall it, or select another backend)"
+        ) from exc
+    return plugin, attrs.evolve(info, hooks=implemented_hooks(plugin))
+
+
+def installed_plugins() -> list[InstalledPlugin]:
+    """Every runtime plugin installed, each loaded to list its hooks; failures are reported, not raised."""
+    found: list[InstalledPlugin] = []
+    for ep in _entry_points():
+        try:
+            _, info = load_plugin(ep.name)
+        except PluginError as exc:
+            info = attrs.evolve(_describe(ep), error=str(exc.__cause__ or exc))
+        found.append(info)
+    return found
+
+
+def open_store(settings: RuntimeSettings, role: StoreRole = StoreRole.DAEMON) -> RuntimeStore:
+    """The store the settings select: opened and configured, or the no-store facade."""
+    name = settings.selected_backend
+    if name is None:
+        log.info("runtime persistence is off: state lives in memory only")
+        return RuntimeStore.none()
+    plugin, _ = load_plugin(name)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = RuntimeStore.open(
+        plugin, name=name, options=settings.options_for(name), data_dir=settings.data_dir, role=role
+    )
+    log.info("runtime store %r opened", name)
+    return store

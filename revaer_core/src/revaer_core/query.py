@@ -1,0 +1,167 @@
+"""Listing queries and keyset cursors shared by every store.
+
+A cursor is an opaque string naming the sort key of the last row a page held.
+The next page starts strictly after that key, so rows inserted while a client
+pages never make it skip or repeat a row that existed when it started. The
+encoding lives here so that every backend reads the cursors of every other.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import json
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+import attrs
+
+from revaer_core.jobs import FsJob, JobStatus
+from revaer_core.status import TorrentState, TorrentStatus
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+class InvalidQuery(ValueError):
+    """A filter, sort or cursor a caller passed cannot be used; the message says why."""
+
+
+class TorrentSort(enum.StrEnum):
+    """Orders a torrent listing can take; ties are broken by torrent id."""
+
+    ADDED = "added"  #: when the torrent was added
+    NAME = "name"  #: by name, unnamed torrents first
+    UPDATED = "updated"  #: by last change; rows that change while paging may move
+
+
+def _page_size(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not 1 <= value <= MAX_PAGE_SIZE:
+        raise InvalidQuery(f"{attribute.name} must be between 1 and {MAX_PAGE_SIZE}, got {value}")
+
+
+def _states(states: Iterable[TorrentState]) -> frozenset[TorrentState]:
+    return frozenset(TorrentState(s) for s in states)
+
+
+def _job_statuses(statuses: Iterable[JobStatus]) -> frozenset[JobStatus]:
+    return frozenset(JobStatus(s) for s in statuses)
+
+
+@attrs.frozen
+class Cursor:
+    """The decoded position a page ended at: the last row's sort value and id."""
+
+    value: str  #: ISO-8601 time for time sorts, the name for ``NAME``
+    id: UUID
+
+    def encode(self) -> str:
+        raw = json.dumps([self.value, str(self.id)], separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            value, ident = json.loads(raw)
+            return cls(value=str(value), id=UUID(str(ident)))
+        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise InvalidQuery(f"cursor {token!r} is not one this server issued; start from the first page") from exc
+
+    def time(self) -> datetime:
+        """The sort value as a time, for the time-ordered sorts."""
+        try:
+            return datetime.fromisoformat(self.value)
+        except ValueError as exc:
+            raise InvalidQuery("cursor does not belong to this sort order; start from the first page") from exc
+
+
+@attrs.frozen
+class TorrentQuery:
+    """A filtered page of torrents. Every filter is optional; all given must match."""
+
+    states: frozenset[TorrentState] = attrs.field(default=frozenset(), converter=_states)
+    name_contains: str | None = None  #: case-insensitive substring of the name
+    sort: TorrentSort = TorrentSort.ADDED
+    descending: bool = False
+    limit: int = attrs.field(default=DEFAULT_PAGE_SIZE, validator=_page_size)
+    after: Cursor | None = None
+
+    def matches(self, status: TorrentStatus) -> bool:
+        """Whether ``status`` passes the filters (not the cursor)."""
+        if self.states and status.state not in self.states:
+            return False
+        if self.name_contains:
+            return self.name_contains.casefold() in (status.name or "").casefold()
+        return True
+
+    def key(self, status: TorrentStatus) -> tuple[Any, UUID]:
+        """The (value, id) pair this query orders ``status`` by."""
+        match self.sort:
+            case TorrentSort.ADDED:
+                return (status.added_at, status.id)
+            case TorrentSort.UPDATED:
+                return (status.last_updated, status.id)
+            case TorrentSort.NAME:
+                return (status.name or "", status.id)
+
+    def after_key(self) -> tuple[Any, UUID] | None:
+        """The key of the cursor's row, comparable with :meth:`key`."""
+        if self.after is None:
+            return None
+        value = self.after.value if self.sort is TorrentSort.NAME else self.after.time()
+        return (value, self.after.id)
+
+    def cursor_of(self, status: TorrentStatus) -> Cursor:
+        """The cursor that resumes this listing after ``status``."""
+        value, ident = self.key(status)
+        return Cursor(value=value if isinstance(value, str) else value.isoformat(), id=ident)
+
+
+@attrs.frozen
+class JobQuery:
+    """A filtered page of FsOps jobs, oldest job first (ties by torrent id)."""
+
+    statuses: frozenset[JobStatus] = attrs.field(default=frozenset(), converter=_job_statuses)
+    limit: int = attrs.field(default=DEFAULT_PAGE_SIZE, validator=_page_size)
+    after: Cursor | None = None
+
+    def matches(self, job: FsJob) -> bool:
+        return not self.statuses or job.status in self.statuses
+
+    @staticmethod
+    def key(job: FsJob) -> tuple[datetime, UUID]:
+        """The (created_at, torrent id) pair jobs are ordered by."""
+        return (job.created_at, job.torrent_id)
+
+    def after_key(self) -> tuple[datetime, UUID] | None:
+        return None if self.after is None else (self.after.time(), self.after.id)
+
+    @staticmethod
+    def cursor_of(job: FsJob) -> Cursor:
+        return Cursor(value=job.created_at.isoformat(), id=job.torrent_id)
+
+
+@attrs.frozen
+class Page(Generic[T]):
+    """One page of a listing; ``next_cursor`` is ``None`` on the last page."""
+
+    items: tuple[T, ...] = attrs.field(converter=tuple)
+    next_cursor: str | None = None
+
+
+def page_of(items: Sequence[T], limit: int, cursor_of: Callable[[T], Cursor]) -> Page[T]:
+    """Cut a page from ``items`` (already filtered, ordered and past the cursor).
+
+    ``items`` may hold one row more than ``limit``: that row's presence is how a
+    backend tells there is a next page without counting.
+    """
+    if len(items) > limit:
+        kept = items[:limit]
+        return Page(items=kept, next_cursor=cursor_of(kept[-1]).encode())
+    return Page(items=items)

@@ -1,0 +1,188 @@
+"""The runtime store facade: the only way the rest of Revaer reaches a store.
+
+With no backend selected the plugin manager holds no store plugin, so every
+hook call finds no implementation: writes do nothing and reads answer "nothing
+persisted". That is the whole of the "no store" behaviour; no call site checks
+whether a store exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pluggy
+
+from revaer_core.health import Capability, StoreHealth, StoreRole
+from revaer_core.hookspecs import NAMESPACES, PROJECT
+from revaer_core.jobs import FsJob, JobEvent, JobHistoryEntry, JobTransition, TransferMode
+from revaer_core.query import JobQuery, Page, TorrentQuery
+from revaer_core.status import TorrentStatus
+
+NO_STORE_DETAIL = "no runtime store selected: state lives in memory and is lost on restart"
+
+
+def new_plugin_manager() -> pluggy.PluginManager:
+    """A plugin manager with every runtime hook spec, and no plugin yet."""
+    pm = pluggy.PluginManager(PROJECT)
+    for namespace in NAMESPACES:
+        pm.add_hookspecs(namespace)
+    return pm
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RuntimeStore:
+    """Typed access to the selected store plugin, or to none.
+
+    Build one with :func:`revaer_core.plugins.open_store` (from settings) or
+    :meth:`open` (from a plugin object, as tests and the conformance suite do).
+    """
+
+    def __init__(self, pm: pluggy.PluginManager, backend: str | None) -> None:
+        self._pm = pm
+        self._hook: Any = pm.hook
+        self.backend = backend  #: the selected backend's name; ``None`` when persistence is off
+        self._closed = False
+
+    @classmethod
+    def none(cls) -> RuntimeStore:
+        """The store of a runtime with persistence off."""
+        return cls(new_plugin_manager(), None)
+
+    @classmethod
+    def open(
+        cls,
+        plugin: object,
+        *,
+        name: str,
+        options: Mapping[str, Any] | None = None,
+        data_dir: Path,
+        role: StoreRole = StoreRole.DAEMON,
+    ) -> RuntimeStore:
+        """Register ``plugin`` as the store and configure it."""
+        pm = new_plugin_manager()
+        pm.register(plugin, name=name)
+        pm.check_pending()  # a misspelt hook name fails here, naming it
+        store = cls(pm, name)
+        store._hook.store_configure(options=dict(options or {}), data_dir=data_dir, role=role)
+        return store
+
+    @property
+    def persistent(self) -> bool:
+        """Whether writes go anywhere."""
+        return self.backend is not None
+
+    @property
+    def plugin(self) -> object | None:
+        """The registered store plugin object, for plugin-specific commands."""
+        return None if self.backend is None else self._pm.get_plugin(self.backend)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def capabilities(self) -> frozenset[Capability]:
+        declared = self._hook.store_capabilities() or ()
+        return frozenset(Capability(c) for c in declared if c in Capability.__members__.values())
+
+    def health(self) -> StoreHealth:
+        if self.backend is None:
+            return StoreHealth(ok=True, detail=NO_STORE_DETAIL)
+        health: StoreHealth | None = self._hook.store_health()
+        return health or StoreHealth(ok=True, detail=f"{self.backend} store does not report health")
+
+    def close(self) -> None:
+        """Close the backend; later calls do nothing."""
+        if not self._closed:
+            self._closed = True
+            self._hook.store_close()
+
+    # -- torrents --------------------------------------------------------------
+
+    def upsert_torrents(self, statuses: Sequence[TorrentStatus]) -> Sequence[UUID]:
+        """Persist ``statuses``; returns ids that were stored sanitised or not at all."""
+        if not statuses:
+            return ()
+        return self._hook.upsert_torrents(statuses=statuses) or ()
+
+    def remove_torrents(self, torrent_ids: Sequence[UUID]) -> None:
+        if torrent_ids:
+            self._hook.remove_torrents(torrent_ids=torrent_ids)
+
+    def load_torrents(self) -> list[TorrentStatus]:
+        return list(self._hook.load_torrents() or ())
+
+    def get_torrent(self, torrent_id: UUID) -> TorrentStatus | None:
+        status: TorrentStatus | None = self._hook.get_torrent(torrent_id=torrent_id)
+        return status
+
+    def list_torrents(self, query: TorrentQuery) -> Page[TorrentStatus]:
+        page: Page[TorrentStatus] | None = self._hook.list_torrents(query=query)
+        return page or Page(items=())
+
+    def save_resume_data(self, torrent_id: UUID, data: bytes) -> None:
+        self._hook.save_resume_data(torrent_id=torrent_id, data=data)
+
+    def load_resume_data(self) -> Mapping[UUID, bytes]:
+        return self._hook.load_resume_data() or {}
+
+    # -- FsOps jobs --------------------------------------------------------------
+
+    def record_job_transition(self, transition: JobTransition) -> FsJob | None:
+        """Apply ``transition``; ``None`` when nothing is persisted."""
+        job: FsJob | None = self._hook.record_job_transition(transition=transition)
+        return job
+
+    def job_started(self, torrent_id: UUID, source: str, *, at: datetime | None = None) -> FsJob | None:
+        return self.record_job_transition(
+            JobTransition(torrent_id=torrent_id, event=JobEvent.STARTED, at=at or _now(), source=source)
+        )
+
+    def job_completed(
+        self,
+        torrent_id: UUID,
+        source: str,
+        destination: str,
+        transfer_mode: TransferMode,
+        *,
+        at: datetime | None = None,
+    ) -> FsJob | None:
+        return self.record_job_transition(
+            JobTransition(
+                torrent_id=torrent_id,
+                event=JobEvent.COMPLETED,
+                at=at or _now(),
+                source=source,
+                destination=destination,
+                transfer_mode=transfer_mode,
+            )
+        )
+
+    def job_failed(self, torrent_id: UUID, error: str, *, at: datetime | None = None) -> FsJob | None:
+        return self.record_job_transition(
+            JobTransition(torrent_id=torrent_id, event=JobEvent.FAILED, at=at or _now(), detail=error)
+        )
+
+    def job_skipped(self, torrent_id: UUID, source: str, reason: str, *, at: datetime | None = None) -> FsJob | None:
+        return self.record_job_transition(
+            JobTransition(torrent_id=torrent_id, event=JobEvent.SKIPPED, at=at or _now(), source=source, detail=reason)
+        )
+
+    def retry_job(self, torrent_id: UUID, *, at: datetime | None = None) -> FsJob | None:
+        """Set a failed job back to pending, for FsOps to run it again."""
+        return self.record_job_transition(JobTransition(torrent_id=torrent_id, event=JobEvent.RETRY, at=at or _now()))
+
+    def get_job(self, torrent_id: UUID) -> FsJob | None:
+        job: FsJob | None = self._hook.get_job(torrent_id=torrent_id)
+        return job
+
+    def list_jobs(self, query: JobQuery) -> Page[FsJob]:
+        page: Page[FsJob] | None = self._hook.list_jobs(query=query)
+        return page or Page(items=())
+
+    def job_history(self, torrent_id: UUID) -> list[JobHistoryEntry]:
+        return list(self._hook.job_history(torrent_id=torrent_id) or ())

@@ -1,0 +1,1 @@
+"""PostgreSQL runtime store for Revaer."""
