@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 
 import attrs
+
+from revaer_core.events import HealthChanged
 
 
 class StoreRole(enum.StrEnum):
@@ -29,3 +32,45 @@ class StoreHealth:
     ok: bool
     detail: str
     facts: Mapping[str, str] = attrs.field(factory=dict)
+
+
+#: The health component a failing runtime store degrades.
+RUNTIME_STORE = "runtime_store"
+
+
+class HealthBoard:
+    """The runtime's degraded components; every change is published as ``HealthChanged``.
+
+    Thread-safe: the store writer, FsOps and the engine report from their own threads.
+    """
+
+    def __init__(self, publish: Callable[[HealthChanged], object] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._reasons: dict[str, str] = {}
+        self._publish = publish
+
+    @property
+    def degraded(self) -> Mapping[str, str]:
+        """Degraded components and why, as of now."""
+        with self._lock:
+            return dict(self._reasons)
+
+    @property
+    def ok(self) -> bool:
+        with self._lock:
+            return not self._reasons
+
+    def degrade(self, component: str, reason: str) -> None:
+        with self._lock:
+            changed = component not in self._reasons
+            self._reasons[component] = reason
+            snapshot = frozenset(self._reasons)
+        if changed and self._publish is not None:
+            self._publish(HealthChanged(degraded=snapshot))
+
+    def recover(self, component: str) -> None:
+        with self._lock:
+            changed = self._reasons.pop(component, None) is not None
+            snapshot = frozenset(self._reasons)
+        if changed and self._publish is not None:
+            self._publish(HealthChanged(degraded=snapshot))
