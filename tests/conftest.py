@@ -1,0 +1,5 @@
+"""Shared test configuration. Fixture modules live in tests/support/ and are listed here."""
+
+from __future__ import annotations
+
+pytest_plugins: list[str] = []
