@@ -7,7 +7,7 @@ the time it was published.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
@@ -15,6 +15,14 @@ from uuid import UUID
 import attrs
 
 from revaer_core.status import FileEntry, TorrentState
+
+
+def _files(files: Iterable[FileEntry]) -> tuple[FileEntry, ...]:
+    return tuple(files)
+
+
+def _components(components: Iterable[str]) -> frozenset[str]:
+    return frozenset(components)
 
 
 @attrs.frozen
@@ -29,7 +37,7 @@ class TorrentAdded:
 class FilesDiscovered:
     kind: ClassVar[str] = "files_discovered"
     torrent_id: UUID
-    files: tuple[FileEntry, ...] = attrs.field(converter=tuple)
+    files: tuple[FileEntry, ...] = attrs.field(converter=_files)
 
 
 @attrs.frozen
@@ -100,7 +108,7 @@ class SettingsChanged:
 @attrs.frozen
 class HealthChanged:
     kind: ClassVar[str] = "health_changed"
-    degraded: frozenset[str] = attrs.field(converter=frozenset)  #: components not healthy now
+    degraded: frozenset[str] = attrs.field(converter=_components)  #: components not healthy now
 
 
 @attrs.frozen
