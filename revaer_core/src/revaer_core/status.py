@@ -84,8 +84,8 @@ class TorrentStatus:
     """Everything Revaer knows about one torrent.
 
     ``files`` is ``None`` while metadata is unknown and ``()`` for a torrent known to
-    hold no files; stores keep the two apart. ``failure`` is set exactly when
-    ``state`` is ``FAILED``.
+    hold no files; stores keep the two apart. ``failure`` says why a torrent
+    failed (required then) or why Revaer stopped it (optional then).
     """
 
     id: UUID
@@ -104,5 +104,7 @@ class TorrentStatus:
 
     @failure.validator
     def _failure_matches_state(self, attribute: attrs.Attribute[str | None], value: str | None) -> None:
-        if (self.state is TorrentState.FAILED) != (value is not None):
-            raise ValueError("failure must be set exactly when state is 'failed'")
+        if self.state is TorrentState.FAILED and value is None:
+            raise ValueError("a failed torrent needs a failure message")
+        if value is not None and self.state not in (TorrentState.FAILED, TorrentState.STOPPED):
+            raise ValueError(f"only a failed or stopped torrent carries a message, not a {self.state.value} one")

@@ -1,0 +1,105 @@
+"""How each event changes a torrent's status: pure functions, no I/O, no locks.
+
+Kept apart from the orchestrator so the rules can be read (and tested) on
+their own: the orchestrator only applies what :func:`fold` returns.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import attrs
+
+from revaer_core.events import (
+    EventPayload,
+    FilesDiscovered,
+    FsOpsCompleted,
+    ProgressUpdated,
+    StateChanged,
+    TorrentAdded,
+    TorrentCompleted,
+    TorrentRemoved,
+)
+from revaer_core.status import Progress, Rates, TorrentState, TorrentStatus
+
+#: Events after which the writer flushes at once instead of waiting for the interval.
+LIFECYCLE = (TorrentAdded, StateChanged, TorrentCompleted, TorrentRemoved, FsOpsCompleted)
+
+
+@attrs.frozen
+class Removed:
+    """The torrent left the catalog."""
+
+    torrent_id: UUID
+
+
+Change = TorrentStatus | Removed | None  #: the new status, a removal, or nothing to do
+
+
+def _new(torrent_id: UUID, at: datetime) -> TorrentStatus:
+    return TorrentStatus(id=torrent_id, added_at=at, last_updated=at)
+
+
+def _progress(current: TorrentStatus, event: ProgressUpdated, at: datetime) -> TorrentStatus:
+    """Bytes from the event; rates from the engine when it knows them, else from the last update."""
+    download_bps = event.download_bps
+    if download_bps is None:
+        elapsed = (at - current.last_updated).total_seconds()
+        gained = event.downloaded - current.progress.downloaded
+        download_bps = int(gained / elapsed) if elapsed > 0 and gained > 0 else 0
+    remaining = max(event.total - event.downloaded, 0)
+    eta = (remaining // download_bps if download_bps else None) if remaining else 0
+    rates = Rates(
+        download_bps=download_bps,
+        upload_bps=current.rates.upload_bps if event.upload_bps is None else event.upload_bps,
+        ratio=current.rates.ratio if event.ratio is None else event.ratio,
+    )
+    return attrs.evolve(
+        current,
+        progress=Progress(downloaded=event.downloaded, total=event.total, eta_seconds=eta),
+        rates=rates,
+        last_updated=at,
+    )
+
+
+def fold(current: TorrentStatus | None, payload: EventPayload, at: datetime) -> Change:
+    """The change ``payload``, published at ``at``, makes to ``current`` (``None``: not in the catalog).
+
+    Events about a torrent the catalog does not hold yet create it: a missed
+    ``TorrentAdded`` must not lose the torrent.
+    """
+    if isinstance(payload, TorrentRemoved):
+        return Removed(payload.torrent_id) if current is not None else None
+    if isinstance(payload, TorrentAdded):
+        if current is None:
+            return attrs.evolve(_new(payload.torrent_id, at), name=payload.name, download_dir=payload.download_dir)
+        return attrs.evolve(
+            current,
+            name=payload.name or current.name,
+            download_dir=payload.download_dir or current.download_dir,
+            last_updated=at,
+        )
+    if not isinstance(payload, FilesDiscovered | ProgressUpdated | StateChanged | TorrentCompleted | FsOpsCompleted):
+        return None
+    status = current or _new(payload.torrent_id, at)
+    match payload:
+        case FilesDiscovered(files=files):
+            return attrs.evolve(status, files=files, last_updated=at)
+        case ProgressUpdated():
+            return _progress(status, payload, at)
+        case StateChanged(state=state, failure=failure):
+            failure = (failure or "engine reported a failure") if state is TorrentState.FAILED else None
+            return attrs.evolve(status, state=state, failure=failure, last_updated=at)
+        case TorrentCompleted(library_path=library_path):
+            return attrs.evolve(
+                status,
+                state=TorrentState.COMPLETED,
+                failure=None,
+                progress=attrs.evolve(status.progress, downloaded=status.progress.total, eta_seconds=0),
+                completed_at=status.completed_at or at,
+                library_path=library_path or status.library_path,
+                last_updated=at,
+            )
+        case FsOpsCompleted(destination=destination):
+            return attrs.evolve(status, library_path=destination or status.library_path, last_updated=at)

@@ -1,0 +1,183 @@
+"""The TorrentOrchestrator folds engine events into the catalog and hands them to the writer.
+
+Boot order: :meth:`hydrate` from the store, :meth:`start` listening to the bus,
+start the engine, then :meth:`reconcile` with what the engine restored. The
+event handler never waits on the database (unless durability is ``sync``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from uuid import UUID
+
+import attrs
+
+from revaer_core.bus import EventBus
+from revaer_core.engine import RestoredTorrent
+from revaer_core.events import Event, SelectionReconciled, TorrentCompleted
+from revaer_core.health import HealthBoard
+from revaer_core.metrics import Metrics
+from revaer_core.orchestrator.catalog import Catalog
+from revaer_core.orchestrator.fold import LIFECYCLE, Removed, fold
+from revaer_core.orchestrator.writer import DEFAULT_BACKOFF, Backoff, DrainReport, StoreWriter
+from revaer_core.settings import RuntimeSettings
+from revaer_core.status import TorrentState, TorrentStatus
+from revaer_core.store import RuntimeStore
+
+log = logging.getLogger(__name__)
+
+#: The message on a torrent the store remembers but the engine did not restore.
+NOT_IN_ENGINE = "not restored by the engine at startup (resume data missing or torrent removed outside Revaer)"
+
+
+@attrs.frozen
+class ReconcileReport:
+    """How the catalog and the engine's restored torrents differed."""
+
+    matched: int
+    stopped: tuple[UUID, ...]  #: in the store, not in the engine: marked stopped
+    added: tuple[UUID, ...]  #: in the engine, not in the store
+
+
+class TorrentOrchestrator:
+    """Keeps the catalog, persists every change, and triggers FsOps on completion."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        store: RuntimeStore,
+        *,
+        settings: RuntimeSettings | None = None,
+        health: HealthBoard | None = None,
+        metrics: Metrics | None = None,
+        on_completed: Callable[[TorrentStatus], None] | None = None,
+        backoff: Backoff = DEFAULT_BACKOFF,
+    ) -> None:
+        settings = settings or RuntimeSettings()
+        self._bus = bus
+        self._store = store
+        self._settings = settings
+        self.health = health or HealthBoard(publish=bus.publish)
+        self.metrics = metrics or Metrics()
+        self._on_completed = on_completed  #: the FsOps seam: called off the handler's lock
+        self.catalog = Catalog()
+        self._lock = threading.Lock()  # one event folds at a time: per-torrent order is bus order
+        self._unsubscribe: Callable[[], None] | None = None
+        self._writer: StoreWriter | None = None
+        if store.persistent:
+            self._writer = StoreWriter(
+                store,
+                interval=settings.flush_interval_ms / 1000,
+                durability=settings.durability,
+                health=self.health,
+                metrics=self.metrics,
+                backoff=backoff,
+            )
+
+    # -- boot ------------------------------------------------------------------------
+
+    def hydrate(self) -> int:
+        """Seed the catalog from the store; returns how many torrents it loaded."""
+        started = time.perf_counter()
+        statuses = self._store.load_torrents()
+        self.catalog._load(statuses)
+        if self._store.persistent:
+            log.info(
+                "hydrated %d torrent(s) from the %s store in %.3f s",
+                len(statuses),
+                self._store.backend,
+                time.perf_counter() - started,
+            )
+        return len(statuses)
+
+    def start(self) -> None:
+        """Listen to the bus and start the writer."""
+        if self._writer is not None:
+            self._writer.start()
+        if self._unsubscribe is None:
+            self._unsubscribe = self._bus.subscribe(self.handle)
+
+    def reconcile(self, restored: Sequence[RestoredTorrent]) -> ReconcileReport:
+        """Compare the hydrated catalog with what the engine restored.
+
+        Torrents only the store knows are kept, marked stopped with a message;
+        torrents only the engine knows are added (their events add them too).
+        """
+        restored_ids = {r.torrent_id for r in restored}
+        known = self.catalog.snapshot()
+        stopped = tuple(i for i, s in known.items() if i not in restored_ids and s.failure != NOT_IN_ENGINE)
+        added = tuple(r.torrent_id for r in restored if r.torrent_id not in known)
+        now = datetime.now(UTC)
+        for torrent_id in stopped:
+            self._apply(
+                attrs.evolve(known[torrent_id], state=TorrentState.STOPPED, failure=NOT_IN_ENGINE, last_updated=now),
+                urgent=True,
+            )
+        for r in restored:
+            if r.torrent_id not in known and r.torrent_id not in self.catalog:
+                self._apply(TorrentStatus(id=r.torrent_id, name=r.name, added_at=now, last_updated=now), urgent=True)
+        for torrent_id in stopped:
+            self._bus.publish(SelectionReconciled(torrent_id=torrent_id, reason=NOT_IN_ENGINE))
+        report = ReconcileReport(matched=len(restored_ids) - len(added), stopped=stopped, added=added)
+        log.info(
+            "reconciled catalog with engine: %d matched, %d only in the store (marked stopped), %d only in the engine",
+            report.matched,
+            len(report.stopped),
+            len(report.added),
+        )
+        return report
+
+    # -- events -----------------------------------------------------------------------
+
+    def handle(self, event: Event) -> None:
+        """Fold one event into the catalog and mark the torrent dirty. Never waits on the store."""
+        payload = event.payload
+        torrent_id: UUID | None = getattr(payload, "torrent_id", None)
+        if torrent_id is None:
+            return
+        with self._lock:
+            change = fold(self.catalog.get(torrent_id), payload, event.at)
+            if change is None:
+                return
+            self.metrics.inc("revaer_events_handled_total")
+            if isinstance(change, Removed):
+                self.catalog._pop(change.torrent_id)
+                if self._writer is not None:
+                    self._writer.remove(change.torrent_id)
+                return
+            self._apply(change, urgent=isinstance(payload, LIFECYCLE))
+        if isinstance(payload, TorrentCompleted):
+            self._complete(change)
+
+    def _apply(self, status: TorrentStatus, *, urgent: bool) -> None:
+        self.catalog._put(status)
+        if self._writer is not None:
+            self._writer.upsert(status, urgent=urgent)
+
+    def _complete(self, status: TorrentStatus) -> None:
+        if self._on_completed is None:
+            return
+        try:
+            self._on_completed(status)
+        except Exception:
+            log.exception("FsOps hand-off failed for torrent %s", status.id)
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    @property
+    def pending_writes(self) -> int:
+        """Torrents whose latest status the store does not hold yet."""
+        return self._writer.depth if self._writer is not None else 0
+
+    def close(self, deadline: float | None = None) -> DrainReport:
+        """Stop listening and drain the writer within ``deadline`` seconds (the settings' by default)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._writer is None:
+            return DrainReport(unwritten=())
+        return self._writer.close(self._settings.shutdown_deadline_s if deadline is None else deadline)

@@ -1,0 +1,273 @@
+"""The write-behind buffer between the catalog and the store.
+
+Event handlers only mark a torrent dirty (a dict assignment under a lock);
+a background thread flushes the dirty set through the store's batch hooks.
+Progress coalesces (the latest status wins) between flushes; lifecycle
+changes wake the writer at once. A failed flush keeps every row, turns the
+``runtime_store`` health component degraded and is retried with exponential
+backoff and jitter; the buffer never holds more than one entry per torrent.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+from uuid import UUID
+
+import attrs
+
+from revaer_core.health import RUNTIME_STORE, HealthBoard
+from revaer_core.metrics import Metrics
+from revaer_core.redact import redact
+from revaer_core.settings import Durability
+from revaer_core.status import TorrentStatus
+from revaer_core.store import RuntimeStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Rows per store call when a large backlog drains (after an outage, say).
+MAX_BATCH = 10_000
+
+
+@attrs.frozen
+class Pending:
+    """What the store still has to learn about one torrent.
+
+    ``status`` ``None`` means delete it; ``remove_first`` keeps a delete that a
+    later re-add superseded, so the old incarnation's jobs are dropped in order.
+    """
+
+    status: TorrentStatus | None
+    remove_first: bool = False
+
+
+@attrs.frozen
+class DrainReport:
+    """What a shutdown flush could not write before its deadline."""
+
+    unwritten: tuple[UUID, ...]
+
+    @property
+    def complete(self) -> bool:
+        return not self.unwritten
+
+
+@attrs.frozen
+class Backoff:
+    """Exponential retry delays with full jitter: ``initial * 2**n``, capped at ``maximum``."""
+
+    initial: float = 0.2
+    maximum: float = 10.0
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        return rng.uniform(0.5, 1.0) * min(self.maximum, self.initial * 2.0 ** min(max(failures - 1, 0), 32))
+
+
+DEFAULT_BACKOFF = Backoff()
+
+
+def _ids_for_log(ids: Sequence[UUID], shown: int = 10) -> str:
+    head = ", ".join(str(i) for i in ids[:shown])
+    return head + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+
+
+class StoreWriter:
+    """Flushes dirty statuses to the store on its own thread."""
+
+    def __init__(
+        self,
+        store: RuntimeStore,
+        *,
+        interval: float = 0.25,
+        durability: Durability = Durability.BATCHED,
+        health: HealthBoard | None = None,
+        metrics: Metrics | None = None,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        on_written: Callable[[Sequence[UUID], Sequence[UUID]], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._interval = interval
+        self._sync = durability is Durability.SYNC
+        self._health = health or HealthBoard()
+        self._metrics = metrics or Metrics()
+        self._backoff = backoff
+        self._on_written = on_written  #: (upserted ids, removed ids) after each successful flush
+        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self._pending: dict[UUID, Pending] = {}
+        self._cond = threading.Condition()
+        self._urgent = False
+        self._stopping = False
+        self._failures = 0
+        self._thread: threading.Thread | None = None
+        self._sync_lock = threading.Lock()  # one synchronous write at a time keeps their order
+
+    # -- called from event handlers -------------------------------------------------
+
+    def upsert(self, status: TorrentStatus, *, urgent: bool = False) -> None:
+        """Mark ``status`` for writing; ``urgent`` wakes the writer now."""
+        with self._cond:
+            previous = self._pending.get(status.id)
+            remove_first = previous is not None and (previous.status is None or previous.remove_first)
+            entry = Pending(status, remove_first)
+            if not self._sync or previous is not None:
+                self._pending[status.id] = entry  # sync mode queues too when older writes wait
+                self._wake(urgent)
+                return
+        self._write_now(status.id, entry)
+
+    def remove(self, torrent_id: UUID) -> None:
+        """Mark ``torrent_id`` for deletion; always urgent."""
+        with self._cond:
+            if not self._sync or torrent_id in self._pending:
+                self._pending[torrent_id] = Pending(None)
+                self._wake(urgent=True)
+                return
+        self._write_now(torrent_id, Pending(None))
+
+    def _wake(self, urgent: bool) -> None:
+        self._metrics.set("revaer_buffer_depth", len(self._pending))
+        if urgent:
+            self._urgent = True
+        self._cond.notify()
+
+    def _write_now(self, torrent_id: UUID, entry: Pending) -> None:
+        """Durability ``sync``: write in the caller's thread; a failure leaves it to the writer thread."""
+        with self._sync_lock:
+            if not self._flush_or_keep({torrent_id: entry}):
+                with self._cond:
+                    self._wake(urgent=False)
+
+    # -- the writer thread ---------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="revaer-store-writer", daemon=True)
+            self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        """Torrents waiting to be written."""
+        with self._cond:
+            return len(self._pending)
+
+    def _take(self) -> dict[UUID, Pending]:
+        """Wait for work, let it coalesce for one interval unless urgent, then take it all."""
+        with self._cond:
+            while not self._pending and not self._stopping:
+                self._cond.wait()
+            deadline = time.monotonic() + self._interval
+            while not self._urgent and not self._stopping and (remaining := deadline - time.monotonic()) > 0:
+                self._cond.wait(remaining)
+            batch, self._pending, self._urgent = self._pending, {}, False
+            self._metrics.set("revaer_buffer_depth", 0)
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if not batch:
+                return  # stopping and nothing left
+            if not self._flush_or_keep(batch):
+                if self._stopping:
+                    return  # close() drains what is left, against its deadline
+                self._pause(self._backoff.delay(self._failures, self._rng))
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep through a backoff; new work does not cut it short, shutdown does."""
+        end = time.monotonic() + seconds
+        with self._cond:
+            while not self._stopping and (remaining := end - time.monotonic()) > 0:
+                self._cond.wait(remaining)
+
+    def _flush_or_keep(self, batch: dict[UUID, Pending]) -> bool:
+        try:
+            self._flush_batch(batch)
+        except Exception as exc:
+            self._keep(batch)
+            self._failures += 1
+            self._metrics.inc("revaer_store_errors_total")
+            reason = redact(f"{type(exc).__name__}: {exc}")
+            self._health.degrade(RUNTIME_STORE, reason)
+            if self._failures & (self._failures - 1) == 0:  # 1st, 2nd, 4th, 8th...: a long outage logs little
+                log.warning(
+                    "runtime store write failed for %d torrent(s) (%s): %s; kept for retry (failure %d)",
+                    len(batch),
+                    _ids_for_log(list(batch)),
+                    reason,
+                    self._failures,
+                )
+            return False
+        if self._failures:
+            log.warning("runtime store writes succeed again after %d failed attempt(s)", self._failures)
+            self._failures = 0
+        self._health.recover(RUNTIME_STORE)
+        return True
+
+    def _keep(self, batch: dict[UUID, Pending]) -> None:
+        """Put a failed batch back, behind anything newer that arrived meanwhile."""
+        with self._cond:
+            for torrent_id, failed in batch.items():
+                newer = self._pending.get(torrent_id)
+                if newer is None:
+                    self._pending[torrent_id] = failed
+                elif failed.status is None or failed.remove_first:
+                    # the failed delete must still happen before the newer write
+                    self._pending[torrent_id] = attrs.evolve(newer, remove_first=newer.status is not None)
+            self._metrics.set("revaer_buffer_depth", len(self._pending))
+
+    def _flush_batch(self, batch: dict[UUID, Pending]) -> None:
+        """Deletes first (a re-added torrent loses its old jobs), then upserts, in chunks."""
+        started = time.perf_counter()
+        removals = [i for i, p in batch.items() if p.status is None or p.remove_first]
+        upserts = [p.status for p in batch.values() if p.status is not None]
+        for ids in _chunks(removals):
+            self._store.remove_torrents(ids)
+        for statuses in _chunks(upserts):
+            self._store.upsert_torrents(statuses)
+        elapsed = time.perf_counter() - started
+        self._metrics.inc("revaer_flushes_total")
+        self._metrics.inc("revaer_rows_flushed_total", len(batch))
+        self._metrics.inc("revaer_flush_seconds_total", elapsed)
+        self._metrics.set("revaer_flush_seconds_last", elapsed)
+        if self._on_written is not None:
+            self._on_written([s.id for s in upserts], removals)
+
+    # -- shutdown -------------------------------------------------------------------------------
+
+    def close(self, deadline: float = 10.0) -> DrainReport:
+        """Stop the thread, then write what is left, retrying until ``deadline`` seconds pass."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=deadline)
+        end = time.monotonic() + deadline
+        while True:
+            with self._cond:
+                batch, self._pending = self._pending, {}
+            if not batch or self._flush_or_keep(batch):
+                break
+            delay = self._backoff.delay(self._failures, self._rng)
+            if time.monotonic() + delay >= end:
+                break
+            time.sleep(delay)
+        with self._cond:
+            unwritten = tuple(self._pending)
+        if unwritten:
+            log.error(
+                "shutdown deadline passed with %d torrent(s) not written to the runtime store: %s",
+                len(unwritten),
+                _ids_for_log(list(unwritten)),
+            )
+        return DrainReport(unwritten=unwritten)
+
+
+def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), MAX_BATCH):
+        yield items[start : start + MAX_BATCH]

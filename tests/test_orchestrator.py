@@ -1,0 +1,322 @@
+"""The TorrentOrchestrator over the memory store: fold, persist, coalesce, survive store faults."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import attrs
+import pytest
+
+from revaer_core import RuntimeStore, TorrentState, TorrentStatus
+from revaer_core.bus import EventBus
+from revaer_core.engine import RestoredTorrent
+from revaer_core.events import (
+    Event,
+    FilesDiscovered,
+    HealthChanged,
+    ProgressUpdated,
+    StateChanged,
+    TorrentAdded,
+    TorrentCompleted,
+    TorrentRemoved,
+)
+from revaer_core.health import RUNTIME_STORE, HealthBoard
+from revaer_core.orchestrator import Backoff, StoreWriter, TorrentOrchestrator
+from revaer_core.orchestrator.orchestrator import NOT_IN_ENGINE
+from revaer_core.settings import Durability, RuntimeSettings
+from revaer_core.status import FileEntry
+from revaer_runtime_memory import MemoryStore
+from tests.support.flaky import FlakyStore, open_flaky
+
+FAST = Backoff(initial=0.01, maximum=0.05)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within timeout")
+        time.sleep(0.005)
+
+
+def tid(n: int) -> uuid.UUID:
+    return uuid.UUID(int=n + 1)
+
+
+def settings(**changes: object) -> RuntimeSettings:
+    values: dict[str, object] = {"flush_interval_ms": 20, "shutdown_deadline_s": 2.0}
+    values.update(changes)
+    return RuntimeSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def bus() -> EventBus:
+    return EventBus(capacity=100_000)
+
+
+@pytest.fixture
+def flaky(tmp_path: Path) -> tuple[RuntimeStore, FlakyStore]:
+    return open_flaky(tmp_path)
+
+
+@pytest.fixture
+def running(bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]) -> Iterator[TorrentOrchestrator]:
+    orchestrator = TorrentOrchestrator(bus, flaky[0], settings=settings(), backoff=FAST)
+    orchestrator.hydrate()
+    orchestrator.start()
+    yield orchestrator
+    orchestrator.close()
+
+
+def lifecycle(bus: EventBus, n: int) -> None:
+    """A torrent's whole life up to completion, as an engine reports it."""
+    bus.publish(TorrentAdded(torrent_id=tid(n), name=f"t{n}", download_dir="/dl"))
+    bus.publish(FilesDiscovered(torrent_id=tid(n), files=(FileEntry(index=0, path=f"t{n}/a", size=100),)))
+    bus.publish(StateChanged(torrent_id=tid(n), state=TorrentState.DOWNLOADING))
+    for done in (10, 50, 100):
+        bus.publish(ProgressUpdated(torrent_id=tid(n), downloaded=done, total=100, download_bps=10, upload_bps=1))
+    bus.publish(TorrentCompleted(torrent_id=tid(n)))
+
+
+def store_matches_catalog(store: RuntimeStore, orchestrator: TorrentOrchestrator) -> bool:
+    return {s.id: s for s in store.load_torrents()} == orchestrator.catalog.snapshot()
+
+
+def test_events_fold_into_the_catalog(bus: EventBus, running: TorrentOrchestrator) -> None:
+    lifecycle(bus, 1)
+    status = running.catalog[tid(1)]
+    assert (status.name, status.download_dir, status.state) == ("t1", "/dl", TorrentState.COMPLETED)
+    assert (status.progress.downloaded, status.progress.total, status.progress.eta_seconds) == (100, 100, 0)
+    assert status.files is not None and status.files[0].path == "t1/a"
+    assert status.completed_at is not None and status.rates.download_bps == 10
+    bus.publish(StateChanged(torrent_id=tid(1), state=TorrentState.FAILED, failure="disk gone"))
+    assert running.catalog[tid(1)].failure == "disk gone"
+    bus.publish(TorrentRemoved(torrent_id=tid(1)))
+    assert tid(1) not in running.catalog
+
+
+def test_rates_and_eta_are_derived_when_the_engine_gives_none(bus: EventBus, running: TorrentOrchestrator) -> None:
+    bus.publish(TorrentAdded(torrent_id=tid(1), name="x"))
+    first = running.catalog[tid(1)].last_updated
+    running.handle(Event(id=10_001, at=first, payload=ProgressUpdated(torrent_id=tid(1), downloaded=0, total=1000)))
+    later = first + timedelta(seconds=2)
+    running.handle(Event(id=10_002, at=later, payload=ProgressUpdated(torrent_id=tid(1), downloaded=200, total=1000)))
+    status = running.catalog[tid(1)]
+    assert status.rates.download_bps == 100
+    assert status.progress.eta_seconds == 8
+
+
+def test_every_change_reaches_the_store_and_a_restart_hydrates_it(
+    bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]
+) -> None:
+    store, _ = flaky
+    first = TorrentOrchestrator(bus, store, settings=settings(), backoff=FAST)
+    first.start()
+    for n in range(50):
+        lifecycle(bus, n)
+    bus.publish(TorrentRemoved(torrent_id=tid(7)))
+    assert first.close().complete
+    before = first.catalog.snapshot()
+    assert store_matches_catalog(store, first) and tid(7) not in before
+
+    second = TorrentOrchestrator(EventBus(), store, settings=settings())
+    assert second.hydrate() == 49
+    assert second.catalog.snapshot() == before
+
+
+def test_progress_coalesces_between_flushes(bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]) -> None:
+    store, plugin = flaky
+    orchestrator = TorrentOrchestrator(bus, store, settings=settings(flush_interval_ms=200))
+    orchestrator.start()
+    bus.publish(TorrentAdded(torrent_id=tid(1), name="one"))
+    wait_for(lambda: store.get_torrent(tid(1)) is not None)
+    for done in range(1, 1001):
+        bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=done, total=1000))
+    orchestrator.close()
+    assert len(plugin.writes("upsert_torrents")) <= 4, "a thousand progress events should be a few writes"
+    stored = store.get_torrent(tid(1))
+    assert stored is not None and stored.progress.downloaded == 1000
+
+
+def test_lifecycle_changes_wake_the_writer_at_once(bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]) -> None:
+    store, _ = flaky
+    orchestrator = TorrentOrchestrator(bus, store, settings=settings(flush_interval_ms=60_000))
+    orchestrator.start()
+    started = time.monotonic()
+    bus.publish(TorrentAdded(torrent_id=tid(1), name="now"))
+    wait_for(lambda: store.get_torrent(tid(1)) is not None, timeout=5)
+    assert time.monotonic() - started < 5
+    bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=5, total=10))
+    time.sleep(0.2)
+    stored = store.get_torrent(tid(1))
+    assert stored is not None and stored.progress.downloaded == 0, "progress alone waits for the interval"
+    orchestrator.close()
+
+
+def test_store_outage_degrades_health_keeps_everything_and_recovers(
+    bus: EventBus,
+    running: TorrentOrchestrator,
+    flaky: tuple[RuntimeStore, FlakyStore],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store, plugin = flaky
+    health_events: list[frozenset[str]] = []
+    bus.subscribe(lambda e: health_events.append(e.payload.degraded) if isinstance(e.payload, HealthChanged) else None)
+    plugin.down = True
+    with caplog.at_level(logging.WARNING):
+        for n in range(20):
+            lifecycle(bus, n)
+        wait_for(lambda: RUNTIME_STORE in running.health.degraded)
+    assert any(str(tid(0)) in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    assert all("hunter2" not in r.getMessage() for r in caplog.records), "a DSN password reached the log"
+    assert store.load_torrents() == []
+    plugin.down = False
+    wait_for(lambda: store_matches_catalog(store, running) and running.health.ok)
+    assert health_events[:2] == [frozenset({RUNTIME_STORE}), frozenset()]
+    assert running.metrics.value("revaer_store_errors_total") >= 1
+
+
+def test_a_removal_during_an_outage_is_applied_afterwards(
+    bus: EventBus, running: TorrentOrchestrator, flaky: tuple[RuntimeStore, FlakyStore]
+) -> None:
+    store, plugin = flaky
+    for n in range(3):
+        lifecycle(bus, n)
+    wait_for(lambda: len(store.load_torrents()) == 3)
+    store.job_started(tid(1), "/dl/t1")
+    plugin.down = True
+    bus.publish(TorrentRemoved(torrent_id=tid(1)))
+    bus.publish(ProgressUpdated(torrent_id=tid(2), downloaded=1, total=100))
+    wait_for(lambda: not running.health.ok)
+    plugin.down = False
+    wait_for(lambda: store_matches_catalog(store, running))
+    assert store.get_torrent(tid(1)) is None and store.get_job(tid(1)) is None
+    time.sleep(0.1)
+    assert store.get_torrent(tid(1)) is None, "the removed torrent came back"
+
+
+def test_remove_then_readd_in_one_flush_drops_the_old_jobs(flaky: tuple[RuntimeStore, FlakyStore]) -> None:
+    store, plugin = flaky
+    old = TorrentStatus(id=tid(1), name="old", added_at=_now(), last_updated=_now())
+    store.upsert_torrents([old])
+    store.job_started(tid(1), "/dl/t1")
+    writer = StoreWriter(store)  # not started: everything below lands in the one drain of close()
+    writer.upsert(old)
+    writer.remove(tid(1))
+    writer.upsert(attrs.evolve(old, name="again"))
+    assert writer.close().complete
+    stored = store.get_torrent(tid(1))
+    assert stored is not None and stored.name == "again"
+    assert store.get_job(tid(1)) is None, "the old incarnation's job survived"
+    assert plugin.writes("remove_torrents") == [1]
+
+
+def test_a_failed_delete_still_precedes_a_newer_write(flaky: tuple[RuntimeStore, FlakyStore]) -> None:
+    store, plugin = flaky
+    old = TorrentStatus(id=tid(1), name="old", added_at=_now(), last_updated=_now())
+    store.upsert_torrents([old])
+    store.job_started(tid(1), "/dl/t1")
+    health = HealthBoard()
+    writer = StoreWriter(store, backoff=FAST, health=health)
+    plugin.down = True
+    writer.remove(tid(1))
+    writer.start()
+    wait_for(lambda: not health.ok)  # the delete has failed at least once
+    writer.upsert(attrs.evolve(old, name="again"))
+    plugin.down = False
+    assert writer.close().complete
+    assert store.get_job(tid(1)) is None and store.get_torrent(tid(1)) is not None
+
+
+def test_sync_durability_writes_before_the_handler_returns(
+    bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]
+) -> None:
+    store, plugin = flaky
+    orchestrator = TorrentOrchestrator(
+        bus, store, settings=settings(durability=Durability.SYNC, flush_interval_ms=60_000)
+    )
+    orchestrator.start()
+    bus.publish(TorrentAdded(torrent_id=tid(1), name="sync"))
+    assert store.get_torrent(tid(1)) is not None
+    for done in (1, 2, 3):
+        bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=done, total=3))
+        stored = store.get_torrent(tid(1))
+        assert stored is not None and stored.progress.downloaded == done
+    assert plugin.writes("upsert_torrents") == [1, 1, 1, 1]
+    orchestrator.close()
+
+
+def test_shutdown_reports_what_it_could_not_write_by_the_deadline(
+    bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]
+) -> None:
+    store, plugin = flaky
+    orchestrator = TorrentOrchestrator(bus, store, settings=settings(), backoff=FAST)
+    orchestrator.start()
+    plugin.down = True
+    for n in range(5):
+        bus.publish(TorrentAdded(torrent_id=tid(n), name=str(n)))
+    started = time.monotonic()
+    report = orchestrator.close(deadline=0.5)
+    assert time.monotonic() - started < 3
+    assert set(report.unwritten) == {tid(n) for n in range(5)}
+
+
+def test_reconcile_marks_store_only_torrents_stopped_and_adds_engine_only_ones(
+    bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]
+) -> None:
+    store, _ = flaky
+    known = [
+        TorrentStatus(id=tid(n), name=f"t{n}", state=TorrentState.SEEDING, added_at=t, last_updated=t)
+        for n, t in ((1, _now()), (2, _now()))
+    ]
+    store.upsert_torrents(known)
+    orchestrator = TorrentOrchestrator(bus, store, settings=settings())
+    orchestrator.hydrate()
+    orchestrator.start()
+    report = orchestrator.reconcile([RestoredTorrent(tid(2), "t2"), RestoredTorrent(tid(3), "t3")])
+    assert (report.matched, report.stopped, report.added) == (1, (tid(1),), (tid(3),))
+    assert orchestrator.catalog[tid(1)].state is TorrentState.STOPPED
+    assert orchestrator.catalog[tid(1)].failure == NOT_IN_ENGINE
+    assert orchestrator.catalog[tid(2)].state is TorrentState.SEEDING
+    assert orchestrator.catalog[tid(3)].name == "t3"
+    orchestrator.close()
+    assert store_matches_catalog(store, orchestrator)
+
+
+def test_completion_hands_the_torrent_to_fsops_once(bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]) -> None:
+    handed: list[TorrentStatus] = []
+    orchestrator = TorrentOrchestrator(bus, flaky[0], settings=settings(), on_completed=handed.append)
+    orchestrator.start()
+    lifecycle(bus, 1)
+    bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=100, total=100))
+    assert [s.id for s in handed] == [tid(1)] and handed[0].state is TorrentState.COMPLETED
+    orchestrator.close()
+
+
+def test_with_no_store_the_orchestrator_behaves_the_same(bus: EventBus) -> None:
+    orchestrator = TorrentOrchestrator(bus, RuntimeStore.none(), settings=settings())
+    assert orchestrator.hydrate() == 0
+    orchestrator.start()
+    lifecycle(bus, 1)
+    assert orchestrator.catalog[tid(1)].state is TorrentState.COMPLETED
+    assert orchestrator.pending_writes == 0
+    assert orchestrator.close().complete
+
+
+def test_the_memory_store_round_trips_a_catalog(bus: EventBus, tmp_path: Path) -> None:
+    store = RuntimeStore.open(MemoryStore(), name="memory", data_dir=tmp_path)
+    orchestrator = TorrentOrchestrator(bus, store, settings=settings())
+    orchestrator.start()
+    for n in range(10):
+        lifecycle(bus, n)
+    orchestrator.close()
+    assert store_matches_catalog(store, orchestrator)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
