@@ -19,7 +19,17 @@ from revaer_core.jobs import (
     apply_transition,
     history_entry,
 )
-from revaer_core.query import Cursor, InvalidQuery, JobQuery, Page, TorrentQuery, TorrentSort, page_of
+from revaer_core.query import (
+    Cursor,
+    InvalidQuery,
+    JobQuery,
+    Page,
+    TorrentQuery,
+    TorrentSort,
+    page_of,
+    select_jobs,
+    select_torrents,
+)
 from revaer_core.status import MAX_BYTES, FileEntry, Progress, Rates, TorrentState, TorrentStatus
 from revaer_core.store import RuntimeStore
 
@@ -56,4 +66,6 @@ __all__ = [
     "history_entry",
     "hookimpl",
     "page_of",
+    "select_jobs",
+    "select_torrents",
 ]

@@ -165,3 +165,25 @@ def page_of(items: Sequence[T], limit: int, cursor_of: Callable[[T], Cursor]) ->
         kept = items[:limit]
         return Page(items=kept, next_cursor=cursor_of(kept[-1]).encode())
     return Page(items=items)
+
+
+def select_torrents(statuses: Iterable[TorrentStatus], query: TorrentQuery) -> Page[TorrentStatus]:
+    """Answer ``query`` over statuses held in memory: filter, order, resume, cut.
+
+    For backends that cannot order and filter in their storage (and for tests);
+    a database backend does the same in SQL.
+    """
+    rows = sorted((s for s in statuses if query.matches(s)), key=query.key, reverse=query.descending)
+    after = query.after_key()
+    if after is not None:
+        rows = [s for s in rows if (query.key(s) < after if query.descending else query.key(s) > after)]
+    return page_of(rows[: query.limit + 1], query.limit, query.cursor_of)
+
+
+def select_jobs(jobs: Iterable[FsJob], query: JobQuery) -> Page[FsJob]:
+    """Answer ``query`` over jobs held in memory, as :func:`select_torrents` does for statuses."""
+    rows = sorted((j for j in jobs if query.matches(j)), key=JobQuery.key)
+    after = query.after_key()
+    if after is not None:
+        rows = [j for j in rows if JobQuery.key(j) > after]
+    return page_of(rows[: query.limit + 1], query.limit, JobQuery.cursor_of)

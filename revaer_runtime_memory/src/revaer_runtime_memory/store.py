@@ -25,7 +25,8 @@ from revaer_core import (
     apply_transition,
     history_entry,
     hookimpl,
-    page_of,
+    select_jobs,
+    select_torrents,
 )
 
 
@@ -91,12 +92,8 @@ class MemoryStore:
     @hookimpl
     def list_torrents(self, query: TorrentQuery) -> Page[TorrentStatus]:
         with self._lock:
-            rows = [s for s in self._torrents.values() if query.matches(s)]
-        rows.sort(key=query.key, reverse=query.descending)
-        after = query.after_key()
-        if after is not None:
-            rows = [s for s in rows if (query.key(s) < after if query.descending else query.key(s) > after)]
-        return page_of(rows[: query.limit + 1], query.limit, query.cursor_of)
+            statuses = list(self._torrents.values())
+        return select_torrents(statuses, query)
 
     @hookimpl
     def load_resume_data(self) -> Mapping[UUID, bytes]:
@@ -122,11 +119,8 @@ class MemoryStore:
     @hookimpl
     def list_jobs(self, query: JobQuery) -> Page[FsJob]:
         with self._lock:
-            rows = sorted((j for j in self._jobs.values() if query.matches(j)), key=JobQuery.key)
-        after = query.after_key()
-        if after is not None:
-            rows = [j for j in rows if JobQuery.key(j) > after]
-        return page_of(rows[: query.limit + 1], query.limit, JobQuery.cursor_of)
+            jobs = list(self._jobs.values())
+        return select_jobs(jobs, query)
 
     @hookimpl
     def job_history(self, torrent_id: UUID) -> Sequence[JobHistoryEntry]:
