@@ -94,6 +94,8 @@ def test_events_fold_into_the_catalog(bus: EventBus, running: TorrentOrchestrato
     assert (status.progress.downloaded, status.progress.total, status.progress.eta_seconds) == (100, 100, 0)
     assert status.files is not None and status.files[0].path == "t1/a"
     assert status.completed_at is not None and status.rates.download_bps == 10
+    bus.publish(StateChanged(torrent_id=tid(1), state=TorrentState.SEEDING))
+    assert running.catalog[tid(1)].state is TorrentState.COMPLETED, "seeding after completion stays completed"
     bus.publish(StateChanged(torrent_id=tid(1), state=TorrentState.FAILED, failure="disk gone"))
     assert running.catalog[tid(1)].failure == "disk gone"
     bus.publish(TorrentRemoved(torrent_id=tid(1)))

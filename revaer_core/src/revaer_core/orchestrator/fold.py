@@ -89,6 +89,8 @@ def fold(current: TorrentStatus | None, payload: EventPayload, at: datetime) -> 
         case ProgressUpdated():
             return _progress(status, payload, at)
         case StateChanged(state=state, failure=failure):
+            if state is TorrentState.SEEDING and status.state is TorrentState.COMPLETED:
+                return None  # a completed torrent seeds; "completed" says more and survives a restart
             failure = (failure or "engine reported a failure") if state is TorrentState.FAILED else None
             return attrs.evolve(status, state=state, failure=failure, last_updated=at)
         case TorrentCompleted(library_path=library_path):
