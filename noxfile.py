@@ -14,8 +14,15 @@ nox.options.error_on_missing_interpreters = True
 
 PACKAGES = ["revaer_core", "revaer_runtime_memory", "revaer_runtime_pg"]
 SOURCES = [f"{p}/src" for p in PACKAGES]
-PROJECT = ["-e", "revaer_core[testing]", "-e", "revaer_runtime_memory", "-e", "revaer_runtime_pg"]
-TEST_TOOLS = ["pytest>=8", "hypothesis>=6.100"]
+PROJECT = [
+    "-e",
+    "revaer_core[testing,libtorrent,api]",
+    "-e",
+    "revaer_runtime_memory",
+    "-e",
+    "revaer_runtime_pg[embedded]",
+]
+TEST_TOOLS = ["pytest>=8", "hypothesis>=6.100", "httpx>=0.27"]
 
 
 @nox.session
@@ -50,10 +57,19 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The main job for a newcomer: the runtime on its embedded default store."""
+    """The main job: download over loopback, FsOps into a library, restart, show what survived.
+
+    Runs on the embedded PostgreSQL store (no server to set up); ``-- --dir PATH`` moves it.
+    """
     session.install(*PROJECT)
-    session.run("revaer", "plugins")
-    session.run("revaer", "runtime", "status", env={"REVAER_RUNTIME_BACKEND": "memory"})
+    session.run("revaer", "demo", *session.posargs)
+
+
+@nox.session
+def openapi(session: nox.Session) -> None:
+    """Regenerate docs/openapi.json from the API app; tests/test_api_openapi.py fails while it is stale."""
+    session.install(*PROJECT)
+    session.run("python", "-m", "revaer_core.api.openapi", "docs/openapi.json")
 
 
 @nox.session

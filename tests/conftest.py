@@ -2,4 +2,9 @@
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.support.engine",
+    "tests.support.surfaces",
+    "tests.support.fsops",
+    "tests.support.postgres",
+]

@@ -322,3 +322,37 @@ def test_the_memory_store_round_trips_a_catalog(bus: EventBus, tmp_path: Path) -
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def test_flush_waits_until_the_store_holds_every_change(bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]) -> None:
+    store, plugin = flaky
+    orchestrator = TorrentOrchestrator(bus, store, settings=settings(flush_interval_ms=60_000), backoff=FAST)
+    orchestrator.start()
+    for n in range(5):
+        bus.publish(ProgressUpdated(torrent_id=tid(n), downloaded=n, total=10))
+    assert orchestrator.flush(timeout=5)
+    assert store_matches_catalog(store, orchestrator)
+    plugin.down = True
+    bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=9, total=10))
+    assert not orchestrator.flush(timeout=0.3), "flush reported success while the store was down"
+    plugin.down = False
+    assert orchestrator.flush(timeout=5)
+    orchestrator.close()
+
+
+def test_torrents_the_engine_adds_at_start_are_not_marked_stopped(
+    bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]
+) -> None:
+    store, _ = flaky
+    now = _now()
+    store.upsert_torrents([TorrentStatus(id=tid(n), name=f"t{n}", added_at=now, last_updated=now) for n in (1, 2)])
+    orchestrator = TorrentOrchestrator(bus, store, settings=settings())
+    orchestrator.hydrate()
+    orchestrator.start()
+    bus.publish(TorrentAdded(torrent_id=tid(2), name="t2"))  # re-added by the engine, not restored
+    bus.publish(TorrentAdded(torrent_id=tid(3), name="new"))  # new in this run
+    report = orchestrator.reconcile([])
+    assert report.stopped == (tid(1),)
+    assert orchestrator.catalog[tid(2)].state is TorrentState.QUEUED
+    assert orchestrator.catalog[tid(3)].state is TorrentState.QUEUED
+    orchestrator.close()

@@ -41,36 +41,43 @@ RUNTIME_STORE = "runtime_store"
 class HealthBoard:
     """The runtime's degraded components; every change is published as ``HealthChanged``.
 
-    Thread-safe: the store writer, FsOps and the engine report from their own threads.
+    Several reporters may speak for one component (the torrent writer and
+    FsOps' job writes both for ``runtime_store``): it stays degraded until every
+    reporter that degraded it has recovered. Thread-safe.
     """
 
     def __init__(self, publish: Callable[[HealthChanged], object] | None = None) -> None:
         self._lock = threading.Lock()
-        self._reasons: dict[str, str] = {}
+        self._reasons: dict[str, dict[str, str]] = {}  #: component -> reporter -> reason
         self._publish = publish
 
     @property
     def degraded(self) -> Mapping[str, str]:
         """Degraded components and why, as of now."""
         with self._lock:
-            return dict(self._reasons)
+            return {c: "; ".join(r.values()) for c, r in self._reasons.items()}
 
     @property
     def ok(self) -> bool:
         with self._lock:
             return not self._reasons
 
-    def degrade(self, component: str, reason: str) -> None:
+    def degrade(self, component: str, reason: str, *, source: str = "") -> None:
+        """Mark ``component`` degraded on behalf of ``source``."""
         with self._lock:
             changed = component not in self._reasons
-            self._reasons[component] = reason
+            self._reasons.setdefault(component, {})[source] = reason
             snapshot = frozenset(self._reasons)
         if changed and self._publish is not None:
             self._publish(HealthChanged(degraded=snapshot))
 
-    def recover(self, component: str) -> None:
+    def recover(self, component: str, *, source: str = "") -> None:
+        """``source`` sees ``component`` healthy again; it recovers once no reporter is left."""
         with self._lock:
-            changed = self._reasons.pop(component, None) is not None
+            reporters = self._reasons.get(component)
+            if reporters is None or reporters.pop(source, None) is None or reporters:
+                return
+            del self._reasons[component]
             snapshot = frozenset(self._reasons)
-        if changed and self._publish is not None:
+        if self._publish is not None:
             self._publish(HealthChanged(degraded=snapshot))

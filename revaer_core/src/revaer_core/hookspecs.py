@@ -5,11 +5,12 @@ A runtime-store plugin implements some or all of these hooks with
 the ``runtime.backend`` setting names, so every store hook stops at the first
 non-None result: the value a hook returns is the value the caller gets.
 
-Hooks are grouped in three namespaces:
+Hooks are grouped in four namespaces:
 
 - :class:`TorrentStore` keeps torrent statuses (and, optionally, engine resume data);
 - :class:`JobStore` keeps FsOps jobs and their history;
-- :class:`StoreLifecycle` opens, checks and closes the backend.
+- :class:`StoreLifecycle` opens, checks and closes the backend;
+- :class:`RuntimeCommands` adds the backend's own operator commands to ``revaer runtime``.
 
 All hooks are plain synchronous functions; Revaer calls them from worker
 threads, never from an event loop, and may call them from several threads at
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import pluggy
@@ -35,6 +36,9 @@ from revaer_core.health import StoreHealth, StoreRole
 from revaer_core.jobs import FsJob, JobHistoryEntry, JobTransition
 from revaer_core.query import JobQuery, Page, TorrentQuery
 from revaer_core.status import TorrentStatus
+
+if TYPE_CHECKING:
+    import click
 
 PROJECT = "revaer"
 
@@ -199,5 +203,24 @@ class JobStore:
         """Every recorded transition of a torrent's job, oldest first (empty if none)."""
 
 
+class RuntimeCommands:
+    """Operator commands a backend brings along (schema migrations, say)."""
+
+    @hookspec(firstresult=True)
+    def runtime_commands(self) -> Iterable[click.Command]:
+        """Click commands to list under ``revaer runtime`` while this backend is selected.
+
+        Revaer asks for them without configuring the store (``store_configure``
+        is not called), so a command such as ``migrate`` works on a schema the
+        store itself would refuse to open; a command reads the settings it
+        needs from :class:`revaer_core.cli.context.CliContext` (click's ``obj``).
+        A name that clashes with a built-in ``revaer runtime`` command is
+        ignored. Report failure by raising :class:`revaer_core.RevaerError` (one
+        line, its ``exit_code``). Stops at the first non-None result.
+
+        :returns: The commands, each with its name set.
+        """
+
+
 #: The namespaces Revaer registers, in the order this module defines them.
-NAMESPACES: tuple[type, ...] = (StoreLifecycle, TorrentStore, JobStore)
+NAMESPACES: tuple[type, ...] = (StoreLifecycle, TorrentStore, JobStore, RuntimeCommands)

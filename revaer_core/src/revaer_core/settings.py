@@ -20,6 +20,7 @@ import attrs
 from attrs import AttrsInstance
 
 from revaer_core.errors import ConfigError
+from revaer_core.jobs import TransferMode
 
 T = TypeVar("T", bound=AttrsInstance)
 
@@ -64,11 +65,87 @@ class RuntimeSettings:
         return self.backend_options.get(backend, {})
 
 
+def default_download_dir() -> Path:
+    """``<default data dir>/downloads``: where torrents land unless a caller says otherwise."""
+    return default_data_dir() / "downloads"
+
+
+@attrs.frozen
+class EngineSettings:
+    """The ``[engine]`` table: how the BitTorrent engine listens and keeps its resume data.
+
+    Defaults are safe for a first run: loopback only, no peer discovery, no port mapping.
+    """
+
+    listen_interfaces: str = "127.0.0.1:0"  #: libtorrent syntax, e.g. ``"0.0.0.0:6881,[::]:6881"``
+    enable_dht: bool = False
+    enable_lsd: bool = False
+    enable_upnp: bool = False
+    enable_natpmp: bool = False
+    download_dir: Path = attrs.field(factory=default_download_dir)
+    resume_save_interval_s: float = 10.0  #: how often resume data of changed torrents is saved
+    alert_poll_ms: int = 100  #: longest the engine thread waits for libtorrent before its own timers run
+    status_interval_ms: int = 500  #: how often progress is asked for (and published)
+
+
+#: Port the HTTP API listens on unless ``[api] port`` says otherwise.
+DEFAULT_API_PORT = 7080
+
+
+@attrs.frozen
+class ApiSettings:
+    """The ``[api]`` table: where the HTTP API listens and the token its write endpoints want.
+
+    The token is left out of ``repr`` so that printing settings never shows it.
+    """
+
+    host: str = "127.0.0.1"  #: loopback by default; any other address needs ``token``
+    port: int = DEFAULT_API_PORT
+    token: str | None = attrs.field(default=None, repr=False)  #: bearer token; env ``REVAER_API_TOKEN`` wins
+
+
+class FsOpsPreset(enum.StrEnum):
+    """Ready-made exclude rules added to ``fsops.exclude``."""
+
+    NONE = "none"
+    SKIP_EXTRAS = "skip_extras"  #: samples, extras, proof and screenshots stay out of the library
+
+
+@attrs.frozen
+class FsOpsSettings:
+    """The ``[fsops]`` table: how a completed torrent's payload is put into the library.
+
+    Globs match ``/``-separated paths relative to the torrent, case-insensitively;
+    a glob without ``/`` matches a file or directory name at any depth.
+    """
+
+    enabled: bool = False
+    library_root: Path | None = None  #: required when enabled; must be absolute
+    allowed_roots: tuple[Path, ...] = ()  #: destinations must resolve under one; empty means library_root
+    transfer_mode: TransferMode = TransferMode.COPY
+    extract: bool = True  #: unpack zip, tar and tar.gz archives (the archive itself is not transferred)
+    flatten: bool = True  #: drop a single directory nested directly inside the torrent's folder
+    include: tuple[str, ...] = ()  #: empty means every file
+    exclude: tuple[str, ...] = ()
+    preset: FsOpsPreset = FsOpsPreset.NONE
+    cleanup: tuple[str, ...] = ()  #: removed from the library after transfer...
+    cleanup_keep: tuple[str, ...] = ()  #: ...unless one of these matches
+    chmod_file: str | None = None  #: octal, e.g. "0644"
+    chmod_dir: str | None = None  #: octal, e.g. "0755"
+    owner: str | None = None  #: user name or uid; applied only where the process may chown
+    group: str | None = None  #: group name or gid
+    umask: str | None = None  #: octal, e.g. "022": masks created files and dirs when chmod_* is unset
+    workers: int = 2  #: FsOps jobs run at once, on their own threads
+
+
 @attrs.frozen
 class Settings:
     """All of Revaer's settings."""
 
     runtime: RuntimeSettings = attrs.field(factory=RuntimeSettings)
+    engine: EngineSettings = attrs.field(factory=EngineSettings)
+    api: ApiSettings = attrs.field(factory=ApiSettings)
+    fsops: FsOpsSettings = attrs.field(factory=FsOpsSettings)
     source: Path | None = None  #: the file they were read from, if any
 
 
@@ -89,6 +166,11 @@ def coerce(key: str, value: Any, tp: Any) -> Any:
     if typing.get_origin(tp) in (types.UnionType, typing.Union):
         (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
         return None if value is None else coerce(key, value, inner)
+    if typing.get_origin(tp) is tuple:
+        (item, _) = typing.get_args(tp)  # only tuple[X, ...]
+        if isinstance(value, list | tuple):
+            return tuple(coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value))
+        raise ConfigError(key, f"expected a list, each item {_describe(item)}, got {value!r}")
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -163,6 +245,61 @@ def _runtime(table: Mapping[str, Any], env: Mapping[str, str]) -> RuntimeSetting
     return attrs.evolve(settings, backend_options={k: table[k] for k in sub_tables}, **overrides)
 
 
+def _engine(table: Mapping[str, Any]) -> EngineSettings:
+    if not isinstance(table, Mapping):
+        raise ConfigError("engine", "expected a table ([engine])")
+    settings = build(EngineSettings, table, "engine")
+    if not settings.listen_interfaces.strip():
+        raise ConfigError("engine.listen_interfaces", "must not be empty; e.g. '127.0.0.1:0'")
+    for key in ("resume_save_interval_s", "alert_poll_ms", "status_interval_ms"):
+        if getattr(settings, key) <= 0:
+            raise ConfigError(f"engine.{key}", f"must be > 0, got {getattr(settings, key)!r}")
+    return settings
+
+
+def _api(table: Mapping[str, Any], env: Mapping[str, str]) -> ApiSettings:
+    if not isinstance(table, Mapping):
+        raise ConfigError("api", "expected a table ([api])")
+    settings = build(ApiSettings, table, "api")
+    if "REVAER_API_TOKEN" in env:
+        settings = attrs.evolve(settings, token=env["REVAER_API_TOKEN"])
+    if not settings.host.strip():
+        raise ConfigError("api.host", "must not be empty; e.g. '127.0.0.1'")
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError("api.port", f"must be between 0 and 65535, got {settings.port}")
+    if settings.token is not None and not settings.token.strip():
+        key = "REVAER_API_TOKEN" if "REVAER_API_TOKEN" in env else "api.token"
+        raise ConfigError(key, "must not be empty; leave it unset for no token")
+    return settings
+
+
+def octal_mode(key: str, text: str | None, maximum: int = 0o7777) -> int | None:
+    """``text`` (``"0644"``, ``"0o644"``) as a permission number, or a ConfigError naming ``key``."""
+    if text is None:
+        return None
+    digits = text.strip().lower().removeprefix("0o")
+    if not digits or any(c not in "01234567" for c in digits) or int(digits, 8) > maximum:
+        raise ConfigError(key, f"expected an octal mode up to {maximum:o} such as '0644', got {text!r}")
+    return int(digits, 8)
+
+
+def _fsops(table: Mapping[str, Any]) -> FsOpsSettings:
+    if not isinstance(table, Mapping):
+        raise ConfigError("fsops", "expected a table ([fsops])")
+    settings = build(FsOpsSettings, table, "fsops")
+    if settings.enabled and settings.library_root is None:
+        raise ConfigError("fsops.library_root", "required when fsops.enabled is true")
+    for key, root in [("library_root", settings.library_root), *(("allowed_roots", r) for r in settings.allowed_roots)]:
+        if root is not None and not root.is_absolute():
+            raise ConfigError(f"fsops.{key}", f"must be an absolute path, got {str(root)!r}")
+    octal_mode("fsops.chmod_file", settings.chmod_file)
+    octal_mode("fsops.chmod_dir", settings.chmod_dir)
+    octal_mode("fsops.umask", settings.umask, maximum=0o777)
+    if settings.workers < 1:
+        raise ConfigError("fsops.workers", f"must be >= 1, got {settings.workers}")
+    return settings
+
+
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``path`` (else ``$REVAER_CONFIG``, else ``./revaer.toml`` if present).
 
@@ -182,7 +319,13 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             raise ConfigError(key, f"cannot read settings file: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(key, f"not valid TOML: {exc}") from None
-    unknown = set(document) - {"runtime"}
+    unknown = set(document) - {"runtime", "engine", "api", "fsops"}
     if unknown:
-        raise ConfigError(sorted(unknown)[0], "unknown section; known sections: runtime")
-    return Settings(runtime=_runtime(document.get("runtime", {}), env), source=source)
+        raise ConfigError(sorted(unknown)[0], "unknown section; known sections: api, engine, fsops, runtime")
+    return Settings(
+        runtime=_runtime(document.get("runtime", {}), env),
+        engine=_engine(document.get("engine", {})),
+        api=_api(document.get("api", {}), env),
+        fsops=_fsops(document.get("fsops", {})),
+        source=source,
+    )

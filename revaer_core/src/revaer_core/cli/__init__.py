@@ -13,9 +13,14 @@ from pathlib import Path
 
 import click
 
+from revaer_core.cli.api import api_command
 from revaer_core.cli.context import CliContext
+from revaer_core.cli.demo import demo_command
+from revaer_core.cli.fsops import fsops_group
 from revaer_core.cli.plugins import plugins_command
+from revaer_core.cli.run import run_command
 from revaer_core.cli.runtime import runtime_group
+from revaer_core.cli.torrents import torrents_group
 from revaer_core.errors import RevaerError
 from revaer_core.redact import RedactingFilter, redact
 
@@ -45,22 +50,37 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     setting or REVAER_RUNTIME_BACKEND; REVAER_RUNTIME_PERSISTENCE=off turns it off.
     """
     _setup_logging(debug)
-    ctx.obj = CliContext(config_path=config_path, debug=debug)
+    if isinstance(ctx.obj, CliContext):  # the caller passed one, with its own store (see CliContext)
+        ctx.obj.debug = ctx.obj.debug or debug
+    else:
+        ctx.obj = CliContext(config_path=config_path, debug=debug)
     ctx.call_on_close(ctx.obj.close)
 
 
 cli.add_command(runtime_group)
 cli.add_command(plugins_command)
+cli.add_command(torrents_group)
+cli.add_command(fsops_group)
+cli.add_command(api_command)
+cli.add_command(run_command)
+cli.add_command(demo_command)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; errors become one line and an exit code instead of a traceback."""
+def main(argv: list[str] | None = None, *, obj: CliContext | None = None) -> int:
+    """Run the CLI; errors become one line and an exit code instead of a traceback.
+
+    ``obj`` hands the commands an already-opened store (see :class:`CliContext`).
+    """
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        result = cli.main(args=argv, prog_name="revaer", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="revaer", standalone_mode=False, obj=obj)
     except click.exceptions.Abort:
         click.echo("revaer: aborted", err=True)
         return 130
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "revaer"
+        click.echo(f"revaer: error: {exc.format_message()} (see '{command} --help')", err=True)
+        return 2
     except click.ClickException as exc:
         exc.show()
         return 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
+
 from revaer_core.health import StoreRole
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings, load_settings
@@ -11,13 +13,27 @@ from revaer_core.store import RuntimeStore
 
 
 class CliContext:
-    """Loads settings and opens the store lazily, so ``--help`` never touches either."""
+    """Loads settings and opens the store lazily, so ``--help`` never touches either.
 
-    def __init__(self, config_path: Path | None, debug: bool) -> None:
+    A caller that already holds an opened store (a test, or a command run
+    inside the daemon) passes it, and settings too if it likes, as click's
+    ``obj``: ``main(argv, obj=CliContext(store=store))``. A store passed in is
+    the caller's to close; one opened here is closed when the command ends.
+    """
+
+    def __init__(
+        self,
+        config_path: Path | None = None,
+        debug: bool = False,
+        *,
+        settings: Settings | None = None,
+        store: RuntimeStore | None = None,
+    ) -> None:
         self.config_path = config_path
         self.debug = debug
-        self._settings: Settings | None = None
-        self._store: RuntimeStore | None = None
+        self._settings = settings
+        self._store = store
+        self._owns_store = store is None
 
     @property
     def settings(self) -> Settings:
@@ -33,5 +49,9 @@ class CliContext:
         return self._store
 
     def close(self) -> None:
-        if self._store is not None:
+        if self._store is not None and self._owns_store:
             self._store.close()
+
+
+#: Decorator handing a command the :class:`CliContext`.
+pass_cli = click.make_pass_decorator(CliContext)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
+from revaer_core.api.models import public_json
 from revaer_core.redact import redact
-from revaer_core.serialize import to_json
 
 
 def emit_json(value: Any) -> None:
-    click.echo(redact(json.dumps(to_json(value), indent=2, ensure_ascii=False)))
+    """``value`` in the JSON shape the HTTP API uses (:func:`public_json`), indented for people."""
+    click.echo(json.dumps(public_json(value), indent=2, ensure_ascii=False))
 
 
 def emit_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -29,3 +31,29 @@ def emit_fields(pairs: Sequence[tuple[str, object]]) -> None:
     width = max(len(k) for k, _ in pairs)
     for key, value in pairs:
         click.echo(redact(f"{key.ljust(width)}  {'-' if value is None else value}"))
+
+
+def human_bytes(count: int) -> str:
+    """``1536`` -> ``1.5 KiB``: sizes as people read them."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{count} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def human_time(value: datetime | None) -> str | None:
+    """A timestamp in UTC to the second, ``2026-03-14 15:09:26Z``; ``None`` stays missing."""
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def percent(done: int, total: int) -> str:
+    """Progress as ``42.0%``; a torrent of unknown size shows ``-``."""
+    return f"{100 * done / total:.1f}%" if total else "-"
+
+
+def continue_hint(command: str, next_cursor: str | None) -> None:
+    """Tell a person how to fetch the next page (on stderr: stdout stays one table)."""
+    if next_cursor is not None:
+        click.echo(f"more: {command} --cursor {next_cursor}   (or --all for every page)", err=True)

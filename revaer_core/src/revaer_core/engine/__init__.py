@@ -13,11 +13,16 @@ the same torrent has the same id in every run and in every engine.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import attrs
+
+from revaer_core.events import EventPayload
+
+#: How an engine hands an event to the bus (``EventBus.publish`` fits); the result is ignored.
+Publish = Callable[[EventPayload], object]
 
 #: Namespace of the UUIDs derived from info-hashes.
 INFO_HASH_NAMESPACE = uuid.UUID("5d0f3a4e-8c1b-4d7a-9f63-2b8e1c0a7d45")
@@ -60,7 +65,9 @@ class Engine(Protocol):
         """
         ...
 
-    def add(self, source: TorrentSource, save_path: Path, *, paused: bool = False, sequential: bool = False) -> uuid.UUID:
+    def add(
+        self, source: TorrentSource, save_path: Path, *, paused: bool = False, sequential: bool = False
+    ) -> uuid.UUID:
         """Add a torrent; returns its id. Adding a torrent already present returns its id."""
         ...
 

@@ -21,7 +21,7 @@ from revaer_core.events import (
     TorrentCompleted,
     TorrentRemoved,
 )
-from revaer_core.status import Progress, Rates, TorrentState, TorrentStatus
+from revaer_core.status import MAX_BYTES, FileEntry, Progress, Rates, TorrentState, TorrentStatus
 
 #: Events after which the writer flushes at once instead of waiting for the interval.
 LIFECYCLE = (TorrentAdded, StateChanged, TorrentCompleted, TorrentRemoved, FsOpsCompleted)
@@ -47,7 +47,7 @@ def _progress(current: TorrentStatus, event: ProgressUpdated, at: datetime) -> T
     if download_bps is None:
         elapsed = (at - current.last_updated).total_seconds()
         gained = event.downloaded - current.progress.downloaded
-        download_bps = int(gained / elapsed) if elapsed > 0 and gained > 0 else 0
+        download_bps = min(int(gained / elapsed), MAX_BYTES) if elapsed > 0 and gained > 0 else 0
     remaining = max(event.total - event.downloaded, 0)
     eta = (remaining // download_bps if download_bps else None) if remaining else 0
     rates = Rates(
@@ -61,6 +61,13 @@ def _progress(current: TorrentStatus, event: ProgressUpdated, at: datetime) -> T
         rates=rates,
         last_updated=at,
     )
+
+
+def _whole(files: tuple[FileEntry, ...] | None) -> tuple[FileEntry, ...] | None:
+    """``files`` with every wanted one complete, as they are when the torrent completes."""
+    if files is None:
+        return None
+    return tuple(attrs.evolve(f, bytes_completed=f.size) if f.selected and f.priority else f for f in files)
 
 
 def fold(current: TorrentStatus | None, payload: EventPayload, at: datetime) -> Change:
@@ -96,6 +103,7 @@ def fold(current: TorrentStatus | None, payload: EventPayload, at: datetime) -> 
         case TorrentCompleted(library_path=library_path):
             return attrs.evolve(
                 status,
+                files=_whole(status.files),
                 state=TorrentState.COMPLETED,
                 failure=None,
                 progress=attrs.evolve(status.progress, downloaded=status.progress.total, eta_seconds=0),

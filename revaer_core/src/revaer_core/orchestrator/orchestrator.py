@@ -16,14 +16,15 @@ from uuid import UUID
 
 import attrs
 
+from revaer_core.backoff import Backoff
 from revaer_core.bus import EventBus
 from revaer_core.engine import RestoredTorrent
-from revaer_core.events import Event, SelectionReconciled, TorrentCompleted
+from revaer_core.events import Event, SelectionReconciled, TorrentAdded, TorrentCompleted
 from revaer_core.health import HealthBoard
 from revaer_core.metrics import Metrics
 from revaer_core.orchestrator.catalog import Catalog
 from revaer_core.orchestrator.fold import LIFECYCLE, Removed, fold
-from revaer_core.orchestrator.writer import DEFAULT_BACKOFF, Backoff, DrainReport, StoreWriter
+from revaer_core.orchestrator.writer import DEFAULT_BACKOFF, DrainReport, StoreWriter
 from revaer_core.settings import RuntimeSettings
 from revaer_core.status import TorrentState, TorrentStatus
 from revaer_core.store import RuntimeStore
@@ -67,6 +68,8 @@ class TorrentOrchestrator:
         self.catalog = Catalog()
         self._lock = threading.Lock()  # one event folds at a time: per-torrent order is bus order
         self._unsubscribe: Callable[[], None] | None = None
+        self._hydrated: frozenset[UUID] = frozenset()
+        self._added_by_engine: set[UUID] = set()  #: torrents the engine announced since start()
         self._writer: StoreWriter | None = None
         if store.persistent:
             self._writer = StoreWriter(
@@ -85,6 +88,7 @@ class TorrentOrchestrator:
         started = time.perf_counter()
         statuses = self._store.load_torrents()
         self.catalog._load(statuses)
+        self._hydrated = frozenset(s.id for s in statuses)
         if self._store.persistent:
             log.info(
                 "hydrated %d torrent(s) from the %s store in %.3f s",
@@ -104,25 +108,36 @@ class TorrentOrchestrator:
     def reconcile(self, restored: Sequence[RestoredTorrent]) -> ReconcileReport:
         """Compare the hydrated catalog with what the engine restored.
 
-        Torrents only the store knows are kept, marked stopped with a message;
+        Torrents only the store knows (hydrated, yet neither restored nor added by
+        the engine since :meth:`start`) are kept, marked stopped with a message;
         torrents only the engine knows are added (their events add them too).
         """
         restored_ids = {r.torrent_id for r in restored}
         known = self.catalog.snapshot()
-        stopped = tuple(i for i, s in known.items() if i not in restored_ids and s.failure != NOT_IN_ENGINE)
-        added = tuple(r.torrent_id for r in restored if r.torrent_id not in known)
+        with self._lock:
+            in_engine = restored_ids | self._added_by_engine
+        stopped = tuple(
+            i for i in sorted(self._hydrated) if i in known and i not in in_engine and known[i].failure != NOT_IN_ENGINE
+        )
+        added = tuple(r.torrent_id for r in restored if r.torrent_id not in self._hydrated)
         now = datetime.now(UTC)
-        for torrent_id in stopped:
-            self._apply(
-                attrs.evolve(known[torrent_id], state=TorrentState.STOPPED, failure=NOT_IN_ENGINE, last_updated=now),
-                urgent=True,
-            )
-        for r in restored:
-            if r.torrent_id not in known and r.torrent_id not in self.catalog:
-                self._apply(TorrentStatus(id=r.torrent_id, name=r.name, added_at=now, last_updated=now), urgent=True)
+        with self._lock:
+            for torrent_id in stopped:
+                self._apply(
+                    attrs.evolve(
+                        known[torrent_id], state=TorrentState.STOPPED, failure=NOT_IN_ENGINE, last_updated=now
+                    ),
+                    urgent=True,
+                )
+            for r in restored:
+                if r.torrent_id not in self.catalog:
+                    self._apply(
+                        TorrentStatus(id=r.torrent_id, name=r.name, added_at=now, last_updated=now), urgent=True
+                    )
+            self._added_by_engine.clear()
         for torrent_id in stopped:
             self._bus.publish(SelectionReconciled(torrent_id=torrent_id, reason=NOT_IN_ENGINE))
-        report = ReconcileReport(matched=len(restored_ids) - len(added), stopped=stopped, added=added)
+        report = ReconcileReport(matched=len(restored_ids & self._hydrated), stopped=stopped, added=added)
         log.info(
             "reconciled catalog with engine: %d matched, %d only in the store (marked stopped), %d only in the engine",
             report.matched,
@@ -144,6 +159,8 @@ class TorrentOrchestrator:
             if change is None:
                 return
             self.metrics.inc("revaer_events_handled_total")
+            if isinstance(payload, TorrentAdded):
+                self._added_by_engine.add(torrent_id)
             if isinstance(change, Removed):
                 self.catalog._pop(change.torrent_id)
                 if self._writer is not None:
@@ -172,6 +189,10 @@ class TorrentOrchestrator:
     def pending_writes(self) -> int:
         """Torrents whose latest status the store does not hold yet."""
         return self._writer.depth if self._writer is not None else 0
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until the store holds every change folded so far; ``False`` on timeout."""
+        return self._writer is None or self._writer.flush(timeout)
 
     def close(self, deadline: float | None = None) -> DrainReport:
         """Stop listening and drain the writer within ``deadline`` seconds (the settings' by default)."""

@@ -20,6 +20,7 @@ from uuid import UUID
 
 import attrs
 
+from revaer_core.backoff import Backoff
 from revaer_core.health import RUNTIME_STORE, HealthBoard
 from revaer_core.metrics import Metrics
 from revaer_core.redact import redact
@@ -30,6 +31,9 @@ from revaer_core.store import RuntimeStore
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: How this writer reports on the health board, beside FsOps' job writes.
+SOURCE = "torrent_writer"
 
 #: Rows per store call when a large backlog drains (after an outage, say).
 MAX_BATCH = 10_000
@@ -56,17 +60,6 @@ class DrainReport:
     @property
     def complete(self) -> bool:
         return not self.unwritten
-
-
-@attrs.frozen
-class Backoff:
-    """Exponential retry delays with full jitter: ``initial * 2**n``, capped at ``maximum``."""
-
-    initial: float = 0.2
-    maximum: float = 10.0
-
-    def delay(self, failures: int, rng: random.Random) -> float:
-        return rng.uniform(0.5, 1.0) * min(self.maximum, self.initial * 2.0 ** min(max(failures - 1, 0), 32))
 
 
 DEFAULT_BACKOFF = Backoff()
@@ -102,6 +95,7 @@ class StoreWriter:
         self._pending: dict[UUID, Pending] = {}
         self._cond = threading.Condition()
         self._urgent = False
+        self._inflight = 0  #: batches taken by the thread and not yet written or put back
         self._stopping = False
         self._failures = 0
         self._thread: threading.Thread | None = None
@@ -165,6 +159,7 @@ class StoreWriter:
             while not self._urgent and not self._stopping and (remaining := deadline - time.monotonic()) > 0:
                 self._cond.wait(remaining)
             batch, self._pending, self._urgent = self._pending, {}, False
+            self._inflight += bool(batch)
             self._metrics.set("revaer_buffer_depth", 0)
             return batch
 
@@ -173,7 +168,11 @@ class StoreWriter:
             batch = self._take()
             if not batch:
                 return  # stopping and nothing left
-            if not self._flush_or_keep(batch):
+            written = self._flush_or_keep(batch)
+            with self._cond:
+                self._inflight -= 1
+                self._cond.notify_all()
+            if not written:
                 if self._stopping:
                     return  # close() drains what is left, against its deadline
                 self._pause(self._backoff.delay(self._failures, self._rng))
@@ -193,7 +192,7 @@ class StoreWriter:
             self._failures += 1
             self._metrics.inc("revaer_store_errors_total")
             reason = redact(f"{type(exc).__name__}: {exc}")
-            self._health.degrade(RUNTIME_STORE, reason)
+            self._health.degrade(RUNTIME_STORE, reason, source=SOURCE)
             if self._failures & (self._failures - 1) == 0:  # 1st, 2nd, 4th, 8th...: a long outage logs little
                 log.warning(
                     "runtime store write failed for %d torrent(s) (%s): %s; kept for retry (failure %d)",
@@ -206,7 +205,7 @@ class StoreWriter:
         if self._failures:
             log.warning("runtime store writes succeed again after %d failed attempt(s)", self._failures)
             self._failures = 0
-        self._health.recover(RUNTIME_STORE)
+        self._health.recover(RUNTIME_STORE, source=SOURCE)
         return True
 
     def _keep(self, batch: dict[UUID, Pending]) -> None:
@@ -237,6 +236,23 @@ class StoreWriter:
         self._metrics.set("revaer_flush_seconds_last", elapsed)
         if self._on_written is not None:
             self._on_written([s.id for s in upserts], removals)
+
+    def flush(self, timeout: float) -> bool:
+        """Write everything marked so far now; ``True`` once it is all in the store.
+
+        The writer keeps running; used before the engine saves resume data,
+        which a store accepts only for torrents it already holds.
+        """
+        end = time.monotonic() + timeout
+        with self._cond:
+            self._urgent = True
+            self._cond.notify_all()
+            while self._pending or self._inflight:
+                remaining = end - time.monotonic()
+                if remaining <= 0 or self._thread is None:
+                    return False
+                self._cond.wait(remaining)
+        return True
 
     # -- shutdown -------------------------------------------------------------------------------
 

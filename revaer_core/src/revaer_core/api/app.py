@@ -1,0 +1,454 @@
+"""The HTTP API: a Litestar app over a runtime store, and, inside ``revaer run``, the live runtime.
+
+``create_app(store)`` alone serves what the store holds (``revaer api``); the
+daemon also hands in its bus, health board, metrics and catalog. Every error
+is an RFC 9457 problem document; every JSON body is written by
+:func:`revaer_core.api.models.public_json`, the serializer the CLI's ``--json`` uses.
+"""
+
+from __future__ import annotations
+
+import hmac
+import http
+import ipaddress
+import json
+import logging
+from collections.abc import Callable, Mapping
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import attrs
+from litestar import Litestar, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ServiceUnavailableException,
+    ValidationException,
+)
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import HeaderParameter, PathParameter, QueryParameter
+from litestar.response import ServerSentEvent
+from litestar.types import ExceptionHandlersMap
+
+from revaer_core.api import operations
+from revaer_core.api.models import HealthReport, JobDetail, JobPage, Problem, TorrentPage, public_json
+from revaer_core.api.stream import HEARTBEAT_SECONDS, event_stream
+from revaer_core.bus import EventBus
+from revaer_core.errors import ConfigError, InvalidInput, RevaerError
+from revaer_core.health import HealthBoard
+from revaer_core.jobs import FsJob, JobStatus
+from revaer_core.metrics import Metrics
+from revaer_core.query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TorrentSort
+from revaer_core.redact import redact
+from revaer_core.status import TorrentState, TorrentStatus
+from revaer_core.store import RuntimeStore
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"  #: Litestar appends the charset
+OPENAPI_PATH = "/schema"  #: the document is at /schema/openapi.json
+
+#: Host names a loopback-bound API answers to; any other Host header is a DNS-rebinding attempt.
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+#: Python parameter names that differ from the query parameter a client sends.
+_QUERY_NAMES = {"states": "state", "statuses": "status"}
+
+
+@attrs.frozen
+class Services:
+    """What the handlers read: the store always, the live runtime when ``revaer run`` serves the API."""
+
+    store: RuntimeStore
+    bus: EventBus | None
+    health: HealthBoard | None
+    metrics: Metrics
+    catalog: Mapping[UUID, TorrentStatus] | None
+    heartbeat: float
+    on_retried: Callable[[UUID], object] | None = None  #: the daemon runs the job again at once
+
+
+class ShapedResponse(Response[Any]):
+    """Renders attrs models with :func:`public_json`, as ``--json`` does: identical shapes, secrets redacted."""
+
+    def render(self, content: Any, media_type: str, enc_hook: Any = None) -> bytes:
+        if attrs.has(type(content)):
+            return json.dumps(public_json(content), ensure_ascii=False).encode()
+        if enc_hook is None:
+            return super().render(content, media_type)
+        return super().render(content, media_type, enc_hook)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) only ever reaches this machine."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+# -- problems ------------------------------------------------------------------------
+
+
+def _problem_response(
+    status: int, kind: str, detail: str, path: str, headers: Mapping[str, str] | None = None
+) -> Response[Any]:
+    problem = Problem(
+        type=f"urn:revaer:problem:{kind}",
+        title=http.HTTPStatus(status).phrase,
+        status=status,
+        detail=redact(detail),
+        instance=path,
+    )
+    return ShapedResponse(content=problem, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
+
+
+def _revaer_error(request: Request[Any, Any, Any], exc: RevaerError) -> Response[Any]:
+    if isinstance(exc, operations.NotFound):
+        return _problem_response(404, "not-found", str(exc), request.url.path)
+    if isinstance(exc, operations.RetryRefused):
+        return _problem_response(409, "retry-refused", str(exc), request.url.path)
+    if isinstance(exc, InvalidInput):
+        return _problem_response(400, "invalid-input", str(exc), request.url.path)
+    log.warning("%s %s: %s", request.method, request.url.path, redact(str(exc)))
+    return _problem_response(503, "store-unavailable", str(exc), request.url.path)
+
+
+def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    problems = [p for p in (exc.extra if isinstance(exc.extra, list) else []) if isinstance(p, dict)]
+    parts = []
+    for p in problems:
+        source = getattr(p.get("source"), "value", "request")
+        key = _QUERY_NAMES.get(p.get("key", ""), p.get("key", "?"))
+        parts.append(f"{source} parameter {key!r}: {p.get('message', 'invalid')}")
+    return _problem_response(400, "invalid-input", "; ".join(parts) or str(exc.detail), request.url.path)
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    kind = http.HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
+    return _problem_response(exc.status_code, kind, str(exc.detail), request.url.path, exc.headers)
+
+
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error("request %s %s failed: %s", request.method, request.url.path, redact(f"{type(exc).__name__}: {exc}"))
+    return _problem_response(500, "internal-error", "internal error; the server log has the details", request.url.path)
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    RevaerError: _revaer_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    Exception: _internal_error,
+}
+
+
+def _problems(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries saying these status codes answer with a problem document."""
+    return {
+        code: ResponseSpec(
+            data_container=Problem,
+            media_type=PROBLEM_JSON,
+            description=http.HTTPStatus(code).phrase,
+            generate_examples=False,
+        )
+        for code in codes
+    }
+
+
+# -- security ----------------------------------------------------------------------------
+
+
+_TOKEN_STATE = "revaer_write_token"  # noqa: S105 - the key under which the token is kept, not a token
+
+
+def require_write_access(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Writes need ``Authorization: Bearer <token>`` when the app has a token; without one, no cross-site request.
+
+    Browsers add ``Origin`` to every cross-site POST, so refusing a foreign
+    origin stops a web page from retrying jobs through a loopback API.
+    """
+    token: str | None = connection.app.state.get(_TOKEN_STATE)
+    if token is not None:
+        scheme, _sep, given = connection.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise NotAuthorizedException(
+                detail="this endpoint needs 'Authorization: Bearer <token>' with the token from [api] token",
+                headers={"WWW-Authenticate": 'Bearer realm="revaer"'},
+            )
+        return
+    origin = connection.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != connection.headers.get("host"):
+        raise PermissionDeniedException(detail=f"cross-site request from {origin!r} refused")
+
+
+def _host_name(host: str) -> str:
+    """The name part of a Host header: ``[::1]:80`` -> ``::1``, ``localhost:80`` -> ``localhost``."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def _check_host(request: Request[Any, Any, Any]) -> None:
+    """On loopback, answer only requests addressed to a loopback name: no DNS rebinding from a web page."""
+    host = request.headers.get("host", "")
+    if _host_name(host).lower() not in LOOPBACK_NAMES:
+        raise PermissionDeniedException(
+            detail=f"Host {host!r} is not a loopback name and this API listens on loopback only"
+        )
+
+
+# -- handlers -----------------------------------------------------------------------------
+
+TorrentIdPath = Annotated[str, PathParameter(description="The torrent's id, a UUID.", schema_extra={"format": "uuid"})]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description=f"Rows per page, 1 to {MAX_PAGE_SIZE}.")]
+PageCursor = Annotated[
+    str | None, QueryParameter(description="`next_cursor` of the previous page; absent for the first page.")
+]
+
+
+@get(
+    "/v1/torrents",
+    sync_to_thread=True,
+    tags=["torrents"],
+    summary="List torrents",
+    operation_id="listTorrents",
+    responses=_problems(400, 503),
+)
+def list_torrents(
+    services: NamedDependency[Services],
+    states: Annotated[
+        list[TorrentState] | None, QueryParameter(name="state", description="Only these states (repeat for several).")
+    ] = None,
+    name: Annotated[str | None, QueryParameter(description="Case-insensitive substring of the name.")] = None,
+    sort: Annotated[TorrentSort, QueryParameter(description="Sort key; ties are broken by id.")] = TorrentSort.ADDED,
+    desc: Annotated[bool, QueryParameter(description="Newest (or last by name) first.")] = False,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    cursor: PageCursor = None,
+) -> TorrentPage:
+    """A page of torrents from the store; follow ``next_cursor`` for the rest, without gaps or repeats."""
+    query = operations.torrent_query(
+        states=states or (), name=name, sort=sort, descending=desc, limit=limit, cursor=cursor
+    )
+    return operations.list_torrents(services.store, query)
+
+
+@get(
+    "/v1/torrents/{torrent_id:str}",
+    sync_to_thread=True,
+    tags=["torrents"],
+    summary="Show one torrent",
+    operation_id="getTorrent",
+    responses=_problems(400, 404, 503),
+)
+def show_torrent(services: NamedDependency[Services], torrent_id: TorrentIdPath) -> TorrentStatus:
+    """The torrent's status: the live catalog's inside ``revaer run``, else the store's."""
+    return operations.get_torrent(services.store, operations.parse_torrent_id(torrent_id), services.catalog)
+
+
+@get(
+    "/v1/fsops/jobs",
+    sync_to_thread=True,
+    tags=["fsops"],
+    summary="List FsOps jobs",
+    operation_id="listJobs",
+    responses=_problems(400, 503),
+)
+def list_jobs(
+    services: NamedDependency[Services],
+    statuses: Annotated[
+        list[JobStatus] | None, QueryParameter(name="status", description="Only these statuses (repeat for several).")
+    ] = None,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    cursor: PageCursor = None,
+) -> JobPage:
+    """A page of FsOps jobs, oldest first."""
+    return operations.list_jobs(
+        services.store, operations.job_query(statuses=statuses or (), limit=limit, cursor=cursor)
+    )
+
+
+@get(
+    "/v1/fsops/jobs/{torrent_id:str}",
+    sync_to_thread=True,
+    tags=["fsops"],
+    summary="Show a torrent's FsOps job with its history",
+    operation_id="getJob",
+    responses=_problems(400, 404, 503),
+)
+def show_job(services: NamedDependency[Services], torrent_id: TorrentIdPath) -> JobDetail:
+    """The job and every transition it went through (each attempt's start, end and error)."""
+    return operations.job_detail(services.store, operations.parse_torrent_id(torrent_id))
+
+
+@get(
+    "/v1/events",
+    tags=["events"],
+    summary="Stream runtime events (server-sent events)",
+    media_type="text/event-stream",
+    response_description="Server-sent events: `id` is the event id, `event` its kind, `data` the event as JSON.",
+    operation_id="streamEvents",
+    responses=_problems(400, 503),
+)
+async def events(
+    services: NamedDependency[Services],
+    last_event_id: Annotated[
+        str | None,
+        HeaderParameter(name="Last-Event-ID", description="Resume after this event id (set by EventSource)."),
+    ] = None,
+    after: Annotated[
+        str | None, QueryParameter(description="Resume after this event id, for clients that cannot set headers.")
+    ] = None,
+) -> ServerSentEvent:
+    """Events as they happen; ``event: resync`` means some were missed: re-read ``/v1/torrents``."""
+    if services.bus is None:
+        raise ServiceUnavailableException(
+            detail="no live events: this API was started alone (revaer api); events come from the API of revaer run"
+        )
+    raw = last_event_id if last_event_id is not None else after
+    resume = 0
+    if raw is not None:
+        if not raw.strip().isdigit():
+            raise InvalidInput(f"event id {raw!r} is not a non-negative integer")
+        resume = int(raw)
+    return ServerSentEvent(event_stream(services.bus, resume, heartbeat=services.heartbeat))
+
+
+@get("/health", sync_to_thread=True, tags=["operations"], summary="Runtime health", operation_id="getHealth")
+def health_handler(services: NamedDependency[Services]) -> HealthReport:
+    """``ok``, or ``degraded`` with each degraded component and why; always 200 (a degraded runtime still serves)."""
+    return operations.health_report(services.store, services.health)
+
+
+@get(
+    "/metrics",
+    sync_to_thread=True,
+    tags=["operations"],
+    summary="Prometheus metrics",
+    operation_id="getMetrics",
+    media_type=PROMETHEUS_TEXT,
+)
+def metrics_handler(services: NamedDependency[Services]) -> str:
+    """Counters and gauges in the Prometheus text format, FsOps jobs by status sampled from the store."""
+    return services.metrics.render()
+
+
+@post(
+    "/v1/fsops/jobs/{torrent_id:str}/retry",
+    status_code=200,
+    sync_to_thread=True,
+    tags=["fsops"],
+    summary="Retry a failed FsOps job",
+    operation_id="retryJob",
+    guards=[require_write_access],
+    security=[{"bearer": []}, {}],
+    responses=_problems(400, 401, 403, 404, 409, 503),
+)
+def retry_job(services: NamedDependency[Services], torrent_id: TorrentIdPath) -> FsJob:
+    """Set a failed job back to ``pending`` for FsOps to run again; 409 when the job is not failed.
+
+    Needs ``Authorization: Bearer <token>`` when the server has a token (always, off loopback).
+    """
+    job = operations.retry_job(services.store, operations.parse_torrent_id(torrent_id))
+    if services.on_retried is not None:
+        services.on_retried(job.torrent_id)
+    return job
+
+
+# -- the app ----------------------------------------------------------------------------------
+
+
+def _jobs_sampler(store: RuntimeStore) -> Any:
+    def sample() -> list[tuple[dict[str, str], float]]:
+        try:
+            counts = operations.job_counts(store)
+        except RevaerError:
+            return []  # already logged by operations; the series is absent while the store is down
+        return [({"status": status.value}, float(count)) for status, count in counts.items()]
+
+    return sample
+
+
+def _version() -> str:
+    try:
+        return version("revaer-core")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
+        return "0+unknown"
+
+
+def create_app(
+    store: RuntimeStore,
+    *,
+    bus: EventBus | None = None,
+    health: HealthBoard | None = None,
+    metrics: Metrics | None = None,
+    catalog: Mapping[UUID, TorrentStatus] | None = None,
+    token: str | None = None,
+    bind_host: str = "127.0.0.1",
+    heartbeat: float = HEARTBEAT_SECONDS,
+    on_retried: Callable[[UUID], object] | None = None,
+) -> Litestar:
+    """The API app over ``store``; ``revaer run`` also passes its live bus, board, metrics and catalog.
+
+    :param bind_host: the address the server will listen on. Off loopback a
+        ``token`` is required (ConfigError otherwise), and it guards the write
+        endpoints; on loopback only loopback Host headers are answered.
+    :param heartbeat: seconds between keep-alive comments on an idle event stream.
+    :param on_retried: called with the torrent id after a retry set its job back to pending
+        (``revaer run`` starts the job then; alone, the API leaves it for the daemon's next start).
+    """
+    loopback = is_loopback(bind_host)
+    if not loopback and token is None:
+        raise ConfigError(
+            "api.token",
+            f"required when the API listens on {bind_host!r}, which is not loopback "
+            "(set [api] token or REVAER_API_TOKEN, or bind to 127.0.0.1)",
+        )
+    metrics = metrics if metrics is not None else Metrics()
+    metrics.register_sampled("revaer_fsops_jobs", "FsOps jobs in the store, by status.", _jobs_sampler(store))
+    services = Services(
+        store=store,
+        bus=bus,
+        health=health,
+        metrics=metrics,
+        catalog=catalog,
+        heartbeat=heartbeat,
+        on_retried=on_retried,
+    )
+    return Litestar(
+        route_handlers=[
+            list_torrents,
+            show_torrent,
+            list_jobs,
+            show_job,
+            retry_job,
+            events,
+            health_handler,
+            metrics_handler,
+        ],
+        state=State({_TOKEN_STATE: token}),
+        dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
+        response_class=ShapedResponse,
+        exception_handlers=EXCEPTION_HANDLERS,
+        before_request=_check_host if loopback else None,
+        openapi_config=OpenAPIConfig(
+            title="Revaer API",
+            version=_version(),
+            description="Torrent and FsOps state from Revaer's runtime store, health, metrics and live events.",
+            path=OPENAPI_PATH,
+            components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
+        ),
+        debug=False,
+        logging_config=None,  # the process owns logging (and its redaction filter), not the app
+    )

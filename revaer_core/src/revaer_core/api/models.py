@@ -1,0 +1,92 @@
+"""The shapes the HTTP API returns and the CLI prints with ``--json``.
+
+One set of attrs classes, serialised by :func:`revaer_core.serialize.to_json` in
+both places, so a script can switch between ``revaer ... --json`` and the API
+without changing its parser. Litestar reads the same classes to write the
+OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from revaer_core.health import StoreHealth
+from revaer_core.jobs import FsJob, JobHistoryEntry
+from revaer_core.redact import redact
+from revaer_core.serialize import to_json
+from revaer_core.status import TorrentStatus
+
+
+def public_json(value: Any) -> Any:
+    """``value`` as JSON-ready data on its way out of the process: :func:`to_json` with every string redacted.
+
+    Redacting values rather than the encoded text keeps the JSON valid whatever
+    a secret is followed by (``password=x"`` must not eat the closing quote).
+    """
+    return _redact_strings(to_json(value))
+
+
+def _redact_strings(data: Any) -> Any:
+    if isinstance(data, str):
+        return redact(data)
+    if isinstance(data, dict):
+        return {key: _redact_strings(item) for key, item in data.items()}
+    if isinstance(data, list | tuple):  # attrs.asdict can leave a tuple of nested classes a tuple
+        return [_redact_strings(item) for item in data]
+    return data
+
+
+@attrs.frozen
+class TorrentPage:
+    """One page of torrents; pass ``next_cursor`` back as ``cursor`` for the next (``null`` on the last)."""
+
+    items: tuple[TorrentStatus, ...]
+    next_cursor: str | None = None
+
+
+@attrs.frozen
+class JobPage:
+    """One page of FsOps jobs, oldest first; ``next_cursor`` as in :class:`TorrentPage`."""
+
+    items: tuple[FsJob, ...]
+    next_cursor: str | None = None
+
+
+@attrs.frozen
+class JobDetail:
+    """A torrent's FsOps job and every transition it went through, oldest first."""
+
+    job: FsJob
+    history: tuple[JobHistoryEntry, ...]
+
+
+class HealthStatus(enum.StrEnum):
+    """The runtime's overall state: degraded while any component is."""
+
+    OK = "ok"
+    DEGRADED = "degraded"
+
+
+@attrs.frozen
+class HealthReport:
+    """What ``GET /health`` answers: overall state, the degraded components and why, and the store's own report."""
+
+    status: HealthStatus
+    backend: str  #: the selected store backend, ``none`` when persistence is off
+    degraded: Mapping[str, str]  #: component -> reason, empty when ``status`` is ``ok``
+    store: StoreHealth
+
+
+@attrs.frozen
+class Problem:
+    """An RFC 9457 problem document (``application/problem+json``): every API error has this shape."""
+
+    type: str  #: a URN naming the kind of problem, e.g. ``urn:revaer:problem:not-found``
+    title: str  #: the HTTP status phrase
+    status: int
+    detail: str  #: one line saying what is wrong and how to fix it
+    instance: str | None = None  #: the request path the problem is about

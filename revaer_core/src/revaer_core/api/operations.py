@@ -1,0 +1,268 @@
+"""What the CLI and the HTTP API do with the store: parse operator input, read, retry.
+
+Both surfaces call these functions, so a filter that one refuses the other
+refuses too, with the same words. Errors come out as:
+
+- :class:`~revaer_core.errors.InvalidInput` for input the caller can fix (CLI exit 2, HTTP 400),
+- :class:`NotFound` for an unknown id (CLI exit 2, HTTP 404),
+- :class:`RetryRefused` for a retry the job's state does not allow (CLI exit 2, HTTP 409),
+- :class:`~revaer_core.errors.StoreUnavailable` for any failure of the store (CLI exit 3, HTTP 503),
+  its message redacted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TypeVar
+from uuid import UUID
+
+from revaer_core.api.models import HealthReport, HealthStatus, JobDetail, JobPage, TorrentPage
+from revaer_core.errors import InvalidInput, RevaerError, StoreUnavailable
+from revaer_core.health import RUNTIME_STORE, HealthBoard, StoreHealth
+from revaer_core.jobs import FsJob, JobStatus, TransitionRefused
+from revaer_core.query import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Cursor,
+    InvalidQuery,
+    JobQuery,
+    TorrentQuery,
+    TorrentSort,
+)
+from revaer_core.redact import redact
+from revaer_core.status import TorrentState, TorrentStatus
+from revaer_core.store import RuntimeStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Longest name search accepted; longer input is a mistake, not a torrent name.
+MAX_SEARCH_LENGTH = 256
+
+
+class NotFound(InvalidInput):
+    """No torrent or job has the id the caller gave."""
+
+
+class RetryRefused(InvalidInput):
+    """The job exists but its status does not allow a retry (only a failed job can be retried)."""
+
+
+# -- input -------------------------------------------------------------------------
+
+
+def parse_torrent_id(text: str) -> UUID:
+    """``text`` as a torrent id, or InvalidInput quoting it."""
+    try:
+        return UUID(text.strip())
+    except (ValueError, AttributeError):
+        raise InvalidInput(
+            f"{text!r} is not a torrent id (expected a UUID such as 123e4567-e89b-12d3-a456-426614174000)"
+        ) from None
+
+
+def _choices(kind: str, values: Iterable[str], allowed: type[TorrentState] | type[JobStatus]) -> frozenset[str]:
+    chosen = frozenset(values)
+    known = {member.value for member in allowed}
+    unknown = sorted(chosen - known)
+    if unknown:
+        raise InvalidInput(f"unknown {kind} {unknown[0]!r}; choose from: {', '.join(sorted(known))}")
+    return chosen
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+    return limit
+
+
+def _cursor(token: str | None) -> Cursor | None:
+    if token is None or token == "":
+        return None
+    try:
+        return Cursor.decode(token)
+    except InvalidQuery as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def torrent_query(
+    *,
+    states: Iterable[str] = (),
+    name: str | None = None,
+    sort: str = TorrentSort.ADDED,
+    descending: bool = False,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> TorrentQuery:
+    """A checked :class:`TorrentQuery` from operator input (strings or the enums themselves)."""
+    sorts = {s.value for s in TorrentSort}
+    if sort not in sorts:
+        raise InvalidInput(f"unknown sort {sort!r}; choose from: {', '.join(sorted(sorts))}")
+    if name is not None and len(name) > MAX_SEARCH_LENGTH:
+        raise InvalidInput(f"name search is {len(name)} characters long; the most accepted is {MAX_SEARCH_LENGTH}")
+    if name is not None and "\x00" in name:
+        raise InvalidInput("name search must not contain a NUL character")
+    query = TorrentQuery(
+        states=frozenset(TorrentState(s) for s in _choices("state", states, TorrentState)),
+        name_contains=name or None,
+        sort=TorrentSort(sort),
+        descending=descending,
+        limit=_limit(limit),
+        after=_cursor(cursor),
+    )
+    try:
+        query.after_key()  # a time-sort cursor handed to the name sort (or back) fails here, not in the store
+    except InvalidQuery as exc:
+        raise InvalidInput(str(exc)) from None
+    return query
+
+
+def job_query(*, statuses: Iterable[str] = (), limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> JobQuery:
+    """A checked :class:`JobQuery` from operator input."""
+    query = JobQuery(
+        statuses=frozenset(JobStatus(s) for s in _choices("status", statuses, JobStatus)),
+        limit=_limit(limit),
+        after=_cursor(cursor),
+    )
+    try:
+        query.after_key()
+    except InvalidQuery as exc:
+        raise InvalidInput(str(exc)) from None
+    return query
+
+
+# -- store calls -----------------------------------------------------------------
+
+
+def _call(what: str, fn: Callable[[], T]) -> T:
+    """Run a store call; a failure the caller cannot fix becomes a redacted StoreUnavailable.
+
+    Backends raise StoreUnavailable or let their driver's errors through; to an
+    operator both mean the same: the store cannot answer now.
+    """
+    try:
+        return fn()
+    except (RevaerError, TransitionRefused):
+        raise
+    except InvalidQuery as exc:
+        raise InvalidInput(str(exc)) from None
+    except Exception as exc:
+        message = redact(f"{type(exc).__name__}: {exc}")
+        log.debug("runtime store failed to %s: %s", what, message, exc_info=True)  # callers report it
+        raise StoreUnavailable(f"runtime store failed to {what}: {message}") from exc
+
+
+def list_torrents(store: RuntimeStore, query: TorrentQuery) -> TorrentPage:
+    page = _call("list torrents", lambda: store.list_torrents(query))
+    return TorrentPage(items=page.items, next_cursor=page.next_cursor)
+
+
+def walk_torrents(store: RuntimeStore, query: TorrentQuery) -> Iterator[TorrentStatus]:
+    """Every torrent the query matches, page after page, from its cursor to the end."""
+    while True:
+        page = list_torrents(store, query)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        query = torrent_query_after(query, page.next_cursor)
+
+
+def torrent_query_after(query: TorrentQuery, cursor: str) -> TorrentQuery:
+    """``query`` moved to the page after ``cursor``."""
+    return TorrentQuery(
+        states=query.states,
+        name_contains=query.name_contains,
+        sort=query.sort,
+        descending=query.descending,
+        limit=query.limit,
+        after=Cursor.decode(cursor),
+    )
+
+
+def get_torrent(
+    store: RuntimeStore, torrent_id: UUID, catalog: Mapping[UUID, TorrentStatus] | None = None
+) -> TorrentStatus:
+    """The torrent's status: the live catalog's when there is one and it knows the torrent, else the store's."""
+    if catalog is not None:
+        live = catalog.get(torrent_id)
+        if live is not None:
+            return live
+    status = _call("read a torrent", lambda: store.get_torrent(torrent_id))
+    if status is None:
+        raise NotFound(f"no torrent with id {torrent_id}{_no_store_hint(store)}")
+    return status
+
+
+def list_jobs(store: RuntimeStore, query: JobQuery) -> JobPage:
+    page = _call("list FsOps jobs", lambda: store.list_jobs(query))
+    return JobPage(items=page.items, next_cursor=page.next_cursor)
+
+
+def walk_jobs(store: RuntimeStore, query: JobQuery) -> Iterator[FsJob]:
+    """Every job the query matches, page after page."""
+    while True:
+        page = list_jobs(store, query)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        query = JobQuery(statuses=query.statuses, limit=query.limit, after=Cursor.decode(page.next_cursor))
+
+
+def job_detail(store: RuntimeStore, torrent_id: UUID) -> JobDetail:
+    job = _call("read an FsOps job", lambda: store.get_job(torrent_id))
+    if job is None:
+        raise NotFound(f"no FsOps job for torrent {torrent_id}{_no_store_hint(store)}")
+    history = _call("read an FsOps job's history", lambda: store.job_history(torrent_id))
+    return JobDetail(job=job, history=tuple(history))
+
+
+def retry_job(store: RuntimeStore, torrent_id: UUID) -> FsJob:
+    """Set the torrent's failed job back to pending, for FsOps to run again."""
+    if _call("read an FsOps job", lambda: store.get_job(torrent_id)) is None:
+        raise NotFound(f"no FsOps job for torrent {torrent_id}{_no_store_hint(store)}")
+    try:
+        job = _call("retry an FsOps job", lambda: store.retry_job(torrent_id))
+    except TransitionRefused as exc:
+        raise RetryRefused(str(exc)) from None
+    if job is None:  # the job vanished between the two calls (its torrent was removed)
+        raise NotFound(f"no FsOps job for torrent {torrent_id}")
+    return job
+
+
+def job_counts(store: RuntimeStore) -> dict[JobStatus, int]:
+    """How many FsOps jobs are in each status, every status present (zero when none)."""
+    counts = dict.fromkeys(JobStatus, 0)
+    for job in walk_jobs(store, JobQuery(limit=MAX_PAGE_SIZE)):
+        counts[job.status] += 1
+    return counts
+
+
+def store_health(store: RuntimeStore) -> StoreHealth:
+    """The store's own report, redacted; a store too broken to report is reported as failing."""
+    try:
+        health = store.health()
+    except Exception as exc:
+        return StoreHealth(ok=False, detail=redact(f"health check failed: {type(exc).__name__}: {exc}"))
+    return StoreHealth(
+        ok=health.ok, detail=redact(health.detail), facts={k: redact(v) for k, v in health.facts.items()}
+    )
+
+
+def health_report(store: RuntimeStore, board: HealthBoard | None = None) -> HealthReport:
+    """Overall health: the board's degraded components, plus ``runtime_store`` when the store says it is failing."""
+    store_report = store_health(store)
+    degraded = {k: redact(v) for k, v in (board.degraded if board is not None else {}).items()}
+    if not store_report.ok:
+        degraded.setdefault(RUNTIME_STORE, store_report.detail)
+    return HealthReport(
+        status=HealthStatus.DEGRADED if degraded else HealthStatus.OK,
+        backend=store.backend or "none",
+        degraded=dict(sorted(degraded.items())),
+        store=store_report,
+    )
+
+
+def _no_store_hint(store: RuntimeStore) -> str:
+    return "" if store.persistent else " (no runtime store selected: nothing is persisted)"

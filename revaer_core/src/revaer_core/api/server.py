@@ -1,0 +1,106 @@
+"""Serving the API with uvicorn: on a background thread inside ``revaer run``, or in the foreground for ``revaer api``.
+
+The listening socket is bound here, before uvicorn starts, so that a port in
+use is one clear error at once (uvicorn would log it and call ``sys.exit``),
+and so that port 0 works: :attr:`ApiServer.port` is the port actually bound.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+from litestar import Litestar
+
+from revaer_core.errors import RevaerError
+
+#: Seconds open requests (event streams above all) get to finish when the server stops.
+DEFAULT_GRACE_SECONDS = 2
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``, or a RevaerError saying why not."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise RevaerError(f"the API cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+class ApiServer:
+    """The API app under uvicorn, on a socket bound at construction.
+
+    In ``revaer run``::
+
+        server = ApiServer(create_app(store, bus=bus, health=board, metrics=metrics, catalog=catalog,
+                                      token=settings.api.token, bind_host=settings.api.host),
+                           host=settings.api.host, port=settings.api.port)
+        server.start()   # returns once requests are served
+        ...
+        server.stop()    # stops accepting, gives open streams ``grace`` seconds, joins the thread
+    """
+
+    def __init__(self, app: Litestar, *, host: str, port: int, grace: int = DEFAULT_GRACE_SECONDS) -> None:
+        self.host = host
+        self._socket = listen(host, port)
+        self.port: int = self._socket.getsockname()[1]  #: the port bound (the system's choice when 0 was asked for)
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=grace, lifespan="on")
+        )
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until SIGINT/SIGTERM (main thread) or :meth:`stop`."""
+        try:
+            self._server.run(sockets=[self._socket])
+        except SystemExit as exc:  # uvicorn exits when the app's startup fails
+            raise RevaerError(f"the API failed to start (uvicorn exited with {exc.code})") from None
+        finally:
+            self._socket.close()
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Serve on a daemon thread; returns once the server accepts requests."""
+        if self._thread is not None:
+            raise RuntimeError("ApiServer.start() called twice")
+        self._thread = threading.Thread(target=self._run_in_thread, name="revaer-api", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if self._failure is not None or not self._thread.is_alive():
+                raise RevaerError(f"the API failed to start on {self.url}: {self._failure}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RevaerError(f"the API did not start on {self.url} within {timeout:g} s")
+            time.sleep(0.01)
+
+    def _run_in_thread(self) -> None:
+        try:
+            self.serve_forever()
+        except BaseException as exc:  # reported by start(); a thread has no one else to tell
+            self._failure = exc
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, let open requests finish within the grace period, and join the thread."""
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        else:
+            self._socket.close()
+
+    def __enter__(self) -> ApiServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

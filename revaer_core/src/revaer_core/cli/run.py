@@ -1,0 +1,70 @@
+"""``revaer run``: the daemon, until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from revaer_core.cli.context import CliContext, pass_cli
+from revaer_core.daemon import Daemon
+from revaer_core.engine.registry import ENGINES
+from revaer_core.engine.simulated import SimulationScript
+
+
+@click.command("run")
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="libtorrent",
+    show_default=True,
+    help="The BitTorrent engine: libtorrent (real), or simulated (scripted, for tests and benchmarks).",
+)
+@click.option("--no-api", is_flag=True, help="Do not serve the HTTP API ([api] host and port say where it listens).")
+@click.option("--sim-torrents", type=click.IntRange(min=0), default=0, help="Simulated engine: torrents it adds.")
+@click.option("--sim-files", type=click.IntRange(min=1), default=3, help="Simulated engine: files per torrent.")
+@click.option("--sim-steps", type=click.IntRange(min=1), default=20, help="Simulated engine: steps to complete.")
+@click.option("--sim-seed", type=int, default=0, help="Simulated engine: the seed every choice comes from.")
+@pass_cli
+def run_command(
+    ctx: CliContext, engine: str, no_api: bool, sim_torrents: int, sim_files: int, sim_steps: int, sim_seed: int
+) -> None:
+    """Run the runtime: engine, orchestrator, FsOps, persistence and the HTTP API.
+
+    Stops cleanly on Ctrl+C or SIGTERM: the API stops, every status is written,
+    the engine saves its resume data, and FsOps finishes or records its jobs,
+    all within runtime.shutdown_deadline_s. Exits 3 if anything was left unwritten.
+    """
+    if not ctx.debug:
+        logging.getLogger().setLevel(logging.INFO)  # a daemon reports what it does
+    settings = ctx.settings
+    script = SimulationScript(
+        torrents=sim_torrents,
+        files_per_torrent=sim_files,
+        steps=sim_steps,
+        seed=sim_seed,
+        save_path=settings.engine.download_dir,
+    )
+    daemon = Daemon(settings, engine=engine, script=script, serve_api=not no_api)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        daemon.start()
+        store = daemon.store.backend if daemon.store is not None else None
+        api = f", API on {daemon.api.url}" if daemon.api is not None else ""
+        click.echo(f"revaer running: {store or 'no'} store, {engine} engine{api}. Ctrl+C stops it.", err=True)
+        stop.wait()
+        click.echo("revaer: stopping", err=True)
+    finally:
+        report = daemon.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if not report.clean:
+        raise click.exceptions.Exit(3)

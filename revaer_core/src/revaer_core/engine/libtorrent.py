@@ -1,0 +1,603 @@
+"""The libtorrent adapter: one session, one alert thread, Revaer events out.
+
+libtorrent reports everything through alerts. A single background thread waits
+for them, turns each into the events of :mod:`revaer_core.events`, asks for
+status updates on a timer (progress), and saves resume data on another (for
+torrents that changed). Caller threads only post requests to the session,
+which libtorrent makes thread-safe; no caller ever waits on the alert thread.
+
+The libtorrent wheel ships type stubs; where they are narrower than what the
+binding accepts, the cast is here, and callers see only Revaer values.
+
+Requires the ``libtorrent`` extra: ``pip install 'revaer-core[libtorrent]'``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import cast
+
+import attrs
+import libtorrent as lt
+
+from revaer_core.engine import Publish, RestoredTorrent, TorrentSource, torrent_id_for
+from revaer_core.errors import InvalidInput
+from revaer_core.events import (
+    FilesDiscovered,
+    ProgressUpdated,
+    StateChanged,
+    TorrentAdded,
+    TorrentCompleted,
+    TorrentRemoved,
+)
+from revaer_core.settings import EngineSettings
+from revaer_core.status import FileEntry, TorrentState
+from revaer_core.store import RuntimeStore
+
+log = logging.getLogger(__name__)
+
+#: libtorrent's state names by value (alerts carry the value).
+_NATIVE_NAMES: Mapping[int, str] = {int(v): k for k, v in lt.torrent_status.states.names.items()}
+
+#: libtorrent's torrent states, as Revaer reports them. A paused torrent is
+#: ``stopped`` and a torrent with an error ``failed``, whatever its lt state.
+STATE_MAP: Mapping[str, TorrentState] = {
+    "queued_for_checking": TorrentState.QUEUED,
+    "checking_files": TorrentState.QUEUED,
+    "checking_resume_data": TorrentState.QUEUED,
+    "allocating": TorrentState.QUEUED,
+    "downloading_metadata": TorrentState.FETCHING_METADATA,
+    "downloading": TorrentState.DOWNLOADING,
+    "finished": TorrentState.SEEDING,  # every wanted file is done; the rest is deselected
+    "seeding": TorrentState.SEEDING,
+}
+
+#: Alerts the adapter reads; everything else is never generated.
+_ALERT_MASK = lt.alert_category.status | lt.alert_category.error | lt.alert_category.storage
+
+#: Flags every torrent runs with. Not auto-managed: a pause by the user must stick,
+#: and a torrent must not sit paused in libtorrent's queue while we call it active.
+_BASE_FLAGS = lt.torrent_flags.update_subscribe | lt.torrent_flags.apply_ip_filter
+
+_MIB = 1024 * 1024
+CLOSE_TIMEOUT_S = 10.0
+
+
+def _native(state: int) -> str:
+    return _NATIVE_NAMES.get(int(state), str(state))
+
+
+def _mapped(state: int) -> TorrentState:
+    return STATE_MAP.get(_native(state), TorrentState.QUEUED)
+
+
+def _id_of(hashes: lt.info_hash_t) -> uuid.UUID:
+    """Revaer's id of an info-hash pair: the v1 hash when there is one, else the v2 hash."""
+    return torrent_id_for(str(hashes.v1) if hashes.has_v1() else str(hashes.v2))
+
+
+def _params_for(source: TorrentSource) -> lt.add_torrent_params:
+    """``add_torrent_params`` for ``source``; a source libtorrent cannot read is the caller's mistake."""
+    try:
+        if source.torrent_file is not None:
+            return lt.load_torrent_file(str(source.torrent_file))
+        if source.metainfo is not None:
+            return lt.load_torrent_buffer(source.metainfo)
+        return lt.parse_magnet_uri(str(source.magnet))
+    except RuntimeError as exc:
+        raise InvalidInput(f"not a torrent libtorrent can read: {exc}") from None
+
+
+def _hashes_of(params: lt.add_torrent_params) -> lt.info_hash_t:
+    return params.ti.info_hashes() if params.ti is not None else params.info_hashes
+
+
+def create_metainfo(payload: Path, *, piece_size: int = 16 * 1024, creator: str = "revaer") -> bytes:
+    """Bencoded metainfo (.torrent contents) of the file or directory ``payload``.
+
+    Used by the loopback helpers to make torrents on the fly; small pieces keep
+    a small payload spread over many pieces, as a real download is.
+    """
+    payload = payload.resolve()
+    entries = lt.list_files(str(payload))
+    if not entries:
+        raise InvalidInput(f"nothing to put in a torrent at {payload}")
+    creator_obj = lt.create_torrent(entries, piece_size)
+    creator_obj.set_creator(creator)
+    lt.set_piece_hashes(creator_obj, str(payload.parent))
+    return bytes(lt.bencode(creator_obj.generate()))
+
+
+def session_settings(
+    settings: EngineSettings, overrides: Mapping[str, int | str | bool] | None = None
+) -> lt.settings_pack:
+    """The libtorrent ``settings_pack`` for ``settings``; ``overrides`` are libtorrent setting names."""
+    pack: lt.settings_pack = {
+        "listen_interfaces": settings.listen_interfaces,
+        "enable_dht": settings.enable_dht,
+        "enable_lsd": settings.enable_lsd,
+        "enable_upnp": settings.enable_upnp,
+        "enable_natpmp": settings.enable_natpmp,
+        "alert_mask": _ALERT_MASK,
+        "user_agent": "Revaer/0.1 libtorrent/" + lt.__version__,
+    }
+    # overrides name settings at run time; libtorrent rejects unknown names itself
+    return cast("lt.settings_pack", {**pack, **(overrides or {})})
+
+
+@attrs.define
+class _Torrent:
+    """What the adapter tracks about one torrent in its session."""
+
+    torrent_id: uuid.UUID
+    handle: lt.torrent_handle
+    restored: bool
+    added_at: float  #: monotonic
+    paused: bool = False
+    failed: bool = False
+    state: TorrentState | None = None  #: the last state published
+    completed: bool = False  #: completion handled this run (published, or skipped for a restored seed)
+    flushing: bool = False  #: finished; TorrentCompleted waits for libtorrent to write its cache to disk
+    dirty: bool = False  #: resume data changed since the last save
+    native_states: list[str] = attrs.field(factory=list)
+
+
+class LibtorrentEngine:
+    """The Engine protocol on a libtorrent 2.x session.
+
+    :param publish: where events go (``EventBus.publish``); called on the alert thread.
+    :param store: the runtime store; resume data is saved to and restored from it.
+    :param settings: the ``[engine]`` settings.
+    :param session_overrides: extra libtorrent settings (``tick_interval`` for fast loopback tests, say).
+    :param restore_from_store: with False, start() restores nothing and says nothing about it (a seeder).
+    """
+
+    def __init__(
+        self,
+        publish: Publish,
+        store: RuntimeStore,
+        settings: EngineSettings | None = None,
+        *,
+        session_overrides: Mapping[str, int | str | bool] | None = None,
+        restore_from_store: bool = True,
+    ) -> None:
+        self._publish = publish
+        self._store = store
+        self.settings = settings or EngineSettings()
+        self._overrides = dict(session_overrides or {})
+        self._restore_from_store = restore_from_store
+        self._session: lt.session | None = None
+        self._lock = threading.RLock()
+        self._by_id: dict[uuid.UUID, _Torrent] = {}
+        self._by_handle: dict[lt.torrent_handle, _Torrent] = {}
+        self._removing: dict[lt.torrent_handle, uuid.UUID] = {}
+        self._saves_pending = 0
+        self._saves_done = threading.Condition(self._lock)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> Sequence[RestoredTorrent]:
+        """Open the session, re-add every torrent the store has resume data for, start the alert thread."""
+        if self._session is not None:
+            raise RuntimeError("engine already started")
+        self._session = lt.session(lt.session_params(session_settings(self.settings, self._overrides)))
+        restored = self._restore(self._session) if self._restore_from_store else []
+        self._thread = threading.Thread(target=self._run, name="revaer-libtorrent", daemon=True)
+        self._thread.start()
+        # a session still running when the interpreter exits aborts the process: close it first
+        atexit.register(self.close)
+        return restored
+
+    def _restore(self, session: lt.session) -> list[RestoredTorrent]:
+        if not self._store.persistent:
+            log.info("no runtime store selected: no torrents restored, the engine starts empty")
+            return []
+        stored = self._store.load_resume_data()
+        restored: list[RestoredTorrent] = []
+        for torrent_id, data in stored.items():
+            try:
+                params = lt.read_resume_data(data)
+            except RuntimeError as exc:
+                log.warning("torrent %s: stored resume data is unreadable (%s); not restored", torrent_id, exc)
+                continue
+            actual = _id_of(_hashes_of(params))
+            if actual != torrent_id:
+                log.warning("torrent %s: stored resume data is for torrent %s; not restored", torrent_id, actual)
+                continue
+            # keep a user's pause; drop libtorrent's queue management (see _BASE_FLAGS)
+            params.flags = (params.flags & ~lt.torrent_flags.auto_managed) | _BASE_FLAGS
+            try:
+                handle = session.add_torrent(params)
+            except RuntimeError as exc:
+                log.warning("torrent %s: libtorrent refused its resume data (%s); not restored", torrent_id, exc)
+                continue
+            paused = bool(params.flags & lt.torrent_flags.paused)
+            self._track(torrent_id, handle, restored=True, paused=paused)
+            name = params.ti.name() if params.ti is not None else params.name
+            restored.append(RestoredTorrent(torrent_id=torrent_id, name=name or None))
+        log.info("restored %d of %d torrent(s) from the %s store", len(restored), len(stored), self._store.backend)
+        return restored
+
+    def close(self) -> None:
+        """Save resume data of every torrent (waiting up to a deadline), then stop the session."""
+        if self._closed or self._session is None:
+            self._closed = True
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        try:
+            self._save_all(deadline=time.monotonic() + CLOSE_TIMEOUT_S)
+        finally:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join(CLOSE_TIMEOUT_S)
+            self._session = None  # libtorrent's destructor stops the network thread
+
+    def _save_all(self, deadline: float) -> None:
+        flags = lt.torrent_handle.save_info_dict | lt.torrent_handle.flush_disk_cache
+        with self._lock:
+            for torrent in self._by_id.values():
+                if torrent.handle.is_valid():
+                    torrent.handle.save_resume_data(flags)
+                    self._saves_pending += 1
+            while self._saves_pending > 0 and self._thread is not None and self._thread.is_alive():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning("gave up waiting for resume data of %d torrent(s) at shutdown", self._saves_pending)
+                    return
+                self._saves_done.wait(left)
+
+    # -- commands ----------------------------------------------------------------------
+
+    def add(
+        self, source: TorrentSource, save_path: Path, *, paused: bool = False, sequential: bool = False
+    ) -> uuid.UUID:
+        """Add a torrent (events follow from the alert thread); an unreadable source raises InvalidInput."""
+        session = self._require_session()
+        params = _params_for(source)
+        torrent_id = _id_of(_hashes_of(params))
+        params.save_path = str(save_path)
+        params.flags = _BASE_FLAGS
+        if paused:
+            params.flags |= lt.torrent_flags.paused
+        if sequential:
+            params.flags |= lt.torrent_flags.sequential_download
+        with self._lock:
+            if torrent_id in self._by_id:
+                return torrent_id
+            try:
+                handle = session.add_torrent(params)
+            except RuntimeError as exc:
+                raise InvalidInput(f"libtorrent refused the torrent: {exc}") from None
+            self._track(torrent_id, handle, restored=False, paused=paused)
+        return torrent_id
+
+    def remove(self, torrent_id: uuid.UUID, *, with_data: bool = False) -> None:
+        session = self._require_session()
+        with self._lock:
+            torrent = self._by_id.pop(torrent_id, None)
+            if torrent is None:
+                return
+            self._by_handle.pop(torrent.handle, None)
+            self._removing[torrent.handle] = torrent_id
+        session.remove_torrent(torrent.handle, lt.session.delete_files if with_data else 0)
+
+    def pause(self, torrent_id: uuid.UUID) -> None:
+        torrent = self._get(torrent_id)
+        if torrent is not None:
+            torrent.handle.unset_flags(lt.torrent_flags.auto_managed)
+            torrent.handle.pause()
+
+    def resume(self, torrent_id: uuid.UUID) -> None:
+        """Resume a paused torrent; a failed one has its error cleared and is tried again."""
+        torrent = self._get(torrent_id)
+        if torrent is not None:
+            with self._lock:
+                retry = torrent.failed
+                torrent.failed = False
+            if retry:
+                torrent.handle.clear_error()
+            torrent.handle.resume()
+
+    def set_file_priorities(self, torrent_id: uuid.UUID, priorities: Mapping[int, int]) -> None:
+        """Set priorities by file index; indices outside the torrent raise InvalidInput."""
+        torrent = self._get(torrent_id)
+        if torrent is None:
+            return
+        current = list(torrent.handle.get_file_priorities())
+        for index, priority in priorities.items():
+            if not 0 <= index < len(current):
+                raise InvalidInput(f"torrent {torrent_id} has no file {index} (it has {len(current)})")
+            if not 0 <= priority <= 7:
+                raise InvalidInput(f"file priority must be 0..7, got {priority}")
+            current[index] = priority
+        torrent.handle.prioritize_files(current)
+
+    def set_sequential(self, torrent_id: uuid.UUID, sequential: bool) -> None:
+        torrent = self._get(torrent_id)
+        if torrent is not None:
+            if sequential:
+                torrent.handle.set_flags(lt.torrent_flags.sequential_download)
+            else:
+                torrent.handle.unset_flags(lt.torrent_flags.sequential_download)
+            with self._lock:
+                torrent.dirty = True
+
+    # -- libtorrent-only extras (the loopback demo and tests) -----------------------------
+
+    @property
+    def listen_port(self) -> int:
+        """The TCP port the session listens on (useful with ``listen_interfaces = "127.0.0.1:0"``)."""
+        return int(self._require_session().listen_port())
+
+    def connect_peer(self, torrent_id: uuid.UUID, endpoint: tuple[str, int]) -> None:
+        """Connect ``torrent_id`` to a peer at ``endpoint``: how a loopback download finds its seeder."""
+        torrent = self._get(torrent_id)
+        if torrent is None:
+            raise InvalidInput(f"no torrent {torrent_id} in this engine")
+        torrent.handle.connect_peer(endpoint)
+
+    def force_recheck(self, torrent_id: uuid.UUID) -> None:
+        """Hash every piece on disk again (after files changed behind libtorrent's back)."""
+        torrent = self._get(torrent_id)
+        if torrent is not None:
+            torrent.handle.force_recheck()
+
+    def native_states(self, torrent_id: uuid.UUID) -> tuple[str, ...]:
+        """libtorrent states ``torrent_id`` went through in this run, oldest first (for diagnosis)."""
+        torrent = self._get(torrent_id)
+        with self._lock:
+            return tuple(torrent.native_states) if torrent is not None else ()
+
+    def torrent_ids(self) -> frozenset[uuid.UUID]:
+        """Every torrent in the session now."""
+        with self._lock:
+            return frozenset(self._by_id)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _require_session(self) -> lt.session:
+        if self._session is None or self._closed:
+            raise RuntimeError("engine is not running: call start() first (and not after close())")
+        return self._session
+
+    def _get(self, torrent_id: uuid.UUID) -> _Torrent | None:
+        self._require_session()
+        with self._lock:
+            return self._by_id.get(torrent_id)
+
+    def _track(self, torrent_id: uuid.UUID, handle: lt.torrent_handle, *, restored: bool, paused: bool) -> None:
+        torrent = _Torrent(torrent_id, handle, restored=restored, added_at=time.monotonic(), paused=paused)
+        with self._lock:
+            self._by_id[torrent_id] = torrent
+            self._by_handle[handle] = torrent
+
+    def _run(self) -> None:
+        """The alert thread: dispatch alerts, post status updates and resume-data saves on their timers."""
+        session = self._require_session()
+        status_every = self.settings.status_interval_ms / 1000
+        save_every = self.settings.resume_save_interval_s
+        next_status = time.monotonic()
+        next_save = time.monotonic() + save_every
+        while not self._stop.is_set():
+            session.wait_for_alert(self.settings.alert_poll_ms)
+            for alert in session.pop_alerts():
+                try:
+                    self._dispatch(alert)
+                except Exception:
+                    log.exception("failed to handle libtorrent alert %s", type(alert).__name__)
+            now = time.monotonic()
+            if now >= next_status:
+                session.post_torrent_updates()
+                next_status = now + status_every
+            if now >= next_save and not self._closed:
+                self._save_changed(now)
+                next_save = now + save_every
+
+    def _save_changed(self, now: float) -> None:
+        """Ask for resume data of torrents that changed, once they have been known for one interval.
+
+        The grace period gives the orchestrator time to persist the status: a
+        store drops resume data of a torrent it does not hold.
+        """
+        grace = self.settings.resume_save_interval_s
+        flags = lt.torrent_handle.save_info_dict
+        with self._lock:
+            for torrent in self._by_id.values():
+                eligible = torrent.restored or now - torrent.added_at >= grace
+                if torrent.dirty and eligible and torrent.handle.is_valid():
+                    torrent.dirty = False
+                    torrent.handle.save_resume_data(flags)
+                    self._saves_pending += 1
+
+    def _lookup(self, handle: lt.torrent_handle) -> _Torrent | None:
+        with self._lock:
+            return self._by_handle.get(handle)
+
+    def _dispatch(self, alert: lt.alert) -> None:
+        if isinstance(alert, lt.state_update_alert):
+            for status in alert.status:
+                self._on_status(status)
+            return
+        if isinstance(alert, lt.torrent_removed_alert):
+            self._on_removed(alert)
+            return
+        if isinstance(alert, lt.save_resume_data_alert | lt.save_resume_data_failed_alert):
+            self._on_saved(alert)
+            return
+        handle: lt.torrent_handle | None = getattr(alert, "handle", None)
+        torrent = self._lookup(handle) if handle is not None else None
+        if torrent is None:
+            return
+        if isinstance(alert, lt.add_torrent_alert):
+            self._on_added(torrent)
+        elif isinstance(alert, lt.metadata_received_alert):
+            self._on_added(torrent)  # the name and the files are known only now
+        elif isinstance(alert, lt.state_changed_alert):
+            with self._lock:
+                torrent.native_states.append(_native(alert.state))
+                torrent.dirty = True
+            self._publish_state(torrent, _mapped(alert.state))
+        elif isinstance(alert, lt.torrent_finished_alert):
+            self._on_finished(torrent)
+        elif isinstance(alert, lt.cache_flushed_alert):
+            self._on_flushed(torrent)
+        elif isinstance(alert, lt.torrent_paused_alert):
+            with self._lock:
+                torrent.paused = True
+                torrent.dirty = True
+            self._publish_state(torrent, TorrentState.STOPPED)
+        elif isinstance(alert, lt.torrent_resumed_alert):
+            with self._lock:
+                torrent.paused = False
+                torrent.dirty = True
+            self._publish_state(torrent, _mapped(torrent.handle.status().state))
+        elif isinstance(alert, lt.torrent_error_alert | lt.file_error_alert):
+            self._on_error(torrent, alert)
+        elif isinstance(alert, lt.file_prio_alert):
+            with self._lock:
+                torrent.dirty = True
+            self._publish_files(torrent)
+        elif isinstance(alert, lt.fastresume_rejected_alert):
+            log.warning(
+                "torrent %s: resume data rejected, libtorrent rechecks it: %s", torrent.torrent_id, alert.message()
+            )
+
+    def _on_added(self, torrent: _Torrent) -> None:
+        status = torrent.handle.status()
+        self._publish(
+            TorrentAdded(torrent_id=torrent.torrent_id, name=status.name or None, download_dir=status.save_path)
+        )
+        if status.has_metadata:
+            self._publish_files(torrent)
+        if torrent.paused:
+            self._publish_state(torrent, TorrentState.STOPPED)
+
+    def _publish_files(self, torrent: _Torrent) -> None:
+        info = torrent.handle.torrent_file()
+        if info is None:
+            return
+        layout = info.layout()
+        priorities = list(torrent.handle.get_file_priorities())
+        done = list(torrent.handle.file_progress(lt.torrent_handle.piece_granularity))
+        files = []
+        for index in range(layout.num_files()):
+            if layout.file_flags(index) & lt.file_storage.flag_pad_file:
+                continue  # alignment padding of hybrid torrents: never on disk
+            priority = int(priorities[index]) if index < len(priorities) else 4
+            files.append(
+                FileEntry(
+                    index=index,
+                    path=layout.file_path(index).replace("\\", "/"),
+                    size=int(layout.file_size(index)),
+                    bytes_completed=int(done[index]) if index < len(done) else 0,
+                    priority=priority,
+                    selected=priority > 0,
+                )
+            )
+        self._publish(FilesDiscovered(torrent_id=torrent.torrent_id, files=files))
+
+    def _publish_state(self, torrent: _Torrent, state: TorrentState, failure: str | None = None) -> None:
+        """Publish ``state`` unless it is the one last published; a failed or paused torrent keeps its state."""
+        with self._lock:
+            if state is not TorrentState.FAILED:
+                if torrent.failed:
+                    return
+                if torrent.paused:
+                    state = TorrentState.STOPPED
+            if torrent.state is state:
+                return
+            torrent.state = state
+        self._publish(StateChanged(torrent_id=torrent.torrent_id, state=state, failure=failure))
+
+    def _progress_of(self, torrent: _Torrent, status: lt.torrent_status) -> ProgressUpdated:
+        downloaded_ever = int(status.all_time_download) or int(status.total_wanted_done)
+        ratio = int(status.all_time_upload) / downloaded_ever if downloaded_ever else 0.0
+        return ProgressUpdated(
+            torrent_id=torrent.torrent_id,
+            downloaded=int(status.total_wanted_done),
+            total=int(status.total_wanted),
+            download_bps=int(status.download_payload_rate),
+            upload_bps=int(status.upload_payload_rate),
+            ratio=ratio,
+        )
+
+    def _on_status(self, status: lt.torrent_status) -> None:
+        torrent = self._lookup(status.handle)
+        if torrent is None:
+            return
+        if status.need_save_resume:
+            with self._lock:
+                torrent.dirty = True
+        self._publish(self._progress_of(torrent, status))
+
+    def _on_finished(self, torrent: _Torrent) -> None:
+        """Publish completion once per torrent and run, never for a restored torrent that was already done.
+
+        libtorrent posts ``torrent_finished`` again when a restored seed is
+        re-added; completing it again would re-run FsOps on a moved payload.
+        """
+        status = torrent.handle.status()
+        with self._lock:
+            if torrent.completed:
+                return
+            torrent.completed = True
+            torrent.dirty = True
+        if torrent.restored and int(status.total_payload_download) == 0:
+            log.debug("torrent %s: restored complete, no completion event", torrent.torrent_id)
+            return
+        # Finished means every piece passed its hash check, not that every byte is on disk:
+        # FsOps reads the files next, so completion waits for the disk cache to be flushed.
+        with self._lock:
+            torrent.flushing = True
+        torrent.handle.flush_cache()
+
+    def _on_flushed(self, torrent: _Torrent) -> None:
+        with self._lock:
+            if not torrent.flushing:
+                return
+            torrent.flushing = False
+        self._publish(self._progress_of(torrent, torrent.handle.status()))
+        self._publish(TorrentCompleted(torrent_id=torrent.torrent_id))
+
+    def _on_error(self, torrent: _Torrent, alert: lt.torrent_error_alert | lt.file_error_alert) -> None:
+        with self._lock:
+            already = torrent.failed
+            torrent.failed = True
+            torrent.dirty = True
+        if not already:
+            self._publish_state(torrent, TorrentState.FAILED, failure=alert.message())
+
+    def _on_removed(self, alert: lt.torrent_removed_alert) -> None:
+        with self._lock:
+            torrent_id = self._removing.pop(alert.handle, None)
+        if torrent_id is None:
+            torrent_id = _id_of(alert.info_hashes)
+        self._publish(TorrentRemoved(torrent_id=torrent_id))
+
+    def _on_saved(self, alert: lt.save_resume_data_alert | lt.save_resume_data_failed_alert) -> None:
+        torrent = self._lookup(alert.handle)
+        try:
+            if isinstance(alert, lt.save_resume_data_alert) and torrent is not None:
+                data = bytes(lt.write_resume_data_buf(alert.params))
+                try:
+                    self._store.save_resume_data(torrent.torrent_id, data)
+                except Exception as exc:
+                    log.warning("torrent %s: saving resume data failed, retried later: %s", torrent.torrent_id, exc)
+                    with self._lock:
+                        torrent.dirty = True
+            elif isinstance(alert, lt.save_resume_data_failed_alert) and torrent is not None:
+                log.debug("torrent %s: no resume data saved: %s", torrent.torrent_id, alert.message())
+        finally:
+            with self._lock:
+                self._saves_pending = max(0, self._saves_pending - 1)
+                self._saves_done.notify_all()

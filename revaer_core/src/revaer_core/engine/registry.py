@@ -1,0 +1,47 @@
+"""Engines by name, for ``revaer run --engine <name>`` and the demo.
+
+The libtorrent adapter is imported only when asked for, so the core (and the
+simulated engine) work without the optional ``libtorrent`` extra.
+"""
+
+from __future__ import annotations
+
+from revaer_core.engine import Engine, Publish
+from revaer_core.errors import PluginError
+from revaer_core.settings import EngineSettings
+from revaer_core.store import RuntimeStore
+
+#: Names :func:`open_engine` accepts.
+ENGINES = ("libtorrent", "simulated")
+
+
+def open_engine(
+    name: str,
+    publish: Publish,
+    store: RuntimeStore,
+    settings: EngineSettings | None = None,
+    *,
+    simulated_tick_s: float = 1.0,
+) -> Engine:
+    """A new, not yet started engine called ``name``.
+
+    :param simulated_tick_s: how often the simulated engine steps on its own thread.
+    :raises PluginError: the libtorrent extra is not installed.
+    :raises ValueError: ``name`` is not one of :data:`ENGINES`.
+    """
+    settings = settings or EngineSettings()
+    if name == "libtorrent":
+        try:
+            from revaer_core.engine.libtorrent import LibtorrentEngine
+        except ImportError as exc:
+            raise PluginError(
+                f"the libtorrent engine needs the libtorrent wheel ({exc}); "
+                "install it with: pip install 'revaer-core[libtorrent]'"
+            ) from None
+        return LibtorrentEngine(publish, store, settings)
+    if name == "simulated":
+        from revaer_core.engine.simulated import SimulatedEngine, SimulationScript
+
+        script = SimulationScript(save_path=settings.download_dir)
+        return SimulatedEngine(publish, store, script, tick_interval_s=simulated_tick_s)
+    raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(ENGINES)}")

@@ -1,0 +1,554 @@
+"""A scripted, deterministic engine: the events of a real one, without a network or a disk.
+
+Tests drive it step by step (:meth:`SimulatedEngine.step`); benchmarks and
+``revaer run --engine simulated`` let a background thread step it at a fixed
+rate. Its events have the same types, order and meaning as those of
+:class:`revaer_core.engine.libtorrent.LibtorrentEngine`:
+
+- add: ``TorrentAdded``, ``FilesDiscovered``, ``StateChanged(downloading)``
+  (``stopped`` when added paused; ``fetching_metadata`` first for a magnet,
+  then ``TorrentAdded`` again with the name, and the files);
+- each step: ``ProgressUpdated`` per downloading torrent; at the last one
+  ``StateChanged(seeding)``, a final ``ProgressUpdated`` and ``TorrentCompleted``;
+- a scripted failure: ``StateChanged(failed, message)``;
+- restore at start: ``TorrentAdded``, ``FilesDiscovered``, the state, one
+  ``ProgressUpdated``, and no ``TorrentCompleted`` for a torrent already done.
+
+The same script and seed give the same event sequence, byte for byte. Its
+resume data (a small JSON document) goes through the store like the real
+engine's, so restart tests run without libtorrent.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import logging
+import random
+import re
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+
+from revaer_core.engine import Publish, RestoredTorrent, TorrentSource, torrent_id_for
+from revaer_core.errors import InvalidInput
+from revaer_core.events import (
+    EventPayload,
+    FilesDiscovered,
+    ProgressUpdated,
+    StateChanged,
+    TorrentAdded,
+    TorrentCompleted,
+    TorrentRemoved,
+)
+from revaer_core.status import FileEntry, TorrentState
+from revaer_core.store import RuntimeStore
+
+log = logging.getLogger(__name__)
+
+RESUME_FORMAT = "revaer-simulated/1"
+_BTIH = re.compile(r"urn:btih:([0-9a-fA-F]{40}|[0-9a-fA-F]{64})")
+
+
+@attrs.frozen
+class Failure:
+    """Torrent number ``torrent`` (0-based, in the order torrents enter the engine) fails at step ``at_step``."""
+
+    torrent: int
+    at_step: int  #: 1-based: the step that would have been the torrent's ``at_step``-th bit of progress
+    message: str = "simulated failure"
+
+
+def _failures(value: Sequence[Failure]) -> tuple[Failure, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class SimulationScript:
+    """What the simulated engine does; every choice it makes comes from ``seed``."""
+
+    torrents: int = 0  #: torrents the engine adds by itself at start (beyond what it restores)
+    files_per_torrent: int = 1
+    file_size: int = 1024 * 1024  #: average; each file's size varies by up to half of it
+    steps: int = 10  #: steps from nothing to complete
+    seed: int = 0
+    failures: tuple[Failure, ...] = attrs.field(default=(), converter=_failures)
+    save_path: Path = Path("simulated")
+    name_prefix: str = "sim"
+    resume_every_steps: int = 5  #: resume data of changed torrents is saved every this many steps
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("torrents", "files_per_torrent", "file_size", "steps", "resume_every_steps"):
+            minimum = 0 if name == "torrents" else 1
+            if getattr(self, name) < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
+
+
+@attrs.define
+class _SimTorrent:
+    torrent_id: uuid.UUID
+    number: int  #: the order it entered the engine in; what failures refer to
+    name: str | None
+    save_path: str
+    sizes: list[int]
+    priorities: list[int]
+    cuts: list[int]  #: progress after each step, in parts per million
+    step: int = 0  #: steps of progress made
+    metadata: bool = True
+    paused: bool = False
+    failed: bool = False
+    completed: bool = False
+    sequential: bool = False
+    fired: set[int] = attrs.field(factory=set)  #: failure steps already reported
+    state: TorrentState | None = None
+    dirty: bool = False
+    age: int = 0  #: steps since it entered the engine
+
+    @property
+    def wanted(self) -> int:
+        return sum(size for size, priority in zip(self.sizes, self.priorities, strict=True) if priority > 0)
+
+    @property
+    def downloaded(self) -> int:
+        if self.step == 0:
+            return 0
+        return self.wanted * self.cuts[min(self.step, len(self.cuts)) - 1] // 1_000_000
+
+    @property
+    def done(self) -> bool:
+        return self.step >= len(self.cuts)
+
+    def files(self) -> tuple[FileEntry, ...]:
+        root = self.name or self.torrent_id.hex
+        fraction_num, fraction_den = self.downloaded, self.wanted or 1
+        return tuple(
+            FileEntry(
+                index=i,
+                path=f"{root}/file-{i:03d}.bin",
+                size=size,
+                bytes_completed=size * fraction_num // fraction_den if priority > 0 else 0,
+                priority=priority,
+                selected=priority > 0,
+            )
+            for i, (size, priority) in enumerate(zip(self.sizes, self.priorities, strict=True))
+        )
+
+    def resume_data(self) -> bytes:
+        document: dict[str, Any] = {
+            "format": RESUME_FORMAT,
+            "number": self.number,
+            "name": self.name,
+            "save_path": self.save_path,
+            "sizes": self.sizes,
+            "priorities": self.priorities,
+            "cuts": self.cuts,
+            "step": self.step,
+            "metadata": self.metadata,
+            "paused": self.paused,
+            "sequential": self.sequential,
+            "fired": sorted(self.fired),
+        }
+        return json.dumps(document, sort_keys=True).encode()
+
+    @classmethod
+    def from_resume_data(cls, torrent_id: uuid.UUID, data: bytes) -> _SimTorrent:
+        doc = json.loads(data)
+        if not isinstance(doc, dict) or doc.get("format") != RESUME_FORMAT:
+            raise ValueError(f"not {RESUME_FORMAT} resume data")
+        torrent = cls(
+            torrent_id=torrent_id,
+            number=int(doc["number"]),
+            name=doc["name"],
+            save_path=str(doc["save_path"]),
+            sizes=[int(s) for s in doc["sizes"]],
+            priorities=[int(p) for p in doc["priorities"]],
+            cuts=[int(c) for c in doc["cuts"]],
+            step=int(doc["step"]),
+            metadata=bool(doc["metadata"]),
+            paused=bool(doc["paused"]),
+            sequential=bool(doc["sequential"]),
+            fired={int(s) for s in doc["fired"]},
+        )
+        torrent.completed = torrent.metadata and torrent.done
+        return torrent
+
+
+def _id_for_source(source: TorrentSource) -> tuple[uuid.UUID, str | None]:
+    """A stable id for ``source`` (the magnet's info-hash when it has one) and the name it gives away."""
+    if source.magnet is not None:
+        match = _BTIH.search(source.magnet)
+        names = parse_qs(urlsplit(source.magnet).query).get("dn")
+        name = names[0] if names else None
+        if match:
+            return torrent_id_for(match.group(1)), name
+        return torrent_id_for(hashlib.sha1(source.magnet.encode()).hexdigest()), name  # noqa: S324 - an id, not security
+    if source.metainfo is not None:
+        data = source.metainfo
+    else:
+        assert source.torrent_file is not None
+        try:
+            data = source.torrent_file.read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {source.torrent_file}: {exc}") from None
+    return torrent_id_for(hashlib.sha1(data).hexdigest()), None  # noqa: S324 - an id, not security
+
+
+class SimulatedEngine:
+    """The Engine protocol, played from a :class:`SimulationScript`.
+
+    :param publish: where events go.
+    :param store: resume data is saved to it and, with ``restore_from_store``, restored from it.
+    :param script: the torrents, their progress and their failures.
+    :param restore_from_store: re-add at start every torrent the store holds simulated resume data for.
+    :param tick_interval_s: with a value, a background thread calls :meth:`step` that often after start.
+    """
+
+    def __init__(
+        self,
+        publish: Publish,
+        store: RuntimeStore | None = None,
+        script: SimulationScript | None = None,
+        *,
+        restore_from_store: bool = True,
+        tick_interval_s: float | None = None,
+    ) -> None:
+        if tick_interval_s is not None and tick_interval_s <= 0:
+            raise ValueError(f"tick_interval_s must be > 0, got {tick_interval_s}")
+        self._publish = publish
+        self._store = store or RuntimeStore.none()
+        self.script = script or SimulationScript()
+        self._restore_from_store = restore_from_store
+        self._tick_interval_s = tick_interval_s
+        self._lock = threading.RLock()
+        self._torrents: dict[uuid.UUID, _SimTorrent] = {}
+        self._numbers = 0
+        self._steps = 0
+        self._failures = {(f.torrent, f.at_step): f.message for f in self.script.failures}
+        self._outbox: collections.deque[EventPayload] = collections.deque()
+        self._draining = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = False
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> Sequence[RestoredTorrent]:
+        """Restore what the store holds (if asked to), add the script's torrents, start the ticker."""
+        with self._lock:
+            if self._started:
+                raise RuntimeError("engine already started")
+            self._started = True
+            restored = self._restore()
+            for n in range(self.script.torrents):
+                name = f"{self.script.name_prefix}-{self.script.seed}-{n:05d}"
+                torrent_id = torrent_id_for(hashlib.sha1(name.encode()).hexdigest())  # noqa: S324 - an id
+                if torrent_id not in self._torrents:
+                    self._new_torrent(torrent_id, name, str(self.script.save_path), metadata=True, paused=False)
+        self._drain()
+        if self._tick_interval_s is not None:
+            self._thread = threading.Thread(target=self._tick, name="revaer-simulated", daemon=True)
+            self._thread.start()
+        return restored
+
+    def _restore(self) -> list[RestoredTorrent]:
+        if not self._restore_from_store:
+            return []
+        if not self._store.persistent:
+            log.info("no runtime store selected: no torrents restored, the simulated engine starts empty")
+            return []
+        restored = []
+        for torrent_id, data in sorted(self._store.load_resume_data().items()):
+            try:
+                torrent = _SimTorrent.from_resume_data(torrent_id, data)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning(
+                    "torrent %s: stored resume data is not the simulated engine's (%s); skipped", torrent_id, exc
+                )
+                continue
+            self._numbers = max(self._numbers, torrent.number + 1)
+            self._enter(torrent)
+            restored.append(RestoredTorrent(torrent_id=torrent_id, name=torrent.name))
+        log.info("restored %d torrent(s) from the %s store", len(restored), self._store.backend)
+        return restored
+
+    def close(self) -> None:
+        """Stop the ticker and save resume data of every torrent."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10.0)
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for torrent in self._torrents.values():
+                self._save(torrent)
+
+    # -- commands ----------------------------------------------------------------------
+
+    def add(
+        self, source: TorrentSource, save_path: Path, *, paused: bool = False, sequential: bool = False
+    ) -> uuid.UUID:
+        torrent_id, name = _id_for_source(source)
+        with self._lock:
+            self._require_running()
+            if torrent_id not in self._torrents:
+                if name is None and source.magnet is None:
+                    name = f"{self.script.name_prefix}-{torrent_id.hex[:8]}"
+                torrent = self._new_torrent(
+                    torrent_id, name, str(save_path), metadata=source.magnet is None, paused=paused
+                )
+                torrent.sequential = sequential
+        self._drain()
+        return torrent_id
+
+    def remove(self, torrent_id: uuid.UUID, *, with_data: bool = False) -> None:
+        with self._lock:
+            self._require_running()
+            if self._torrents.pop(torrent_id, None) is not None:
+                self._emit(TorrentRemoved(torrent_id=torrent_id))
+        self._drain()
+
+    def pause(self, torrent_id: uuid.UUID) -> None:
+        with self._lock:
+            torrent = self._get(torrent_id)
+            if torrent is not None and not torrent.paused:
+                torrent.paused = True
+                torrent.dirty = True
+                self._set_state(torrent, TorrentState.STOPPED)
+        self._drain()
+
+    def resume(self, torrent_id: uuid.UUID) -> None:
+        """Resume a paused torrent; a failed one is tried again from where it failed."""
+        with self._lock:
+            torrent = self._get(torrent_id)
+            if torrent is not None and (torrent.paused or torrent.failed):
+                torrent.paused = False
+                torrent.failed = False
+                torrent.dirty = True
+                self._set_state(torrent, self._natural_state(torrent))
+        self._drain()
+
+    def set_file_priorities(self, torrent_id: uuid.UUID, priorities: Mapping[int, int]) -> None:
+        with self._lock:
+            torrent = self._get(torrent_id)
+            if torrent is None:
+                return
+            for index, priority in priorities.items():
+                if not 0 <= index < len(torrent.sizes):
+                    raise InvalidInput(f"torrent {torrent_id} has no file {index} (it has {len(torrent.sizes)})")
+                if not 0 <= priority <= 7:
+                    raise InvalidInput(f"file priority must be 0..7, got {priority}")
+            for index, priority in priorities.items():
+                torrent.priorities[index] = priority
+            torrent.dirty = True
+            if torrent.metadata:
+                self._emit(FilesDiscovered(torrent_id=torrent_id, files=torrent.files()))
+        self._drain()
+
+    def set_sequential(self, torrent_id: uuid.UUID, sequential: bool) -> None:
+        with self._lock:
+            torrent = self._get(torrent_id)
+            if torrent is not None:
+                torrent.sequential = sequential
+                torrent.dirty = True
+
+    # -- simulation controls -----------------------------------------------------------
+
+    def step(self) -> int:
+        """Advance every active torrent by one step; returns how many events that published."""
+        with self._lock:
+            self._require_running()
+            before = len(self._outbox)
+            self._steps += 1
+            for torrent in list(self._torrents.values()):
+                torrent.age += 1
+                self._advance(torrent)
+            if self._steps % self.script.resume_every_steps == 0:
+                for torrent in self._torrents.values():
+                    if torrent.dirty and torrent.age >= self.script.resume_every_steps:
+                        self._save(torrent)
+            published = len(self._outbox) - before
+        self._drain()
+        return published
+
+    def run_until_idle(self, max_steps: int = 10_000) -> int:
+        """Step until no torrent is downloading or fetching metadata; returns the steps taken."""
+        for taken in range(max_steps):
+            with self._lock:
+                if not any(self._active(t) for t in self._torrents.values()):
+                    return taken
+            self.step()
+        raise RuntimeError(f"torrents still active after {max_steps} steps")
+
+    def fail(self, torrent_id: uuid.UUID, message: str) -> None:
+        """Fail a torrent now, as a disk error would."""
+        with self._lock:
+            torrent = self._get(torrent_id)
+            if torrent is not None:
+                self._set_failed(torrent, message)
+        self._drain()
+
+    def torrent_ids(self) -> tuple[uuid.UUID, ...]:
+        """Every torrent in the engine, in the order they entered it."""
+        with self._lock:
+            return tuple(self._torrents)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _require_running(self) -> None:
+        if not self._started or self._closed:
+            raise RuntimeError("engine is not running: call start() first (and not after close())")
+
+    def _get(self, torrent_id: uuid.UUID) -> _SimTorrent | None:
+        self._require_running()
+        return self._torrents.get(torrent_id)
+
+    def _new_torrent(
+        self, torrent_id: uuid.UUID, name: str | None, save_path: str, *, metadata: bool, paused: bool
+    ) -> _SimTorrent:
+        rng = random.Random(f"{self.script.seed}:{torrent_id}")  # noqa: S311 - a simulation, not secrets
+        half = self.script.file_size // 2
+        sizes = [self.script.file_size - half + rng.randint(0, 2 * half) for _ in range(self.script.files_per_torrent)]
+        weights = [rng.uniform(0.5, 1.5) for _ in range(self.script.steps)]
+        total, running, cuts = sum(weights), 0.0, []
+        for weight in weights:
+            running += weight
+            cuts.append(min(1_000_000, round(running / total * 1_000_000)))
+        cuts[-1] = 1_000_000
+        torrent = _SimTorrent(
+            torrent_id=torrent_id,
+            number=self._numbers,
+            name=name,
+            save_path=save_path,
+            sizes=sizes,
+            priorities=[4] * len(sizes),
+            cuts=cuts,
+            metadata=metadata,
+            paused=paused,
+            dirty=True,
+        )
+        self._numbers += 1
+        self._enter(torrent)
+        return torrent
+
+    def _enter(self, torrent: _SimTorrent) -> None:
+        """Put ``torrent`` in the engine and announce it as the real adapter does."""
+        self._torrents[torrent.torrent_id] = torrent
+        self._emit(TorrentAdded(torrent_id=torrent.torrent_id, name=torrent.name, download_dir=torrent.save_path))
+        if torrent.metadata:
+            self._emit(FilesDiscovered(torrent_id=torrent.torrent_id, files=torrent.files()))
+        self._set_state(torrent, self._natural_state(torrent))
+        if torrent.metadata and torrent.step:
+            self._emit(self._progress(torrent))
+
+    def _natural_state(self, torrent: _SimTorrent) -> TorrentState:
+        if torrent.paused:
+            return TorrentState.STOPPED
+        if not torrent.metadata:
+            return TorrentState.FETCHING_METADATA
+        return TorrentState.SEEDING if torrent.done else TorrentState.DOWNLOADING
+
+    def _active(self, torrent: _SimTorrent) -> bool:
+        return not (torrent.paused or torrent.failed) and not (torrent.metadata and torrent.done)
+
+    def _advance(self, torrent: _SimTorrent) -> None:
+        if not self._active(torrent):
+            return
+        if not torrent.metadata:
+            torrent.metadata = True
+            torrent.dirty = True
+            if torrent.name is None:
+                torrent.name = f"{self.script.name_prefix}-{torrent.torrent_id.hex[:8]}"
+            self._emit(TorrentAdded(torrent_id=torrent.torrent_id, name=torrent.name, download_dir=torrent.save_path))
+            self._emit(FilesDiscovered(torrent_id=torrent.torrent_id, files=torrent.files()))
+            self._set_state(torrent, TorrentState.DOWNLOADING)
+            return
+        next_step = torrent.step + 1
+        message = self._failures.get((torrent.number, next_step))
+        if message is not None and next_step not in torrent.fired:
+            torrent.fired.add(next_step)
+            self._set_failed(torrent, message)
+            return
+        before = torrent.downloaded
+        torrent.step = next_step
+        torrent.dirty = True
+        if not torrent.done:
+            self._emit(self._progress(torrent, rate=torrent.downloaded - before))
+            return
+        self._set_state(torrent, TorrentState.SEEDING)
+        self._emit(self._progress(torrent, rate=torrent.downloaded - before))
+        if not torrent.completed:
+            torrent.completed = True
+            self._emit(TorrentCompleted(torrent_id=torrent.torrent_id))
+
+    def _progress(self, torrent: _SimTorrent, rate: int = 0) -> ProgressUpdated:
+        return ProgressUpdated(
+            torrent_id=torrent.torrent_id,
+            downloaded=torrent.downloaded,
+            total=torrent.wanted,
+            download_bps=max(rate, 0),
+            upload_bps=0,
+            ratio=0.0,
+        )
+
+    def _set_state(self, torrent: _SimTorrent, state: TorrentState, failure: str | None = None) -> None:
+        if torrent.state is not state:
+            torrent.state = state
+            self._emit(StateChanged(torrent_id=torrent.torrent_id, state=state, failure=failure))
+
+    def _set_failed(self, torrent: _SimTorrent, message: str) -> None:
+        if not torrent.failed:
+            torrent.failed = True
+            torrent.dirty = True
+            self._set_state(torrent, TorrentState.FAILED, failure=message)
+
+    def _save(self, torrent: _SimTorrent) -> None:
+        torrent.dirty = False
+        try:
+            self._store.save_resume_data(torrent.torrent_id, torrent.resume_data())
+        except Exception as exc:
+            torrent.dirty = True
+            log.warning("torrent %s: saving resume data failed, retried later: %s", torrent.torrent_id, exc)
+
+    def _emit(self, payload: EventPayload) -> None:
+        self._outbox.append(payload)
+
+    def _drain(self) -> None:
+        """Publish queued events in order, outside the state lock; one thread drains at a time.
+
+        A subscriber may call back into the engine: its events join the queue and
+        the drain already running publishes them next.
+        """
+        with self._lock:
+            if self._draining:
+                return
+            self._draining = True
+        try:
+            while True:
+                with self._lock:
+                    if not self._outbox:
+                        self._draining = False
+                        return
+                    payload = self._outbox.popleft()
+                self._publish(payload)
+        except BaseException:
+            with self._lock:
+                self._draining = False
+            raise
+
+    def _tick(self) -> None:
+        assert self._tick_interval_s is not None
+        while not self._stop.wait(self._tick_interval_s):
+            try:
+                self.step()
+            except RuntimeError:
+                return  # closed under us
+            except Exception:
+                log.exception("simulated engine step failed")

@@ -1,0 +1,162 @@
+"""Table definitions (SQLAlchemy Core) of the current schema revision.
+
+The tables live in a schema named by the ``schema`` setting, so they are
+built per schema name. Migrations under ``migrations/`` create exactly these;
+``tests/test_pg_migrations.py`` checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+from revaer_core import JobEvent, JobStatus, TorrentState, TransferMode
+
+#: PostgreSQL enum type names and their labels, in declaration order.
+ENUMS: dict[str, tuple[str, ...]] = {
+    "torrent_state": tuple(s.value for s in TorrentState),
+    "fs_job_status": tuple(s.value for s in JobStatus),
+    "transfer_mode": tuple(m.value for m in TransferMode),
+    "job_event": tuple(e.value for e in JobEvent),
+}
+
+#: Columns of a torrent status, in the order rows are written and read.
+STATUS_COLUMNS: tuple[str, ...] = (
+    "id",
+    "name",
+    "state",
+    "failure",
+    "downloaded",
+    "total",
+    "eta_seconds",
+    "download_bps",
+    "upload_bps",
+    "ratio",
+    "files",
+    "library_path",
+    "download_dir",
+    "sequential",
+    "added_at",
+    "completed_at",
+    "last_updated",
+)
+
+#: Columns of an FsOps job, in the order they are read.
+JOB_COLUMNS: tuple[str, ...] = (
+    "torrent_id",
+    "status",
+    "source",
+    "attempt",
+    "job_created_at",
+    "job_updated_at",
+    "destination",
+    "transfer_mode",
+    "last_error",
+)
+
+#: Columns of a job history row, in the order they are read.
+HISTORY_COLUMNS: tuple[str, ...] = (
+    "torrent_id",
+    "seq",
+    "event",
+    "status",
+    "attempt",
+    "at",
+    "source",
+    "destination",
+    "transfer_mode",
+    "detail",
+)
+
+
+def _enum(name: str, schema: str) -> pg.ENUM:
+    # Values stay strings on the way out: decoding tolerates labels a newer writer added.
+    return pg.ENUM(*ENUMS[name], name=name, schema=schema, create_type=False)
+
+
+def _row_times() -> list[sa.Column[object]]:
+    """Bookkeeping columns: when the row was inserted and last changed (kept by a trigger)."""
+    return [
+        sa.Column("created_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=sa.func.now()),
+    ]
+
+
+@attrs.frozen
+class Tables:
+    """The tables of one schema."""
+
+    schema: str
+    metadata: sa.MetaData
+    torrents: sa.Table
+    fs_jobs: sa.Table
+    fs_job_history: sa.Table
+
+
+@functools.cache
+def tables(schema: str) -> Tables:
+    """The tables as they stand at the head revision, in ``schema``."""
+    metadata = sa.MetaData(schema=schema)
+    big = sa.BigInteger
+    torrents = sa.Table(
+        "torrents",
+        metadata,
+        sa.Column("id", sa.Uuid, primary_key=True),
+        sa.Column("name", sa.Text),
+        sa.Column("state", _enum("torrent_state", schema), nullable=False),
+        sa.Column("failure", sa.Text),
+        sa.Column("downloaded", big, nullable=False),
+        sa.Column("total", big, nullable=False),
+        sa.Column("eta_seconds", big),
+        sa.Column("download_bps", big, nullable=False),
+        sa.Column("upload_bps", big, nullable=False),
+        sa.Column("ratio", sa.Float(precision=53), nullable=False),
+        sa.Column("files", pg.JSONB(none_as_null=True)),
+        sa.Column("library_path", sa.Text),
+        sa.Column("download_dir", sa.Text),
+        sa.Column("sequential", sa.Boolean, nullable=False),
+        sa.Column("added_at", sa.TIMESTAMP(timezone=True), nullable=False),
+        sa.Column("completed_at", sa.TIMESTAMP(timezone=True)),
+        sa.Column("last_updated", sa.TIMESTAMP(timezone=True), nullable=False),
+        sa.Column("resume_data", sa.LargeBinary),  # never read by hydration nor written by upserts
+        *_row_times(),
+    )
+    fs_jobs = sa.Table(
+        "fs_jobs",
+        metadata,
+        sa.Column("torrent_id", sa.Uuid, sa.ForeignKey(torrents.c.id, ondelete="CASCADE"), primary_key=True),
+        sa.Column("status", _enum("fs_job_status", schema), nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("job_created_at", sa.TIMESTAMP(timezone=True), nullable=False),
+        sa.Column("job_updated_at", sa.TIMESTAMP(timezone=True), nullable=False),
+        sa.Column("destination", sa.Text),
+        sa.Column("transfer_mode", _enum("transfer_mode", schema)),
+        sa.Column("last_error", sa.Text),
+        sa.Column("transitions", sa.Integer, nullable=False),  # the last history seq: the next one is +1
+        *_row_times(),
+    )
+    fs_job_history = sa.Table(
+        "fs_job_history",
+        metadata,
+        sa.Column(
+            "torrent_id",
+            sa.Uuid,
+            sa.ForeignKey(fs_jobs.c.torrent_id, ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("seq", sa.Integer, primary_key=True),
+        sa.Column("event", _enum("job_event", schema), nullable=False),
+        sa.Column("status", _enum("fs_job_status", schema), nullable=False),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("at", sa.TIMESTAMP(timezone=True), nullable=False),
+        sa.Column("source", sa.Text),
+        sa.Column("destination", sa.Text),
+        sa.Column("transfer_mode", _enum("transfer_mode", schema)),
+        sa.Column("detail", sa.Text),
+        sa.Column("created_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    return Tables(schema=schema, metadata=metadata, torrents=torrents, fs_jobs=fs_jobs, fs_job_history=fs_job_history)

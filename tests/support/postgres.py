@@ -1,0 +1,321 @@
+"""PostgreSQL for tests: which server to use (DESIGN §7), private clusters for fault tests, unique schemas.
+
+Fixtures (a pytest plugin: listed in ``tests/conftest.py``):
+
+- ``pg_url`` (session): ``REVAER_TEST_DATABASE_URL``; else a throwaway container through
+  testcontainers when a Docker engine answers; else a :class:`PrivateCluster` from the local
+  binaries. With none of the three, a test fails under ``CI=true`` and is skipped elsewhere.
+- ``pg_schema``: a fresh schema name on that database, dropped (with all it holds) afterwards.
+- ``private_cluster``: a :class:`PrivateCluster` of the test's own, for tests that stop,
+  kill or restart the server; never the shared one.
+
+A :class:`PrivateCluster` is quick: the first one in a process runs ``initdb`` into a template,
+every later one copies it (a fraction of a second), then starts on a free port with
+durability off (``fsync``, ``full_page_writes``) — it is thrown away after the test anyway.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import psycopg
+import pytest
+
+from revaer_runtime_pg.embedded import Postmaster, find_binaries
+
+URL_ENV = "REVAER_TEST_DATABASE_URL"
+_SERVER_USER = "postgres"
+_FAST_SETTINGS = {
+    "fsync": "off",
+    "full_page_writes": "off",
+    "synchronous_commit": "off",
+    "shared_buffers": "32MB",
+    "max_connections": "60",
+    "listen_addresses": "'127.0.0.1'",
+}
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _as_server_user(argv: list[str]) -> list[str]:
+    """``argv`` run as the ``postgres`` user when we are root (PostgreSQL refuses to run as root)."""
+    return ["runuser", "-u", _SERVER_USER, "--", *argv] if os.geteuid() == 0 else argv
+
+
+class ClusterError(RuntimeError):
+    """A private cluster could not be made, started or stopped; the message quotes its log."""
+
+
+class PrivateCluster:
+    """A PostgreSQL server of the test's own, in a temp dir, on a free 127.0.0.1 port (trust auth).
+
+    ``start``/``stop``/``kill``/``restart`` keep the port, so :attr:`url` stays valid across
+    outages. ``close`` stops it and deletes everything; use it as a context manager.
+    """
+
+    _template: Path | None = None
+    _template_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.binaries = find_binaries()
+        self.root = Path(tempfile.mkdtemp(prefix="revaer-pg-"))
+        self.root.chmod(0o755)  # the server user must reach its data dir inside
+        self.pgdata = self.root / "data"
+        self.socket_dir = self.root / "socket"
+        self.log_file = self.root / "server.log"
+        self.port = _free_port()
+        self._closed = False
+        try:
+            self._create()
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+
+    # -- public --------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def running(self) -> bool:
+        return Postmaster.read(self.pgdata) is not None
+
+    def start(self) -> None:
+        """Start the server (a no-op when it runs); a taken port is swapped for a free one."""
+        if self.running:
+            return
+        for attempt in range(3):
+            try:
+                self._pg_ctl("start", "-w", "-t", "30", "-l", str(self.log_file))
+                return
+            except ClusterError:
+                if attempt == 2 or "could not bind" not in self._log_tail():
+                    raise
+                self.port = _free_port()
+                self._write_settings()
+
+    def stop(self) -> None:
+        """Stop the server cleanly (fast mode: sessions are cut, as in a real outage)."""
+        if self.running:
+            self._pg_ctl("stop", "-w", "-m", "fast", "-t", "30")
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster, as a crash would; its backends exit on their own."""
+        running = Postmaster.read(self.pgdata)
+        if running is None:
+            return
+        os.kill(running.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Postmaster.read(self.pgdata) is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Block until the server accepts connections."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                psycopg.connect(self.url, connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        """Stop the server (immediately: nothing in it is kept) and delete its files."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(ClusterError):
+            if self.running:
+                self._pg_ctl("stop", "-w", "-m", "immediate", "-t", "30")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> PrivateCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _create(self) -> None:
+        template = self._template_dir(self.binaries.bindir)
+        subprocess.run(["cp", "-a", str(template), str(self.pgdata)], check=True, capture_output=True)
+        self.socket_dir.mkdir()
+        if os.geteuid() == 0:
+            user = pwd.getpwnam(_SERVER_USER)
+            for path in (self.root, self.socket_dir):
+                os.chown(path, user.pw_uid, user.pw_gid)
+        self._write_settings()
+
+    @classmethod
+    def _template_dir(cls, bindir: Path) -> Path:
+        """A freshly initdb'd cluster to copy from, made once per process and removed at exit."""
+        with cls._template_lock:
+            if cls._template is None:
+                root = Path(tempfile.mkdtemp(prefix="revaer-pg-template-"))
+                root.chmod(0o755)
+                pgdata = root / "data"
+                pgdata.mkdir(mode=0o700)
+                if os.geteuid() == 0:
+                    user = pwd.getpwnam(_SERVER_USER)
+                    os.chown(pgdata, user.pw_uid, user.pw_gid)
+                argv = [str(bindir / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust", "--no-sync"]
+                result = subprocess.run(
+                    _as_server_user([*argv, "--encoding=UTF8", "--locale=C"]),
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    cwd="/",
+                )
+                if result.returncode != 0:
+                    shutil.rmtree(root, ignore_errors=True)
+                    raise ClusterError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
+                cls._template = pgdata
+                atexit.register(shutil.rmtree, root, True)
+            return cls._template
+
+    def _write_settings(self) -> None:
+        settings = {**_FAST_SETTINGS, "port": str(self.port), "unix_socket_directories": f"'{self.socket_dir}'"}
+        text = "".join(f"{key} = {value}\n" for key, value in settings.items())
+        conf = self.pgdata / "postgresql.auto.conf"
+        conf.write_text(text, encoding="utf-8")
+        if os.geteuid() == 0:
+            user = pwd.getpwnam(_SERVER_USER)
+            os.chown(conf, user.pw_uid, user.pw_gid)
+
+    def _log_tail(self) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-15:])
+        except OSError:
+            return "(no server log)"
+
+    def _pg_ctl(self, *args: str) -> None:
+        argv = _as_server_user([str(self.binaries.bindir / "pg_ctl"), "-D", str(self.pgdata), *args])
+        result = subprocess.run(argv, capture_output=True, text=True, check=False, cwd="/", timeout=60)
+        if result.returncode != 0:
+            raise ClusterError(
+                f"pg_ctl {args[0]} failed ({result.stderr.strip() or result.stdout.strip()}); "
+                f"server log:\n{self._log_tail()}"
+            )
+
+
+def _docker_answers() -> bool:
+    """Whether a Docker engine answers its ping, within a second (no docker SDK needed to ask)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        if host.startswith("unix://"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(1)
+            sock.connect(host.removeprefix("unix://"))
+        elif host.startswith("tcp://"):
+            address, _, port = host.removeprefix("tcp://").rpartition(":")
+            sock = socket.create_connection((address, int(port)), timeout=1)
+        else:
+            return False
+        with sock:
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            return b" 200 " in sock.recv(64)
+    except (OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def _container() -> Iterator[str]:
+    from testcontainers.postgres import PostgresContainer  # only where Docker answers
+
+    with PostgresContainer("postgres:15-alpine", driver=None) as container:
+        yield container.get_connection_url()
+
+
+def _unavailable(reasons: list[str]) -> None:
+    message = "no PostgreSQL for tests: " + "; ".join(reasons)
+    if _in_ci():
+        pytest.fail(message + " (CI=true: a test that needs PostgreSQL fails rather than skips)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """The URL of the database tests share, chosen as DESIGN §7 says."""
+    url = os.environ.get(URL_ENV, "").strip()
+    if url:
+        yield url
+        return
+    reasons = [f"{URL_ENV} is not set"]
+    if _docker_answers():
+        with _container() as container_url:
+            yield container_url
+        return
+    reasons.append("no Docker engine answers")
+    try:
+        cluster = PrivateCluster()
+    except Exception as exc:  # no binaries, no postgres user, initdb refused: say which
+        reasons.append(f"no private cluster ({exc})")
+        _unavailable(reasons)
+        return
+    with cluster:
+        yield cluster.url
+
+
+@pytest.fixture
+def private_cluster() -> Iterator[PrivateCluster]:
+    """A running server of this test's own, to stop and start at will; gone after the test."""
+    try:
+        cluster = PrivateCluster()
+    except Exception as exc:
+        _unavailable([f"cannot make a private cluster ({exc})"])
+        return
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_schema(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A schema name no other test uses, on ``pg_url``'s database; dropped afterwards with all it holds.
+
+    Also clears ``REVAER_DATABASE_URL``, so the store under test uses the DSN the test gives it.
+    """
+    monkeypatch.delenv("REVAER_DATABASE_URL", raising=False)
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    yield name
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+def pg_options(url: str, schema: str, **more: Any) -> dict[str, Any]:
+    """The ``[runtime.postgres]`` table of a store on ``url`` in ``schema``."""
+    return {"dsn": url, "schema": schema, **more}

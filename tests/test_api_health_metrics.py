@@ -1,0 +1,114 @@
+"""GET /health follows the HealthBoard and the store; GET /metrics renders the counters and FsOps job gauge."""
+
+from __future__ import annotations
+
+import re
+
+from litestar.testing import TestClient
+
+from revaer_core import RuntimeStore
+from revaer_core.api.app import create_app
+from revaer_core.contract import samples
+from revaer_core.health import RUNTIME_STORE, HealthBoard
+from revaer_core.metrics import Metrics
+from revaer_core.query import MAX_PAGE_SIZE
+from tests.support.surfaces import SECRET, DownableStore, problem, seed_jobs, seed_torrents
+
+
+def sample(text: str, series: str) -> float | None:
+    """The value of one series line (``name`` or ``name{labels}``) in Prometheus text, if present."""
+    match = re.search(rf"^{re.escape(series)} (\S+)$", text, re.MULTILINE)
+    return None if match is None else float(match.group(1))
+
+
+def test_health_turns_degraded_with_the_board_and_back(store: RuntimeStore) -> None:
+    board = HealthBoard()
+    with TestClient(create_app(store, health=board), base_url="http://127.0.0.1") as api:
+        ok = api.get("/health").json()
+        assert ok["status"] == "ok" and ok["degraded"] == {} and ok["store"]["ok"] is True
+        assert ok["backend"] == store.backend
+
+        board.degrade("engine", "libtorrent session lost")
+        board.degrade(RUNTIME_STORE, "flush failed")
+        degraded = api.get("/health")
+        assert degraded.status_code == 200
+        assert degraded.json()["status"] == "degraded"
+        assert degraded.json()["degraded"] == {"engine": "libtorrent session lost", RUNTIME_STORE: "flush failed"}
+
+        board.recover("engine")
+        board.recover(RUNTIME_STORE)
+        assert api.get("/health").json()["status"] == "ok"
+
+
+def test_health_reports_a_down_store_and_its_recovery(downable: tuple[RuntimeStore, DownableStore]) -> None:
+    store, plugin = downable
+    seed_torrents(store, 2)
+    with TestClient(create_app(store), base_url="http://127.0.0.1") as api:
+        assert api.get("/health").json()["status"] == "ok"
+        plugin.down = True
+        body = api.get("/health").json()
+        assert body["status"] == "degraded"
+        assert body["store"]["ok"] is False
+        assert RUNTIME_STORE in body["degraded"]
+        assert SECRET not in str(body) and "***" in body["store"]["facts"]["dsn"]
+
+        listing = api.get("/v1/torrents")
+        assert listing.status_code == 503
+        problem(listing.json(), 503)
+        assert SECRET not in listing.text and "***" in listing.json()["detail"]
+        assert api.get("/v1/fsops/jobs").status_code == 503
+
+        plugin.down = False
+        assert api.get("/health").json()["status"] == "ok"
+        assert len(api.get("/v1/torrents").json()["items"]) == 2
+
+
+def test_metrics_counters_move_and_jobs_are_counted_by_status(store: RuntimeStore) -> None:
+    metrics = Metrics()
+    jobs = seed_jobs(store)
+    with TestClient(create_app(store, metrics=metrics), base_url="http://127.0.0.1") as api:
+        first = api.get("/metrics")
+        assert first.status_code == 200
+        assert first.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert sample(first.text, "revaer_events_handled_total") == 0
+        assert sample(first.text, 'revaer_fsops_jobs{status="failed"}') == 1
+        assert sample(first.text, 'revaer_fsops_jobs{status="pending"}') == 0
+        assert "# TYPE revaer_fsops_jobs gauge" in first.text
+
+        metrics.inc("revaer_events_handled_total", 3)
+        metrics.inc("revaer_store_errors_total")
+        metrics.set("revaer_buffer_depth", 7)
+        api.post(f"/v1/fsops/jobs/{jobs.failed}/retry")
+        second = api.get("/metrics").text
+        assert sample(second, "revaer_events_handled_total") == 3
+        assert sample(second, "revaer_store_errors_total") == 1
+        assert sample(second, "revaer_buffer_depth") == 7
+        assert sample(second, 'revaer_fsops_jobs{status="failed"}') == 0
+        assert sample(second, 'revaer_fsops_jobs{status="pending"}') == 1
+
+
+def test_metrics_still_answer_while_the_store_is_down(downable: tuple[RuntimeStore, DownableStore]) -> None:
+    store, plugin = downable
+    seed_jobs(store)
+    with TestClient(create_app(store), base_url="http://127.0.0.1") as api:
+        plugin.down = True
+        text = api.get("/metrics").text
+        assert sample(text, "revaer_events_handled_total") == 0
+        assert "revaer_fsops_jobs{" not in text  # no stale numbers while the store cannot be read
+        plugin.down = False
+        assert sample(api.get("/metrics").text, 'revaer_fsops_jobs{status="moved"}') == 1
+
+
+def test_metrics_counts_more_jobs_than_one_page(store: RuntimeStore) -> None:
+    count = MAX_PAGE_SIZE + 3
+    for n in range(count):
+        store.job_started(samples.status(1000 + n).id, f"/dl/{n}")
+    with TestClient(create_app(store), base_url="http://127.0.0.1") as api:
+        assert sample(api.get("/metrics").text, 'revaer_fsops_jobs{status="moving"}') == count
+
+
+def test_metrics_from_the_daemon_are_rendered(store: RuntimeStore) -> None:
+    metrics = Metrics()
+    metrics.inc("revaer_rows_flushed_total", 42)
+    with TestClient(create_app(store, metrics=metrics), base_url="http://127.0.0.1") as api:
+        assert sample(api.get("/metrics").text, "revaer_rows_flushed_total") == 42

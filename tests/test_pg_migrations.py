@@ -1,0 +1,179 @@
+"""The Alembic migrations on a real server: what head creates, what base leaves, and concurrent upgrades."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from revaer_core import RuntimeStore, TorrentState
+from revaer_core.contract import samples
+from revaer_runtime_pg import PostgresStore, database, migrate
+from revaer_runtime_pg.migrate import SchemaState
+from revaer_runtime_pg.schema import ENUMS, tables
+from tests.support.postgres import pg_options
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def engine(pg_url: str) -> Iterator[sa.Engine]:
+    made = database.make_engine(
+        pg_url, application_name="revaer tests", pool_size=2, connect_timeout_s=5, statement_timeout_ms=0
+    )
+    yield made
+    made.dispose()
+
+
+def _scalar(pg_url: str, query: str, *params: object) -> object:
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        row = connection.execute(query, params).fetchone()
+        return None if row is None else row[0]
+
+
+def _objects_in(pg_url: str, schema: str) -> int:
+    count = _scalar(
+        pg_url,
+        """
+        SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s)
+             + (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = %s)
+             + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %s)
+        """,
+        schema,
+        schema,
+        schema,
+    )
+    assert isinstance(count, int)
+    return count
+
+
+def test_empty_to_head_creates_the_schema_the_code_expects(engine: sa.Engine, pg_url: str, pg_schema: str) -> None:
+    status = migrate.upgrade(engine, pg_schema)
+    assert (status.state, status.revision) == (SchemaState.CURRENT, migrate.head())
+    with psycopg.connect(pg_url) as connection:
+        for type_name, labels in ENUMS.items():
+            found = connection.execute(
+                "SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e "
+                "JOIN pg_type t ON t.oid = e.enumtypid JOIN pg_namespace n ON n.oid = t.typnamespace "
+                "WHERE n.nspname = %s AND t.typname = %s",
+                (pg_schema, type_name),
+            ).fetchone()
+            assert found is not None and tuple(found[0]) == labels, type_name
+    # The tables the store's Core definitions describe are the ones the migrations made, column for column.
+    inspector = sa.inspect(engine)
+    for table in tables(pg_schema).metadata.sorted_tables:
+        made = {c["name"] for c in inspector.get_columns(table.name, schema=pg_schema)}
+        assert made == {c.name for c in table.columns}, table.name
+    assert _scalar(pg_url, "SELECT obj_description(%s::regclass, 'pg_class')", f"{pg_schema}.fs_job_history")
+
+
+def test_trigger_updates_updated_at_and_history_is_append_only(
+    engine: sa.Engine, pg_url: str, pg_schema: str, tmp_path: Path
+) -> None:
+    store = RuntimeStore.open(
+        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
+    )
+    try:
+        status = samples.status(1)
+        store.upsert_torrents([status])
+        store.job_started(status.id, "/downloads/x")
+        query = f'SELECT created_at, updated_at FROM "{pg_schema}".torrents WHERE id = %s'
+        with psycopg.connect(pg_url, autocommit=True) as connection:
+            before = connection.execute(query, (status.id,)).fetchone()
+            time.sleep(0.01)
+            store.upsert_torrents([samples.status(1, state=TorrentState.SEEDING)])
+            after = connection.execute(query, (status.id,)).fetchone()
+            assert before is not None and after is not None
+            assert after[0] == before[0] and after[1] > before[1]
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                connection.execute(f'UPDATE "{pg_schema}".fs_job_history SET detail = %s', ("rewritten",))
+    finally:
+        store.close()
+
+
+def test_removing_a_torrent_cascades_to_its_job_and_history(pg_url: str, pg_schema: str, tmp_path: Path) -> None:
+    store = RuntimeStore.open(
+        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
+    )
+    try:
+        gone, kept = samples.status(1), samples.status(2)
+        store.upsert_torrents([gone, kept])
+        for status in (gone, kept):
+            store.job_started(status.id, "/downloads/x")
+            store.job_failed(status.id, "disk full")
+        # Delete with plain SQL: the cascade is the schema's, not the store's doing.
+        with psycopg.connect(pg_url, autocommit=True) as connection:
+            connection.execute(f'DELETE FROM "{pg_schema}".torrents WHERE id = %s', (gone.id,))
+            for table, rows in (("fs_jobs", 1), ("fs_job_history", 2)):
+                counts = connection.execute(
+                    f'SELECT torrent_id, count(*) FROM "{pg_schema}".{table} GROUP BY torrent_id'
+                ).fetchall()
+                assert counts == [(kept.id, rows)], table
+    finally:
+        store.close()
+
+
+def test_downgrade_to_base_leaves_nothing_of_ours(engine: sa.Engine, pg_url: str, pg_schema: str) -> None:
+    migrate.upgrade(engine, pg_schema)
+    status = migrate.downgrade(engine, pg_schema, "base")
+    assert status.state is SchemaState.EMPTY
+    assert _scalar(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = %s", pg_schema) == 0
+    # ...and back up again from nothing.
+    assert migrate.upgrade(engine, pg_schema).state is SchemaState.CURRENT
+
+
+def test_downgrade_keeps_a_schema_the_operator_made(engine: sa.Engine, pg_url: str, pg_schema: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{pg_schema}"')
+    migrate.upgrade(engine, pg_schema)
+    migrate.downgrade(engine, pg_schema, "base")
+    assert _scalar(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = %s", pg_schema) == 1
+    assert _objects_in(pg_url, pg_schema) == 0
+
+
+def test_downgrade_keeps_our_schema_when_someone_else_put_things_in_it(
+    engine: sa.Engine, pg_url: str, pg_schema: str
+) -> None:
+    migrate.upgrade(engine, pg_schema)
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        connection.execute(f'CREATE TABLE "{pg_schema}".operator_notes (note text)')
+    migrate.downgrade(engine, pg_schema, "base")
+    assert _objects_in(pg_url, pg_schema) > 0  # their table, and nothing else
+    assert _scalar(pg_url, "SELECT to_regclass(%s)", f"{pg_schema}.torrents") is None
+
+
+def test_each_step_is_reversible(engine: sa.Engine, pg_schema: str) -> None:
+    migrate.upgrade(engine, pg_schema, "0001")
+    assert migrate.upgrade(engine, pg_schema).revision == "0002"
+    assert migrate.downgrade(engine, pg_schema, "0001").revision == "0001"
+    assert migrate.upgrade(engine, pg_schema).revision == "0002"
+
+
+@pytest.mark.slow
+def test_two_processes_upgrading_at_once_both_succeed(pg_url: str, pg_schema: str) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from revaer_runtime_pg import database, migrate
+        engine = database.make_engine(
+            {pg_url!r}, application_name="race", pool_size=1, connect_timeout_s=5, statement_timeout_ms=0
+        )
+        print(migrate.upgrade(engine, {pg_schema!r}).state)
+        """
+    )
+    racers = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [racer.communicate(timeout=60) for racer in racers]
+    for racer, (out, err) in zip(racers, results, strict=True):
+        assert racer.returncode == 0, err
+        assert out.strip() == "current"
+    assert _scalar(pg_url, f'SELECT count(*) FROM "{pg_schema}".alembic_version') == 1
