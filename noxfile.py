@@ -45,7 +45,7 @@ def fmt(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over our packages and the tests."""
     session.install(*PROJECT, *TEST_TOOLS, "mypy>=1.13", "nox")
-    session.run("mypy", *SOURCES, "tests", "noxfile.py")
+    session.run("mypy", *SOURCES, "tests", "benchmarks", "noxfile.py")
 
 
 @nox.session
@@ -63,6 +63,17 @@ def demo(session: nox.Session) -> None:
     """
     session.install(*PROJECT)
     session.run("revaer", "demo", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Persistence benchmarks, printed as ratios against baselines measured in the same run.
+
+    Uses $REVAER_BENCH_DATABASE_URL, else $REVAER_TEST_DATABASE_URL, else a private
+    PostgreSQL cluster; ``-- --quick`` runs a smaller version.
+    """
+    session.install(*PROJECT)
+    session.run("python", "benchmarks/persistence.py", *session.posargs)
 
 
 @nox.session

@@ -1,0 +1,445 @@
+"""Runtime-persistence benchmarks: every figure is a ratio against a baseline measured in the same run.
+
+DESIGN §5 sets the targets. The baselines are bare psycopg on the very table
+the PostgreSQL store writes, so the ratios say what the store and the
+orchestrator cost on top of the database itself:
+
+- sustained persistence through the orchestrator: >= 0.8x COPY+merge, >= 10x one upsert per event;
+- handling a progress event with the PostgreSQL store: <= 1.5x handling it with no store;
+- hydrating 100,000 torrents (3 files each): >= 0.7x a bare psycopg fetchall of the same rows;
+- memory of the hydrated catalog, and flat across 1,000,000 progress events.
+
+Run it with ``nox -s bench``. The database is ``$REVAER_BENCH_DATABASE_URL``, else
+``$REVAER_TEST_DATABASE_URL``, else a private PostgreSQL cluster started for the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import os
+import sys
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import psycopg
+from psycopg import sql
+
+from revaer_core import FileEntry, Progress, Rates, RuntimeStore, TorrentState, TorrentStatus
+from revaer_core.bus import EventBus
+from revaer_core.events import ProgressUpdated
+from revaer_core.orchestrator import TorrentOrchestrator
+from revaer_core.settings import RuntimeSettings
+from revaer_runtime_pg import PostgresStore
+from revaer_runtime_pg.rows import status_row
+from revaer_runtime_pg.schema import STATUS_COLUMNS
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@attrs.frozen
+class Figure:
+    """One measured ratio and its target."""
+
+    name: str
+    value: float
+    unit: str
+    baseline: float
+    baseline_name: str
+    ratio: float
+    target: str
+    met: bool
+
+
+def statuses(count: int, *, seed: int = 0) -> list[TorrentStatus]:
+    """``count`` downloading torrents with 3 files each, as the catalog holds them."""
+    out = []
+    for n in range(count):
+        name = f"Some.Show.S{n % 30:02d}E{n % 24:02d}.1080p.WEB-DL-{n:06d}"
+        files = tuple(
+            FileEntry(index=i, path=f"{name}/{name}.part{i}.mkv", size=700_000_000 + i, bytes_completed=n * 1000)
+            for i in range(3)
+        )
+        out.append(
+            TorrentStatus(
+                id=uuid.UUID(int=(seed << 64) + n + 1),
+                name=name,
+                state=TorrentState.DOWNLOADING,
+                progress=Progress(downloaded=n * 3000, total=2_100_000_003, eta_seconds=3600),
+                rates=Rates(download_bps=1_000_000, upload_bps=50_000, ratio=0.1),
+                files=files,
+                download_dir="/srv/downloads",
+                added_at=EPOCH + timedelta(seconds=n),
+                last_updated=EPOCH + timedelta(seconds=n),
+            )
+        )
+    return out
+
+
+# -- the database ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def database() -> Iterator[str]:
+    url = os.environ.get("REVAER_BENCH_DATABASE_URL") or os.environ.get("REVAER_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.support.postgres import PrivateCluster
+
+    with PrivateCluster() as cluster:
+        yield cluster.url
+
+
+class Bench:
+    """One schema of the PostgreSQL store, and bare psycopg on the same tables."""
+
+    def __init__(self, url: str, data_dir: Path) -> None:
+        self.url = url
+        self.schema = f"bench_{uuid.uuid4().hex[:10]}"
+        self.data_dir = data_dir
+        self.torrents = sql.Identifier(self.schema, "torrents")
+        self.columns = sql.SQL(", ").join(sql.Identifier(c) for c in STATUS_COLUMNS)
+
+    def store(self) -> RuntimeStore:
+        options = {"dsn": self.url, "schema": self.schema, "pool_size": 4}
+        return RuntimeStore.open(PostgresStore(), name="postgres", options=options, data_dir=self.data_dir)
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.url, **kwargs)
+
+    def truncate(self) -> None:
+        with self.connect(autocommit=True) as conn:
+            conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(self.torrents))
+            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(self.torrents))
+
+    def drop(self) -> None:
+        with self.connect(autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
+
+    # -- baselines -------------------------------------------------------------------------
+
+    def upsert_sql(self) -> sql.Composed:
+        updates = sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in STATUS_COLUMNS if c != "id"
+        )
+        values = sql.SQL(", ").join(sql.Placeholder() * len(STATUS_COLUMNS))
+        return sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}").format(
+            self.torrents, self.columns, values, updates
+        )
+
+    def one_upsert_per_event(self, rows: Sequence[tuple[Any, ...]]) -> float:
+        """The original system's way: one autocommit statement per event. Returns seconds."""
+        statement = self.upsert_sql()
+        with self.connect(autocommit=True) as conn:
+            started = time.perf_counter()
+            for row in rows:
+                conn.execute(statement, row)
+            return time.perf_counter() - started
+
+    def copy_merge(self, rows: Sequence[tuple[Any, ...]]) -> float:
+        """COPY into a temporary table and one INSERT ... SELECT ... ON CONFLICT. Returns seconds."""
+        updates = sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in STATUS_COLUMNS if c != "id"
+        )
+        with self.connect() as conn:
+            started = time.perf_counter()
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(
+                    sql.SQL("CREATE TEMP TABLE staging (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+                        self.torrents
+                    )
+                )
+                with cur.copy(sql.SQL("COPY staging ({}) FROM STDIN").format(self.columns)) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cur.execute(
+                    sql.SQL("INSERT INTO {} ({}) SELECT {} FROM staging ON CONFLICT (id) DO UPDATE SET {}").format(
+                        self.torrents, self.columns, self.columns, updates
+                    )
+                )
+            return time.perf_counter() - started
+
+    def fetchall(self) -> float:
+        """A bare psycopg fetchall of every status row (tuples, no objects). Returns seconds."""
+        with self.connect() as conn, conn.cursor() as cur:
+            started = time.perf_counter()
+            cur.execute(sql.SQL("SELECT {} FROM {}").format(self.columns, self.torrents))
+            rows = cur.fetchall()
+            elapsed = time.perf_counter() - started
+        assert rows
+        return elapsed
+
+
+def best_of(runs: int, measure: Callable[[], float], between: Callable[[], None] | None = None) -> float:
+    """The fastest of ``runs`` measurements (the least disturbed by the rest of the machine)."""
+    times = []
+    for _ in range(runs):
+        if between is not None:
+            between()
+        gc.collect()
+        times.append(measure())
+    return min(times)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# -- the figures ------------------------------------------------------------------------------
+
+
+def sustained_persistence(bench: Bench, count: int, runs: int) -> list[Figure]:
+    """Status changes through the bus, the orchestrator and the writer, until the store holds them."""
+    base = statuses(count)
+    rows = [status_row(s, []) for s in base]
+    slow_rows = rows[: max(count // 4, 1000)]
+    per_event = len(slow_rows) / best_of(1, lambda: bench.one_upsert_per_event(slow_rows), bench.truncate)
+    copy_rate = count / best_of(runs, lambda: bench.copy_merge(rows), bench.truncate)
+
+    store = bench.store()
+    settings = RuntimeSettings(flush_interval_ms=250)
+    changes = [
+        ProgressUpdated(
+            torrent_id=s.id, downloaded=s.progress.downloaded + 1, total=s.progress.total, download_bps=2_000_000
+        )
+        for s in base
+    ]
+
+    def orchestrator_with_changes(bus: EventBus) -> TorrentOrchestrator:
+        orchestrator = TorrentOrchestrator(bus, store, settings=settings)
+        orchestrator.catalog._load(base)  # the torrents exist; what changes is their progress
+        return orchestrator
+
+    def writer_drain() -> float:
+        """The changes are folded and waiting (as after a burst); time the writer putting them in the store."""
+        bus = EventBus(capacity=1024)
+        orchestrator = orchestrator_with_changes(bus)
+        bus.subscribe(orchestrator.handle)  # fold without a writer thread: the changes wait in the buffer
+        for change in changes:
+            bus.publish(change)
+        started = time.perf_counter()
+        orchestrator.start()
+        assert orchestrator.flush(timeout=120)
+        elapsed = time.perf_counter() - started
+        orchestrator.close()
+        return elapsed
+
+    def end_to_end() -> float:
+        """From the first event to the last row in the store: folding included, for information."""
+        bus = EventBus(capacity=1024)
+        orchestrator = orchestrator_with_changes(bus)
+        orchestrator.start()
+        started = time.perf_counter()
+        for change in changes:
+            bus.publish(change)
+        assert orchestrator.flush(timeout=120)
+        elapsed = time.perf_counter() - started
+        orchestrator.close()
+        return elapsed
+
+    def seed_rows() -> None:
+        bench.truncate()
+        store.upsert_torrents(base)
+
+    ours = count / best_of(runs, writer_drain, seed_rows)
+    whole = count / best_of(runs, end_to_end, seed_rows)
+    store.close()
+    return [
+        Figure(
+            "persistence via writer",
+            ours,
+            "rows/s",
+            copy_rate,
+            "COPY + merge",
+            ours / copy_rate,
+            ">= 0.8",
+            ours / copy_rate >= 0.8,
+        ),
+        Figure(
+            "persistence via writer",
+            ours,
+            "rows/s",
+            per_event,
+            "one upsert per event",
+            ours / per_event,
+            ">= 10",
+            ours / per_event >= 10,
+        ),
+        Figure(
+            "events to rows, folding included",
+            whole,
+            "rows/s",
+            copy_rate,
+            "COPY + merge",
+            whole / copy_rate,
+            "(info)",
+            True,
+        ),
+    ]
+
+
+def event_cost(bench: Bench, torrents: int, events: int, runs: int) -> list[Figure]:
+    """Handling progress events with the PostgreSQL store selected vs with no store."""
+    base = statuses(torrents, seed=1)
+    store = bench.store()
+    bench.truncate()
+    store.upsert_torrents(base)
+    payloads = [
+        ProgressUpdated(torrent_id=base[n % torrents].id, downloaded=n, total=2_100_000_003, download_bps=1)
+        for n in range(events)
+    ]
+
+    def handle(with_store: RuntimeStore) -> float:
+        bus = EventBus(capacity=1024)
+        orchestrator = TorrentOrchestrator(bus, with_store, settings=RuntimeSettings(flush_interval_ms=250))
+        orchestrator.catalog._load(base)
+        orchestrator.start()
+        started = time.perf_counter()
+        for payload in payloads:
+            bus.publish(payload)
+        elapsed = time.perf_counter() - started
+        orchestrator.close()
+        return elapsed
+
+    none = best_of(runs, lambda: handle(RuntimeStore.none()))
+    pg = best_of(runs, lambda: handle(store))
+    store.close()
+    per_none, per_pg = none / events * 1e6, pg / events * 1e6
+    return [
+        Figure(
+            "progress event, PostgreSQL store",
+            per_pg,
+            "µs/event",
+            per_none,
+            "no store",
+            per_pg / per_none,
+            "<= 1.5",
+            per_pg / per_none <= 1.5,
+        )
+    ]
+
+
+def hydration(bench: Bench, count: int, runs: int) -> tuple[list[Figure], int]:
+    """Loading every status into a fresh catalog vs a bare fetchall of the same rows."""
+    store = bench.store()
+    bench.truncate()
+    base = statuses(count, seed=2)
+    for start in range(0, count, 10_000):
+        store.upsert_torrents(base[start : start + 10_000])
+    with bench.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("VACUUM ANALYZE {}").format(bench.torrents))
+    bare = count / best_of(runs, bench.fetchall)
+
+    def hydrate() -> float:
+        orchestrator = TorrentOrchestrator(EventBus(), store)
+        started = time.perf_counter()
+        loaded = orchestrator.hydrate()
+        elapsed = time.perf_counter() - started
+        assert loaded == count
+        return elapsed
+
+    ours = count / best_of(runs, hydrate)
+    gc.collect()
+    tracemalloc.start()
+    orchestrator = TorrentOrchestrator(EventBus(), store)
+    orchestrator.hydrate()
+    catalog_bytes, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    store.close()
+    return (
+        [
+            Figure(
+                f"hydration of {count:,} torrents",
+                ours,
+                "rows/s",
+                bare,
+                "psycopg fetchall",
+                ours / bare,
+                ">= 0.7",
+                ours / bare >= 0.7,
+            )
+        ],
+        catalog_bytes,
+    )
+
+
+def memory_flat(bench: Bench, torrents: int, events: int) -> tuple[int, int]:
+    """RSS after a warm-up and after ``events`` progress events over ``torrents`` torrents."""
+    store = bench.store()
+    bench.truncate()
+    base = statuses(torrents, seed=3)
+    store.upsert_torrents(base)
+    bus = EventBus(capacity=1024)
+    orchestrator = TorrentOrchestrator(bus, store, settings=RuntimeSettings(flush_interval_ms=250))
+    orchestrator.catalog._load(base)
+    orchestrator.start()
+    ids = [s.id for s in base]
+
+    def drive(start: int, stop: int) -> None:
+        for n in range(start, stop):
+            bus.publish(ProgressUpdated(torrent_id=ids[n % torrents], downloaded=n, total=2**40, download_bps=1))
+
+    warm = events // 10
+    drive(0, warm)
+    assert orchestrator.flush(timeout=120)
+    gc.collect()
+    before = rss_bytes()
+    drive(warm, events)
+    assert orchestrator.flush(timeout=120)
+    gc.collect()
+    after = rss_bytes()
+    orchestrator.close()
+    store.close()
+    return before, after
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="Smaller counts, for a smoke run.")
+    args = parser.parse_args(argv)
+    scale = 10 if args.quick else 1
+    runs = 1 if args.quick else 3
+    figures: list[Figure] = []
+    with database() as url, contextlib.ExitStack() as stack:
+        data_dir = Path(stack.enter_context(__import__("tempfile").TemporaryDirectory()))
+        bench = Bench(url, data_dir)
+        stack.callback(bench.drop)
+        bench.store().close()  # the store migrates its schema on first open
+        print(f"PostgreSQL: {psycopg.connect(url).info.server_version}  psycopg {psycopg.__version__}")
+        figures += sustained_persistence(bench, 20_000 // scale, runs)
+        figures += event_cost(bench, 10_000 // scale, 200_000 // scale, runs)
+        hydrated, catalog_bytes = hydration(bench, 100_000 // scale, runs)
+        figures += hydrated
+        before, after = memory_flat(bench, 10_000 // scale, 1_000_000 // scale)
+
+    print()
+    print(f"{'measure':<38} {'ours':>14} {'baseline':>24} {'ratio':>7}  target  ")
+    for f in figures:
+        print(
+            f"{f.name:<38} {f.value:>9,.1f} {f.unit:<5}"
+            f"{f.baseline:>10,.1f} ({f.baseline_name[:11]:>11}) {f.ratio:>7.2f}  "
+            f"{f.target:<7} {'met' if f.met else 'MISSED'}"
+        )
+    growth = (after - before) / 1024 / 1024
+    print(f"\ncatalog of {100_000 // scale:,} hydrated torrents: {catalog_bytes / 1024 / 1024:,.1f} MiB traced")
+    print(
+        f"RSS across {1_000_000 // scale:,} progress events over {10_000 // scale:,} torrents: "
+        f"{before / 1024 / 1024:,.1f} MiB after warm-up, {after / 1024 / 1024:,.1f} MiB after ({growth:+.1f} MiB)"
+    )
+    missed = [f for f in figures if not f.met]
+    print(f"\n{len(figures) - len(missed)} of {len(figures)} targets met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
