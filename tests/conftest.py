@@ -7,4 +7,5 @@ pytest_plugins: list[str] = [
     "tests.support.surfaces",
     "tests.support.fsops",
     "tests.support.postgres",
+    "tests.support.daemon",
 ]

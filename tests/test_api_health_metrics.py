@@ -11,6 +11,7 @@ from revaer_core.api.app import create_app
 from revaer_core.contract import samples
 from revaer_core.health import RUNTIME_STORE, HealthBoard
 from revaer_core.metrics import Metrics
+from revaer_core.orchestrator import StoreWriter
 from revaer_core.query import MAX_PAGE_SIZE
 from tests.support.surfaces import SECRET, DownableStore, problem, seed_jobs, seed_torrents
 
@@ -77,7 +78,9 @@ def test_metrics_counters_move_and_jobs_are_counted_by_status(store: RuntimeStor
 
         metrics.inc("revaer_events_handled_total", 3)
         metrics.inc("revaer_store_errors_total")
-        metrics.set("revaer_buffer_depth", 7)
+        writer = StoreWriter(store, metrics=metrics)  # not started: what it is given waits in its buffer
+        for n in range(7):
+            writer.upsert(samples.status(100 + n))
         api.post(f"/v1/fsops/jobs/{jobs.failed}/retry")
         second = api.get("/metrics").text
         assert sample(second, "revaer_events_handled_total") == 3

@@ -11,7 +11,10 @@ Fixtures (a pytest plugin: listed in ``tests/conftest.py``):
 
 A :class:`PrivateCluster` is quick: the first one in a process runs ``initdb`` into a template,
 every later one copies it (a fraction of a second), then starts on a free port with
-durability off (``fsync``, ``full_page_writes``) — it is thrown away after the test anyway.
+``fsync`` and ``full_page_writes`` off: a commit still reaches the OS before it returns, so
+killing the server (``kill``) loses nothing committed, but an OS crash would — these
+clusters are thrown away after the test anyway. (``synchronous_commit`` stays on: with it
+off, a SIGKILL loses the last commits, and fault tests would see that.)
 """
 
 from __future__ import annotations
@@ -43,7 +46,6 @@ _SERVER_USER = "postgres"
 _FAST_SETTINGS = {
     "fsync": "off",
     "full_page_writes": "off",
-    "synchronous_commit": "off",
     "shared_buffers": "32MB",
     "max_connections": "60",
     "listen_addresses": "'127.0.0.1'",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from revaer_core.bus import EventBus
 from revaer_core.engine import Engine
 from revaer_core.engine.registry import open_engine
 from revaer_core.engine.simulated import SimulationScript
+from revaer_core.eventlog import EventLog
 from revaer_core.fsops.service import FsOpsService
 from revaer_core.health import HealthBoard, StoreRole
 from revaer_core.jobs import JobTransition
@@ -59,6 +61,7 @@ class Daemon:
         serve_api: bool = True,
         store: RuntimeStore | None = None,
         engine_overrides: Mapping[str, Any] | None = None,
+        event_log: Path | None = None,
     ) -> None:
         self.settings = settings
         self._engine_name = engine
@@ -75,6 +78,8 @@ class Daemon:
         self.engine: Engine | None = None
         self.api: Any = None  #: the ApiServer, when serving
         self.reconciled: ReconcileReport | None = None
+        #: every event and committed flush as JSON lines, for crash tests to check the store against
+        self.event_log = EventLog(event_log) if event_log is not None else None
 
     # -- start ---------------------------------------------------------------------
 
@@ -90,9 +95,13 @@ class Daemon:
             health=self.health,
             metrics=self.metrics,
             on_completed=self.fsops.on_completed,
+            on_written=self.event_log.on_written if self.event_log is not None else None,
         )
+        self.fsops.recorder.tracked = self.orchestrator.catalog.__contains__  # removed torrents' jobs are dropped
         self.orchestrator.hydrate()
         self.orchestrator.start()
+        if self.event_log is not None:
+            self.bus.subscribe(self.event_log.on_event)  # after the orchestrator: logged once folded
         self.engine = self._open_engine()
         restored = self.engine.start()
         self.reconciled = self.orchestrator.reconcile(restored)
@@ -162,6 +171,8 @@ class Daemon:
         unwritten = self.orchestrator.close(left()).unwritten if self.orchestrator is not None else ()
         if self.store is not None and self._given_store is None:
             self.store.close()
+        if self.event_log is not None:
+            self.event_log.close()
         report = ShutdownReport(
             unwritten_torrents=tuple(unwritten),
             unrecorded_jobs=tuple(unrecorded),

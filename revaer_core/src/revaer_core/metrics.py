@@ -34,7 +34,6 @@ class Metrics:
             ("revaer_flush_seconds_total", "counter", "Time spent in store flushes, in seconds."),
             ("revaer_flush_seconds_last", "gauge", "Duration of the last store flush, in seconds."),
             ("revaer_store_errors_total", "counter", "Store writes that failed and were kept for retry."),
-            ("revaer_buffer_depth", "gauge", "Torrents waiting in the write-behind buffer."),
         ):
             self._series[name] = _Series(name, kind, text)
 
@@ -69,7 +68,7 @@ class Metrics:
                 continue
             for labels, value in s.sampler():
                 rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-                lines.append(f"{s.name}{{{rendered}}} {_number(value)}")
+                lines.append(f"{s.name}{{{rendered}}} {_number(value)}" if rendered else f"{s.name} {_number(value)}")
         return "\n".join(lines) + "\n"
 
 

@@ -14,7 +14,7 @@ import enum
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
 import attrs
@@ -55,21 +55,22 @@ def _job_statuses(statuses: Iterable[JobStatus]) -> frozenset[JobStatus]:
 
 @attrs.frozen
 class Cursor:
-    """The decoded position a page ended at: the last row's sort value and id."""
+    """The decoded position a page ended at: the listing's order, the last row's sort value and id."""
 
     value: str  #: ISO-8601 time for time sorts, the name for ``NAME``
     id: UUID
+    order: str = ""  #: which listing order issued it; a cursor of another order is refused
 
     def encode(self) -> str:
-        raw = json.dumps([self.value, str(self.id)], separators=(",", ":")).encode()
+        raw = json.dumps([self.order, self.value, str(self.id)], separators=(",", ":"), ensure_ascii=False).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
     def decode(cls, token: str) -> Cursor:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            value, ident = json.loads(raw)
-            return cls(value=str(value), id=UUID(str(ident)))
+            order, value, ident = json.loads(raw)
+            return cls(value=str(value), id=UUID(str(ident)), order=str(order))
         except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
             raise InvalidQuery(f"cursor {token!r} is not one this server issued; start from the first page") from exc
 
@@ -81,6 +82,16 @@ class Cursor:
             raise InvalidQuery("cursor does not belong to this sort order; start from the first page") from exc
 
 
+def _cursor_matches(
+    query: TorrentQuery | JobQuery, attribute: attrs.Attribute[Cursor | None], after: Cursor | None
+) -> None:
+    if after is not None and after.order != query.order:
+        raise InvalidQuery(
+            f"the cursor belongs to another sort order ({after.order or 'unknown'}, not {query.order}); "
+            "start from the first page"
+        )
+
+
 @attrs.frozen
 class TorrentQuery:
     """A filtered page of torrents. Every filter is optional; all given must match."""
@@ -90,7 +101,12 @@ class TorrentQuery:
     sort: TorrentSort = TorrentSort.ADDED
     descending: bool = False
     limit: int = attrs.field(default=DEFAULT_PAGE_SIZE, validator=_page_size)
-    after: Cursor | None = None
+    after: Cursor | None = attrs.field(default=None, validator=_cursor_matches)
+
+    @property
+    def order(self) -> str:
+        """The name cursors of this listing carry: its sort and direction."""
+        return f"{self.sort.value}:{'desc' if self.descending else 'asc'}"
 
     def matches(self, status: TorrentStatus) -> bool:
         """Whether ``status`` passes the filters (not the cursor)."""
@@ -120,7 +136,7 @@ class TorrentQuery:
     def cursor_of(self, status: TorrentStatus) -> Cursor:
         """The cursor that resumes this listing after ``status``."""
         value, ident = self.key(status)
-        return Cursor(value=value if isinstance(value, str) else value.isoformat(), id=ident)
+        return Cursor(value=value if isinstance(value, str) else value.isoformat(), id=ident, order=self.order)
 
 
 @attrs.frozen
@@ -129,7 +145,10 @@ class JobQuery:
 
     statuses: frozenset[JobStatus] = attrs.field(default=frozenset(), converter=_job_statuses)
     limit: int = attrs.field(default=DEFAULT_PAGE_SIZE, validator=_page_size)
-    after: Cursor | None = None
+    after: Cursor | None = attrs.field(default=None, validator=_cursor_matches)
+
+    #: The name cursors of job listings carry.
+    order: ClassVar[str] = "jobs"
 
     def matches(self, job: FsJob) -> bool:
         return not self.statuses or job.status in self.statuses
@@ -142,9 +161,9 @@ class JobQuery:
     def after_key(self) -> tuple[datetime, UUID] | None:
         return None if self.after is None else (self.after.time(), self.after.id)
 
-    @staticmethod
-    def cursor_of(job: FsJob) -> Cursor:
-        return Cursor(value=job.created_at.isoformat(), id=job.torrent_id)
+    @classmethod
+    def cursor_of(cls, job: FsJob) -> Cursor:
+        return Cursor(value=job.created_at.isoformat(), id=job.torrent_id, order=cls.order)
 
 
 @attrs.frozen

@@ -249,7 +249,7 @@ class EmbeddedServer:
         socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if _as_root():
             self._hand_to_server_user(socket_dir)
-        log.warning("creating the embedded PostgreSQL cluster in %s with %s", self.pgdata, binaries)
+        log.info("creating the embedded PostgreSQL cluster in %s with %s", self.pgdata, binaries)
         self._run(
             [
                 str(binaries.bindir / "initdb"),

@@ -159,6 +159,9 @@ def status(connection: sa.Connection, schema: str) -> SchemaStatus:
 def _advisory_lock(connection: sa.Connection, key: int) -> Iterator[None]:
     """Hold the session-level advisory lock ``key`` on ``connection`` (and the process lock)."""
     with _PROCESS_LOCK:
+        # No timeout while waiting for another migration; the pooled connection gets its own back afterwards,
+        # else every later statement on it (the writer's, say) could wait on a lock for ever.
+        timeout = connection.execute(sa.text("SELECT current_setting('statement_timeout')")).scalar_one()
         connection.execute(sa.text("SELECT set_config('statement_timeout', '0', false)"))
         connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": key})
         connection.commit()
@@ -169,6 +172,7 @@ def _advisory_lock(connection: sa.Connection, key: int) -> Iterator[None]:
                 connection.rollback()
             if not connection.invalidated and not connection.closed:
                 connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.execute(sa.text("SELECT set_config('statement_timeout', :t, false)"), {"t": timeout})
                 connection.commit()
 
 

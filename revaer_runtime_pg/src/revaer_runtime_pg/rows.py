@@ -27,17 +27,20 @@ from revaer_core import (
     TransferMode,
 )
 from revaer_runtime_pg import sanitize
+from revaer_runtime_pg.sanitize import BIGINT_MAX, BIGINT_MIN
 
 log = logging.getLogger(__name__)
 
 _STATES = {s.value: s for s in TorrentState}
+_STATE_LABELS = {s: s.value for s in TorrentState}
 _JOB_STATUSES = {s.value: s for s in JobStatus}
 _MODES = {m.value: m for m in TransferMode}
 _EVENTS = {e.value: e for e in JobEvent}
 
-#: One row of ``torrents`` in :data:`revaer_runtime_pg.schema.STATUS_COLUMNS` order.
+#: One row of ``torrents`` in :data:`revaer_runtime_pg.schema.STATUS_COLUMNS` order, as binary
+#: COPY sends it: ``files`` is already in JSONB's binary form (see :func:`jsonb_binary`).
 StatusRow = tuple[
-    UUID, str | None, str, str | None, int, int, int | None, int, int, float, str | None,
+    UUID, str | None, str, str | None, int, int, int | None, int, int, float, bytes | None,
     str | None, str | None, bool, datetime, datetime | None, datetime,
 ]  # fmt: skip
 
@@ -45,24 +48,76 @@ StatusRow = tuple[
 # -- writing --------------------------------------------------------------------------------
 
 
-def _files_json(files: Sequence[FileEntry], problems: list[str]) -> str:
+#: Files documents by the identity of their file list. Progress changes a status far more
+#: often than its files, and the catalog's statuses share one file tuple until the files
+#: change, so most upserts find their document here. The entry holds the tuple itself,
+#: so its id cannot be reused while the entry lives.
+_FILES_JSON: dict[int, tuple[tuple[FileEntry, ...], bytes]] = {}
+_FILES_JSON_LIMIT = 200_000
+
+#: JSONB's binary wire format is a version byte, then the JSON text in UTF-8.
+JSONB_VERSION = b"\x01"
+
+
+def jsonb_binary(document: str) -> bytes:
+    """``document`` in JSONB's binary form, for binary COPY (sent as raw bytes, parsed by the server)."""
+    return JSONB_VERSION + document.encode("utf-8")
+
+
+def _files_json(files: tuple[FileEntry, ...], problems: list[str]) -> bytes:
+    cached = _FILES_JSON.get(id(files))
+    if cached is not None and cached[0] is files:
+        return cached[1]
+    found: list[str] = []
     entries = [
         {
-            "index": sanitize.integer(f.index, "file index", problems),
-            "path": sanitize.text(f.path, "file path", problems),
-            "size": sanitize.bigint(f.size, "file size", problems),
-            "bytes_completed": sanitize.bigint(f.bytes_completed, "file bytes_completed", problems),
-            "priority": sanitize.integer(f.priority, "file priority", problems),
+            "index": sanitize.integer(f.index, "file index", found),
+            "path": sanitize.text(f.path, "file path", found),
+            "size": sanitize.bigint(f.size, "file size", found),
+            "bytes_completed": sanitize.bigint(f.bytes_completed, "file bytes_completed", found),
+            "priority": sanitize.integer(f.priority, "file priority", found),
             "selected": f.selected,
         }
         for f in files
     ]
-    return json.dumps(entries, ensure_ascii=False, separators=(",", ":"))
+    document = jsonb_binary(json.dumps(entries, ensure_ascii=False, separators=(",", ":")))
+    if found:
+        problems.extend(found)  # a sanitised document is not cached: its problems must be reported each time
+    else:
+        if len(_FILES_JSON) >= _FILES_JSON_LIMIT:
+            _FILES_JSON.clear()
+        _FILES_JSON[id(files)] = (files, document)
+    return document
+
+
+def _plain(text: str | None) -> bool:
+    """Whether ``text`` is storable as it is, by the cheapest test (ASCII without NUL)."""
+    return text is None or (text.isascii() and "\x00" not in text)
 
 
 def status_row(status: TorrentStatus, problems: list[str]) -> StatusRow:
     """The row that stores ``status``; anything changed to make it storable is added to ``problems``."""
     s, p, r = status, status.progress, status.rates
+    files = None if s.files is None else _files_json(s.files, problems)
+    if (
+        _plain(s.name)
+        and _plain(s.failure)
+        and _plain(s.library_path)
+        and _plain(s.download_dir)
+        and BIGINT_MIN <= p.downloaded <= BIGINT_MAX
+        and BIGINT_MIN <= p.total <= BIGINT_MAX
+        and (p.eta_seconds is None or BIGINT_MIN <= p.eta_seconds <= BIGINT_MAX)
+        and BIGINT_MIN <= r.download_bps <= BIGINT_MAX
+        and BIGINT_MIN <= r.upload_bps <= BIGINT_MAX
+        and 1 < s.added_at.year < 9999
+        and 1 < s.last_updated.year < 9999
+        and (s.completed_at is None or 1 < s.completed_at.year < 9999)
+    ):  # the common case: nothing to sanitise, no call per field
+        return (
+            s.id, s.name, _STATE_LABELS[s.state], s.failure, p.downloaded, p.total, p.eta_seconds,
+            r.download_bps, r.upload_bps, r.ratio, files, s.library_path, s.download_dir, s.sequential,
+            s.added_at, s.completed_at, s.last_updated,
+        )  # fmt: skip
     return (
         s.id,
         sanitize.optional_text(s.name, "name", problems),
@@ -74,13 +129,13 @@ def status_row(status: TorrentStatus, problems: list[str]) -> StatusRow:
         sanitize.bigint(r.download_bps, "download_bps", problems),
         sanitize.bigint(r.upload_bps, "upload_bps", problems),
         r.ratio,
-        None if s.files is None else _files_json(s.files, problems),
+        files,
         sanitize.optional_text(s.library_path, "library_path", problems),
         sanitize.optional_text(s.download_dir, "download_dir", problems),
         s.sequential,
-        s.added_at,
-        s.completed_at,
-        s.last_updated,
+        sanitize.moment(s.added_at, "added_at", problems),
+        sanitize.optional_moment(s.completed_at, "completed_at", problems),
+        sanitize.moment(s.last_updated, "last_updated", problems),
     )
 
 

@@ -7,6 +7,8 @@ cleaned copy and says what it changed in ``problems``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from revaer_core import MAX_BYTES
 
 BIGINT_MIN = -(2**63)
@@ -54,6 +56,27 @@ def bigint(value: int, field: str, problems: list[str]) -> int:
 
 def optional_bigint(value: int | None, field: str, problems: list[str]) -> int | None:
     return None if value is None else bigint(value, field, problems)
+
+
+#: The extremes a timestamp may take: psycopg reads TIMESTAMPTZ in UTC, and Python's years stop at 1 and 9999.
+MOMENT_MIN = datetime.min.replace(tzinfo=UTC)
+MOMENT_MAX = datetime.max.replace(tzinfo=UTC)
+
+
+def moment(value: datetime, field: str, problems: list[str]) -> datetime:
+    """``value`` clamped to what can be read back: 0001-01-01T00:00+05:00 is in year 0 in UTC."""
+    if 1 < value.year < 9999:
+        return value
+    try:
+        value.astimezone(UTC)
+        return value
+    except OverflowError:
+        problems.append(f"{field} {value.isoformat()} is outside years 1 to 9999 in UTC (clamped)")
+        return MOMENT_MIN if value.year == 1 else MOMENT_MAX
+
+
+def optional_moment(value: datetime | None, field: str, problems: list[str]) -> datetime | None:
+    return None if value is None else moment(value, field, problems)
 
 
 def integer(value: int, field: str, problems: list[str]) -> int:

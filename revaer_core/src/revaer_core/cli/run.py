@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -12,7 +13,7 @@ import click
 from revaer_core.cli.context import CliContext, pass_cli
 from revaer_core.daemon import Daemon
 from revaer_core.engine.registry import ENGINES
-from revaer_core.engine.simulated import SimulationScript
+from revaer_core.engine.simulated import Removal, SimulationScript
 
 
 @click.command("run")
@@ -28,9 +29,30 @@ from revaer_core.engine.simulated import SimulationScript
 @click.option("--sim-files", type=click.IntRange(min=1), default=3, help="Simulated engine: files per torrent.")
 @click.option("--sim-steps", type=click.IntRange(min=1), default=20, help="Simulated engine: steps to complete.")
 @click.option("--sim-seed", type=int, default=0, help="Simulated engine: the seed every choice comes from.")
+@click.option(
+    "--sim-remove",
+    "sim_removals",
+    multiple=True,
+    metavar="N@STEP",
+    callback=lambda _ctx, _param, values: tuple(_removal(v) for v in values),
+    help="Simulated engine: remove torrent number N (0-based) at engine step STEP; repeatable.",
+)
+@click.option(
+    "--event-log",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Append every event and every committed store write to this file as JSON lines (for crash tests).",
+)
 @pass_cli
 def run_command(
-    ctx: CliContext, engine: str, no_api: bool, sim_torrents: int, sim_files: int, sim_steps: int, sim_seed: int
+    ctx: CliContext,
+    engine: str,
+    no_api: bool,
+    sim_torrents: int,
+    sim_files: int,
+    sim_steps: int,
+    sim_seed: int,
+    sim_removals: tuple[Removal, ...],
+    event_log: Path | None,
 ) -> None:
     """Run the runtime: engine, orchestrator, FsOps, persistence and the HTTP API.
 
@@ -47,8 +69,9 @@ def run_command(
         steps=sim_steps,
         seed=sim_seed,
         save_path=settings.engine.download_dir,
+        removals=sim_removals,
     )
-    daemon = Daemon(settings, engine=engine, script=script, serve_api=not no_api)
+    daemon = Daemon(settings, engine=engine, script=script, serve_api=not no_api, event_log=event_log)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -68,3 +91,11 @@ def run_command(
             signal.signal(signum, handler)
     if not report.clean:
         raise click.exceptions.Exit(3)
+
+
+def _removal(text: str) -> Removal:
+    """``N@STEP`` as a :class:`Removal`; a click error naming the option otherwise."""
+    number, sep, step = text.partition("@")
+    if not sep or not number.strip().isdigit() or not step.strip().isdigit() or int(step) < 1:
+        raise click.BadParameter(f"expected N@STEP with N >= 0 and STEP >= 1, got {text!r}", param_hint="--sim-remove")
+    return Removal(torrent=int(number), at_step=int(step))

@@ -65,7 +65,19 @@ class Failure:
     message: str = "simulated failure"
 
 
+@attrs.frozen
+class Removal:
+    """Torrent number ``torrent`` is removed from the engine at engine step ``at_step`` (as a user's remove would)."""
+
+    torrent: int
+    at_step: int  #: 1-based count of :meth:`SimulatedEngine.step` calls
+
+
 def _failures(value: Sequence[Failure]) -> tuple[Failure, ...]:
+    return tuple(value)
+
+
+def _removals(value: Sequence[Removal]) -> tuple[Removal, ...]:
     return tuple(value)
 
 
@@ -79,6 +91,7 @@ class SimulationScript:
     steps: int = 10  #: steps from nothing to complete
     seed: int = 0
     failures: tuple[Failure, ...] = attrs.field(default=(), converter=_failures)
+    removals: tuple[Removal, ...] = attrs.field(default=(), converter=_removals)
     save_path: Path = Path("simulated")
     name_prefix: str = "sim"
     resume_every_steps: int = 5  #: resume data of changed torrents is saved every this many steps
@@ -230,6 +243,9 @@ class SimulatedEngine:
         self._numbers = 0
         self._steps = 0
         self._failures = {(f.torrent, f.at_step): f.message for f in self.script.failures}
+        self._removals: dict[int, set[int]] = {}  #: engine step -> torrent numbers removed then
+        for removal in self.script.removals:
+            self._removals.setdefault(removal.at_step, set()).add(removal.torrent)
         self._outbox: collections.deque[EventPayload] = collections.deque()
         self._draining = False
         self._stop = threading.Event()
@@ -370,6 +386,10 @@ class SimulatedEngine:
             for torrent in list(self._torrents.values()):
                 torrent.age += 1
                 self._advance(torrent)
+            doomed = self._removals.get(self._steps, set())
+            for torrent in [t for t in self._torrents.values() if t.number in doomed]:
+                del self._torrents[torrent.torrent_id]
+                self._emit(TorrentRemoved(torrent_id=torrent.torrent_id))
             if self._steps % self.script.resume_every_steps == 0:
                 for torrent in self._torrents.values():
                     if torrent.dirty and torrent.age >= self.script.resume_every_steps:

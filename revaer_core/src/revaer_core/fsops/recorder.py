@@ -24,6 +24,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -68,6 +69,9 @@ class JobRecorder:
         self._degraded = False
         self._closed = False
         self._thread: threading.Thread | None = None
+        #: whether a torrent is still in the catalog (the daemon sets it): a failed write for a torrent
+        #: removed since is dropped, not retried for ever (its job rows go with the torrent anyway)
+        self.tracked: Callable[[UUID], bool] | None = None
 
     # -- transitions ---------------------------------------------------------------------
 
@@ -179,6 +183,9 @@ class JobRecorder:
 
     def _failed(self, torrent_id: UUID, pending: _Pending, exc: Exception) -> None:
         reason = redact(f"{type(exc).__name__}: {exc}")
+        if self.tracked is not None and not self.tracked(torrent_id):
+            self._forget(torrent_id, reason)
+            return
         with self._cond:
             self._busy.discard(torrent_id)
             self._failures += 1
@@ -195,6 +202,24 @@ class JobRecorder:
             delay,
         )
         self._health.degrade(RUNTIME_STORE, f"FsOps job writes failing: {reason}", source="fsops_jobs")
+
+    def _forget(self, torrent_id: UUID, reason: str) -> None:
+        """Drop every queued transition of a torrent removed from the catalog."""
+        recover = False
+        with self._cond:
+            dropped = self._queues.pop(torrent_id, collections.deque())
+            self._busy.discard(torrent_id)
+            if self._degraded and not self._queues:
+                self._degraded, recover = False, True
+            self._cond.notify_all()
+        log.warning(
+            "FsOps job of torrent %s: the torrent was removed; %d queued transition(s) dropped (last failure: %s)",
+            torrent_id,
+            len(dropped),
+            reason,
+        )
+        if recover:
+            self._health.recover(RUNTIME_STORE, source="fsops_jobs")
 
     # -- background retries ----------------------------------------------------------------------
 

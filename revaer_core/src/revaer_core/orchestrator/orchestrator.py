@@ -57,6 +57,7 @@ class TorrentOrchestrator:
         metrics: Metrics | None = None,
         on_completed: Callable[[TorrentStatus], None] | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
+        on_written: Callable[[Sequence[TorrentStatus], Sequence[UUID]], None] | None = None,
     ) -> None:
         settings = settings or RuntimeSettings()
         self._bus = bus
@@ -79,6 +80,7 @@ class TorrentOrchestrator:
                 health=self.health,
                 metrics=self.metrics,
                 backoff=backoff,
+                on_written=on_written,  # told what each committed flush stored (``revaer run --event-log``)
             )
 
     # -- boot ------------------------------------------------------------------------

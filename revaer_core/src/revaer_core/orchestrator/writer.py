@@ -82,7 +82,7 @@ class StoreWriter:
         health: HealthBoard | None = None,
         metrics: Metrics | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
-        on_written: Callable[[Sequence[UUID], Sequence[UUID]], None] | None = None,
+        on_written: Callable[[Sequence[TorrentStatus], Sequence[UUID]], None] | None = None,
     ) -> None:
         self._store = store
         self._interval = interval
@@ -90,7 +90,7 @@ class StoreWriter:
         self._health = health or HealthBoard()
         self._metrics = metrics or Metrics()
         self._backoff = backoff
-        self._on_written = on_written  #: (upserted ids, removed ids) after each successful flush
+        self._on_written = on_written  #: (upserted statuses, removed ids) after each committed flush
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self._pending: dict[UUID, Pending] = {}
         self._cond = threading.Condition()
@@ -100,6 +100,9 @@ class StoreWriter:
         self._failures = 0
         self._thread: threading.Thread | None = None
         self._sync_lock = threading.Lock()  # one synchronous write at a time keeps their order
+        self._metrics.register_sampled(
+            "revaer_buffer_depth", "Torrents waiting in the write-behind buffer.", lambda: [({}, float(self.depth))]
+        )
 
     # -- called from event handlers -------------------------------------------------
 
@@ -110,8 +113,7 @@ class StoreWriter:
             remove_first = previous is not None and (previous.status is None or previous.remove_first)
             entry = Pending(status, remove_first)
             if not self._sync or previous is not None:
-                self._pending[status.id] = entry  # sync mode queues too when older writes wait
-                self._wake(urgent)
+                self._queue(status.id, entry, urgent)  # sync mode queues too when older writes wait
                 return
         self._write_now(status.id, entry)
 
@@ -119,23 +121,28 @@ class StoreWriter:
         """Mark ``torrent_id`` for deletion; always urgent."""
         with self._cond:
             if not self._sync or torrent_id in self._pending:
-                self._pending[torrent_id] = Pending(None)
-                self._wake(urgent=True)
+                self._queue(torrent_id, Pending(None), urgent=True)
                 return
         self._write_now(torrent_id, Pending(None))
 
-    def _wake(self, urgent: bool) -> None:
-        self._metrics.set("revaer_buffer_depth", len(self._pending))
-        if urgent:
-            self._urgent = True
-        self._cond.notify()
+    def _queue(self, torrent_id: UUID, entry: Pending, urgent: bool) -> None:
+        """Buffer ``entry`` (lock held) and wake the writer only when it has a reason to wake.
+
+        It waits for the first entry, then for the interval or an urgent one:
+        waking it for every progress event would cost a thread switch per event.
+        """
+        first = not self._pending
+        self._pending[torrent_id] = entry
+        if first or (urgent and not self._urgent):
+            self._urgent = self._urgent or urgent
+            self._cond.notify()
 
     def _write_now(self, torrent_id: UUID, entry: Pending) -> None:
         """Durability ``sync``: write in the caller's thread; a failure leaves it to the writer thread."""
         with self._sync_lock:
             if not self._flush_or_keep({torrent_id: entry}):
                 with self._cond:
-                    self._wake(urgent=False)
+                    self._cond.notify()  # the entry is back in the buffer: the thread retries it
 
     # -- the writer thread ---------------------------------------------------------------
 
@@ -160,7 +167,6 @@ class StoreWriter:
                 self._cond.wait(remaining)
             batch, self._pending, self._urgent = self._pending, {}, False
             self._inflight += bool(batch)
-            self._metrics.set("revaer_buffer_depth", 0)
             return batch
 
     def _run(self) -> None:
@@ -218,7 +224,6 @@ class StoreWriter:
                 elif failed.status is None or failed.remove_first:
                     # the failed delete must still happen before the newer write
                     self._pending[torrent_id] = attrs.evolve(newer, remove_first=newer.status is not None)
-            self._metrics.set("revaer_buffer_depth", len(self._pending))
 
     def _flush_batch(self, batch: dict[UUID, Pending]) -> None:
         """Deletes first (a re-added torrent loses its old jobs), then upserts, in chunks."""
@@ -235,7 +240,7 @@ class StoreWriter:
         self._metrics.inc("revaer_flush_seconds_total", elapsed)
         self._metrics.set("revaer_flush_seconds_last", elapsed)
         if self._on_written is not None:
-            self._on_written([s.id for s in upserts], removals)
+            self._on_written(upserts, removals)
 
     def flush(self, timeout: float) -> bool:
         """Write everything marked so far now; ``True`` once it is all in the store.
