@@ -8,8 +8,6 @@ recheck, and the hydrated catalog equals the one before.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -21,16 +19,9 @@ from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.engine.loopback import FAST_SESSION, LoopbackTorrent, Seeder, loopback_settings, make_payload
 from revaer_core.settings import FsOpsSettings, RuntimeSettings, Settings
 from tests.support.postgres import pg_options
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,16 +32,9 @@ from revaer_core.settings import Durability, RuntimeSettings
 from revaer_core.status import FileEntry
 from revaer_runtime_memory import MemoryStore
 from tests.support.flaky import FlakyStore, open_flaky
+from tests.support.waiting import wait_for
 
 FAST = Backoff(initial=0.01, maximum=0.05)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met within timeout")
-        time.sleep(0.005)
 
 
 def tid(n: int) -> uuid.UUID:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,19 +26,12 @@ from revaer_core.settings import RuntimeSettings
 from revaer_core.status import FileEntry
 from revaer_runtime_pg import PostgresStore
 from tests.support.postgres import PrivateCluster, pg_options
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 
 FAST = Backoff(initial=0.05, maximum=0.5)
 SETTINGS = RuntimeSettings(flush_interval_ms=50, shutdown_deadline_s=10.0)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met within timeout")
-        time.sleep(0.02)
 
 
 def tid(n: int) -> uuid.UUID:
