@@ -9,8 +9,12 @@ the state survived the restart because the store kept it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
 import shutil
+import stat
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,16 +47,39 @@ MARKER = "revaer.toml"
 def default_backend() -> tuple[str, str]:
     """The embedded PostgreSQL store when its plugin is installed; else memory, with why."""
     if importlib.util.find_spec("revaer_runtime_pg") is not None:
-        return "postgres", "PostgreSQL (embedded server under the demo directory unless a DSN is configured)"
+        return "postgres", "PostgreSQL, on an embedded server of the demo's own"
     return "memory", "memory: revaer-runtime-pg is not installed, so nothing would survive a real restart"
 
 
-def demo_settings(root: Path, backend: str) -> str:
+def reachable_by_others(path: Path) -> bool:
+    """Whether users other than the owner can pass through every directory above ``path``."""
+    return all(p.stat().st_mode & stat.S_IXOTH for p in path.parents if p.exists())
+
+
+def data_dir_for(root: Path) -> Path:
+    """Where the store keeps its files: in the demo directory, unless the embedded server could not reach it.
+
+    As root, the embedded PostgreSQL runs as the ``postgres`` user, who must be
+    able to pass through every parent directory (a checkout under ``/root``
+    is not); its data then goes to a directory of its own under the system's
+    temporary directory.
+    """
+    data = root / "data"
+    if os.geteuid() != 0 or reachable_by_others(data):
+        return data
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    elsewhere = Path(tempfile.gettempdir()) / f"revaer-demo-{digest}"
+    elsewhere.mkdir(mode=0o755, exist_ok=True)
+    elsewhere.chmod(0o755)
+    return elsewhere / "data"
+
+
+def demo_settings(root: Path, backend: str, data_dir: Path) -> str:
     """The settings file the demo runs with; kept so ``revaer --config`` reads the same store afterwards."""
     return f"""# Written by `revaer demo`. Try: revaer --config {root / MARKER} torrents list
 [runtime]
 backend = "{backend}"
-data_dir = "{root / "data"}"
+data_dir = "{data_dir}"
 flush_interval_ms = 100
 shutdown_deadline_s = 10
 
@@ -123,11 +150,20 @@ def run_demo(root: Path, *, fresh: bool = True) -> DemoResult:
     elif fresh and root.exists() and any(root.iterdir()):
         raise RevaerError(f"demo directory {root} is not empty and was not made by the demo; pick another with --dir")
     root.mkdir(parents=True, exist_ok=True)
+    if os.environ.pop("REVAER_DATABASE_URL", None):
+        click.echo("  REVAER_DATABASE_URL is ignored: the demo never writes to your database", err=True)
     backend, why = default_backend()
-    (root / MARKER).write_text(demo_settings(root, backend), encoding="utf-8")
+    data_dir = data_dir_for(root) if backend == "postgres" else root / "data"
+    if fresh and data_dir.parent != root and data_dir.exists():
+        shutil.rmtree(data_dir)  # the data of an earlier run of this demo directory
+    (root / MARKER).write_text(demo_settings(root, backend, data_dir), encoding="utf-8")
     settings = load_settings(root / MARKER)
     _say(f"Revaer demo in {root}")
     click.echo(f"  store: {why}", err=True)
+    if data_dir.parent != root:
+        click.echo(
+            f"  (the embedded server runs as 'postgres', who cannot reach {root}: its data is in {data_dir})", err=True
+        )
 
     torrent = LoopbackTorrent.of(make_payload(root / "seed", PAYLOAD_NAME, PAYLOAD), piece_size=64 * 1024)
     overrides = {**FAST_SESSION, "download_rate_limit": RATE_LIMIT, "ignore_limits_on_local_network": False}
@@ -221,5 +257,4 @@ def _print_catalog(catalog: dict[UUID, TorrentStatus]) -> None:
 def _store_location(settings: Settings, backend: str) -> str:
     if backend == "memory":
         return "process memory (gone now)"
-    dsn = settings.runtime.options_for("postgres").get("dsn")
-    return str(dsn) if dsn else f"embedded PostgreSQL in {settings.runtime.data_dir / 'postgres'}"
+    return f"embedded PostgreSQL in {settings.runtime.data_dir / 'postgres'}"
