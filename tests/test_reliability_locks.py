@@ -17,8 +17,8 @@ from revaer_core.health import RUNTIME_STORE
 from revaer_core.orchestrator import Backoff, TorrentOrchestrator
 from revaer_core.settings import RuntimeSettings
 from revaer_runtime_pg import PostgresStore
-from tests.support.daemon import wait_for
 from tests.support.postgres import PrivateCluster, pg_options
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -53,7 +53,7 @@ def test_a_locked_table_times_the_writer_out_without_blocking_events(
                     bus.publish(ProgressUpdated(torrent_id=torrent, downloaded=step * 1000, total=40_000))
                     slowest = max(slowest, time.perf_counter() - started)
                 time.sleep(0.05)
-            wait_for(lambda: RUNTIME_STORE in orchestrator.health.degraded, 10, "runtime_store degraded")
+            wait_for(lambda: RUNTIME_STORE in orchestrator.health.degraded, "runtime_store degraded", timeout=10)
             degraded_after = time.monotonic() - locked_at
             assert orchestrator.catalog[ids[0]].progress.downloaded == 40_000  # the catalog kept up
             holder.rollback()  # the lock goes
@@ -62,7 +62,9 @@ def test_a_locked_table_times_the_writer_out_without_blocking_events(
         reasons = [r.getMessage() for r in caplog.records if "runtime store write failed" in r.getMessage()]
         assert reasons and "statement timeout" in reasons[0], reasons
 
-        wait_for(lambda: orchestrator.health.ok and orchestrator.pending_writes == 0, 30, "the writer to catch up")
+        wait_for(
+            lambda: orchestrator.health.ok and orchestrator.pending_writes == 0, "the writer to catch up", timeout=30
+        )
         stored = {s.id: s for s in store.load_torrents()}
         assert stored == orchestrator.catalog.snapshot()
     finally:

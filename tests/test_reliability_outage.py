@@ -18,9 +18,10 @@ import pytest
 
 from revaer_core import JobEvent, JobStatus, RuntimeStore, StoreRole, TorrentState
 from revaer_runtime_pg import PostgresStore
-from tests.support.daemon import DaemonProcess, Daemons, EventLogView, wait_for, write_config
+from tests.support.daemon import DaemonProcess, Daemons, EventLogView, write_config
 from tests.support.postgres import PrivateCluster, pg_options
 from tests.support.proxy import TcpProxy
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -78,7 +79,7 @@ def start(daemons: Daemons, config: Path, log: Path) -> DaemonProcess:
     args += [a for n, step in REMOVALS.items() for a in ("--sim-remove", f"{n}@{step}")]
     daemon = daemons(*args, config=config)
     daemon.wait_running()
-    wait_for(lambda: bool(EventLogView.read(log).written), 20, "the first committed flush")
+    wait_for(lambda: bool(EventLogView.read(log).written), "the first committed flush", timeout=20)
     return daemon
 
 
@@ -133,13 +134,13 @@ def test_postgres_stopped_longer_than_the_backoff_then_restarted(
     daemon = start(daemons, outage_config(tmp_path, private_cluster.url), log)
     private_cluster.stop()
     stopped = time.monotonic()
-    wait_for(lambda: degraded(daemon), 30, "GET /health to report runtime_store degraded")
-    wait_for(engine_finished(log), 60, "the engine's removals and FsOps jobs during the outage")
+    wait_for(lambda: degraded(daemon), "GET /health to report runtime_store degraded", timeout=30)
+    wait_for(engine_finished(log), "the engine's removals and FsOps jobs during the outage", timeout=60)
     time.sleep(max(0.0, 3.0 - (time.monotonic() - stopped)))  # beyond the first retries' backoff (0.2 s, doubling)
     assert daemon.alive, daemon.stderr
     private_cluster.start()
     try:
-        wait_for(lambda: daemon.health()["status"] == "ok", 60, "GET /health to recover")
+        wait_for(lambda: daemon.health()["status"] == "ok", "GET /health to recover", timeout=60)
     except AssertionError:
         raise AssertionError(f"{daemon.health()}\n{daemon.stderr[-5000:]}") from None
     assert daemon.terminate() == 0, daemon.stderr  # exit 0: nothing left unwritten
@@ -163,11 +164,11 @@ def test_connections_cut_again_and_again_by_a_proxy(
             flaps += 1
             assert flaps < 200, "the engine never finished"
         proxy.cut()  # then one long outage
-        wait_for(lambda: degraded(daemon), 30, "GET /health to report runtime_store degraded")
+        wait_for(lambda: degraded(daemon), "GET /health to report runtime_store degraded", timeout=30)
         time.sleep(2.0)
         assert daemon.alive, daemon.stderr
         proxy.restore()
-        wait_for(lambda: daemon.health()["status"] == "ok", 60, "GET /health to recover")
+        wait_for(lambda: daemon.health()["status"] == "ok", "GET /health to recover", timeout=60)
         assert proxy.cuts > 0
         assert daemon.terminate() == 0, daemon.stderr
     check_converged(private_cluster, log, tmp_path)

@@ -8,8 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.daemon import Daemons, revaer, wait_for, write_config
+from tests.support.daemon import Daemons, revaer, write_config
 from tests.support.postgres import PrivateCluster
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -58,7 +59,7 @@ def test_the_dsn_password_appears_in_no_output(
     everything_the_api_says()
     everything_the_cli_says()
     private_cluster.stop()  # errors now: the store's, the writer's, the CLI's
-    wait_for(lambda: daemon.health()["status"] == "degraded", 30, "health to turn degraded")
+    wait_for(lambda: daemon.health()["status"] == "degraded", "health to turn degraded", timeout=30)
     time.sleep(1.0)  # a few failed writes, each logged
     everything_the_api_says()
     everything_the_cli_says()
@@ -66,7 +67,7 @@ def test_the_dsn_password_appears_in_no_output(
         str(private_cluster.port), "1")})  # fmt: skip
     seen.extend((unreachable.stdout, unreachable.stderr))
     private_cluster.start()
-    wait_for(lambda: daemon.health()["status"] == "ok", 60, "health to recover")
+    wait_for(lambda: daemon.health()["status"] == "ok", "health to recover", timeout=60)
     assert daemon.terminate() == 0
     seen.append(daemon.output())
 

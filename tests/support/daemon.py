@@ -15,13 +15,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import httpx
 import pytest
+
+from tests.support.waiting import wait_for
 
 #: What ``revaer run`` prints on stderr once it serves.
 BANNER = "revaer running:"
@@ -45,15 +47,6 @@ def revaer(*args: str, config: Path | None = None, env: Mapping[str, str] | None
     """Run one ``revaer`` command to completion (bounded by ``timeout``)."""
     argv = [*revaer_argv(), *(["--config", str(config)] if config is not None else []), *args]
     return subprocess.run(argv, capture_output=True, text=True, env=child_env(env), timeout=timeout, check=False)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def write_config(path: Path, tables: Mapping[str, Mapping[str, Any]]) -> Path:
@@ -107,7 +100,7 @@ class DaemonProcess:
                 raise AssertionError(f"revaer run exited {self.process.returncode}:\n{self.stderr}")
             return False
 
-        wait_for(running, timeout, "revaer run to start")
+        wait_for(running, "revaer run to start", timeout=timeout)
 
     @property
     def api_url(self) -> str:

@@ -192,7 +192,7 @@ class StoreWriter:
 
     def _flush_or_keep(self, batch: dict[UUID, Pending]) -> bool:
         try:
-            self._flush_batch(batch)
+            upserts, removals = self._flush_batch(batch)
         except Exception as exc:
             self._keep(batch)
             self._failures += 1
@@ -212,6 +212,11 @@ class StoreWriter:
             log.warning("runtime store writes succeed again after %d failed attempt(s)", self._failures)
             self._failures = 0
         self._health.recover(RUNTIME_STORE, source=SOURCE)
+        if self._on_written is not None:
+            try:
+                self._on_written(upserts, removals)
+            except Exception:  # the rows are in the store: a listener's bug must not rewrite them
+                log.exception("on_written listener failed after a committed flush")
         return True
 
     def _keep(self, batch: dict[UUID, Pending]) -> None:
@@ -225,8 +230,8 @@ class StoreWriter:
                     # the failed delete must still happen before the newer write
                     self._pending[torrent_id] = attrs.evolve(newer, remove_first=newer.status is not None)
 
-    def _flush_batch(self, batch: dict[UUID, Pending]) -> None:
-        """Deletes first (a re-added torrent loses its old jobs), then upserts, in chunks."""
+    def _flush_batch(self, batch: dict[UUID, Pending]) -> tuple[list[TorrentStatus], list[UUID]]:
+        """Deletes first (a re-added torrent loses its old jobs), then upserts, in chunks; returns both."""
         started = time.perf_counter()
         removals = [i for i, p in batch.items() if p.status is None or p.remove_first]
         upserts = [p.status for p in batch.values() if p.status is not None]
@@ -239,8 +244,7 @@ class StoreWriter:
         self._metrics.inc("revaer_rows_flushed_total", len(batch))
         self._metrics.inc("revaer_flush_seconds_total", elapsed)
         self._metrics.set("revaer_flush_seconds_last", elapsed)
-        if self._on_written is not None:
-            self._on_written(upserts, removals)
+        return upserts, removals
 
     def flush(self, timeout: float) -> bool:
         """Write everything marked so far now; ``True`` once it is all in the store.
