@@ -34,7 +34,7 @@ from psycopg import sql
 
 from revaer_core import FileEntry, Progress, Rates, RuntimeStore, TorrentState, TorrentStatus
 from revaer_core.bus import EventBus
-from revaer_core.events import ProgressUpdated
+from revaer_core.events import EventPayload, ProgressUpdated, StateChanged
 from revaer_core.orchestrator import TorrentOrchestrator
 from revaer_core.settings import RuntimeSettings
 from revaer_runtime_pg import PostgresStore
@@ -237,12 +237,14 @@ def sustained_persistence(bench: Bench, count: int, runs: int) -> list[Figure]:
         orchestrator.catalog._load(base)  # the torrents exist; what changes is their progress
         return orchestrator
 
-    def writer_drain() -> float:
+    state_changes = [StateChanged(torrent_id=s.id, state=TorrentState.STOPPED) for s in base]
+
+    def writer_drain(events: Sequence[EventPayload] = changes) -> float:
         """The changes are folded and waiting (as after a burst); time the writer putting them in the store."""
         bus = EventBus(capacity=1024)
         orchestrator = orchestrator_with_changes(bus)
         bus.subscribe(orchestrator.handle)  # fold without a writer thread: the changes wait in the buffer
-        for change in changes:
+        for change in events:
             bus.publish(change)
         started = time.perf_counter()
         orchestrator.start()
@@ -265,6 +267,7 @@ def sustained_persistence(bench: Bench, count: int, runs: int) -> list[Figure]:
         return elapsed
 
     ours = count / best_of(runs, writer_drain, seed_rows)
+    whole_rows = count / best_of(runs, lambda: writer_drain(state_changes), seed_rows)
     whole = count / best_of(runs, end_to_end, seed_rows)
     store.close()
     return [
@@ -295,6 +298,16 @@ def sustained_persistence(bench: Bench, count: int, runs: int) -> list[Figure]:
             copy_rate,
             "COPY + merge",
             whole / copy_rate,
+            "(info)",
+            True,
+        ),
+        Figure(
+            "whole-status changes via writer",
+            whole_rows,
+            "rows/s",
+            copy_rate,
+            "COPY + merge",
+            whole_rows / copy_rate,
             "(info)",
             True,
         ),

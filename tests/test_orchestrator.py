@@ -29,7 +29,7 @@ from revaer_core.health import RUNTIME_STORE, HealthBoard
 from revaer_core.orchestrator import Backoff, StoreWriter, TorrentOrchestrator
 from revaer_core.orchestrator.orchestrator import NOT_IN_ENGINE
 from revaer_core.settings import Durability, RuntimeSettings
-from revaer_core.status import FileEntry
+from revaer_core.status import FileEntry, Progress
 from revaer_runtime_memory import MemoryStore
 from tests.support.flaky import FlakyStore, open_flaky
 from tests.support.waiting import wait_for
@@ -242,7 +242,8 @@ def test_sync_durability_writes_before_the_handler_returns(
         bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=done, total=3))
         stored = store.get_torrent(tid(1))
         assert stored is not None and stored.progress.downloaded == done
-    assert plugin.writes("upsert_torrents") == [1, 1, 1, 1]
+    assert plugin.writes("upsert_torrents") == [1]  # the add, whole
+    assert plugin.writes("update_progress") == [1, 1, 1]  # each progress event, narrow, at once
     orchestrator.close()
 
 
@@ -349,3 +350,40 @@ def test_torrents_the_engine_adds_at_start_are_not_marked_stopped(
     assert orchestrator.catalog[tid(2)].state is TorrentState.QUEUED
     assert orchestrator.catalog[tid(3)].state is TorrentState.QUEUED
     orchestrator.close()
+
+
+def test_progress_only_changes_take_the_narrow_path(bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]) -> None:
+    store, plugin = flaky
+    orchestrator = TorrentOrchestrator(bus, store, settings=settings())
+    orchestrator.start()
+    bus.publish(TorrentAdded(torrent_id=tid(1), name="one"))
+    assert orchestrator.flush(5)
+    for done in (1, 2, 3):
+        bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=done, total=10))
+    bus.publish(ProgressUpdated(torrent_id=tid(2), downloaded=1, total=10))  # unknown to the store: goes whole
+    assert orchestrator.flush(5)
+    assert plugin.writes("update_progress") and plugin.writes("upsert_torrents")[-1] == 1
+    assert store_matches_catalog(store, orchestrator)
+    bus.publish(StateChanged(torrent_id=tid(1), state=TorrentState.SEEDING))
+    bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=10, total=10))  # after a whole change: whole
+    narrow_before = len(plugin.writes("update_progress"))
+    assert orchestrator.flush(5)
+    assert len(plugin.writes("update_progress")) == narrow_before
+    assert store_matches_catalog(store, orchestrator)
+    orchestrator.close()
+
+
+def test_a_failed_whole_write_makes_the_next_progress_whole(flaky: tuple[RuntimeStore, FlakyStore]) -> None:
+    store, plugin = flaky
+    health = HealthBoard()
+    writer = StoreWriter(store, backoff=FAST, health=health)
+    first = TorrentStatus(id=tid(1), name="whole", added_at=_now(), last_updated=_now())
+    plugin.down = True
+    writer.upsert(first)
+    writer.start()
+    wait_for(lambda: not health.ok)  # the whole status failed and waits for a retry
+    writer.upsert(attrs.evolve(first, progress=Progress(downloaded=5, total=10)), progress_only=True)
+    plugin.down = False
+    assert writer.close().complete
+    stored = store.get_torrent(tid(1))
+    assert stored is not None and stored.name == "whole" and stored.progress.downloaded == 5

@@ -57,6 +57,13 @@ class FlakyStore:
         self.inner.upsert_torrents(statuses)
 
     @hookimpl
+    def update_progress(self, statuses: Sequence[TorrentStatus]) -> Sequence[UUID]:
+        self._gate("update_progress", len(statuses))
+        held = [s for s in statuses if self.inner.get_torrent(s.id) is not None]
+        self.inner.upsert_torrents(held)
+        return [s.id for s in statuses if s not in held]
+
+    @hookimpl
     def remove_torrents(self, torrent_ids: Sequence[UUID]) -> None:
         self._gate("remove_torrents", len(torrent_ids))
         self.inner.remove_torrents(torrent_ids)

@@ -127,6 +127,21 @@ class TorrentStore:
         """
 
     @hookspec(firstresult=True)
+    def update_progress(self, statuses: Sequence[TorrentStatus]) -> Sequence[UUID]:
+        """Store only the changing part of each status: progress, rates and ``last_updated``.
+
+        Optional: the fast path for the most frequent write. Revaer calls it
+        for torrents whose only change since their last upsert is progress, so
+        every other field in the row is already what ``statuses`` say. Without
+        this hook Revaer upserts those statuses whole.
+
+        :param statuses: At most one status per torrent id.
+        :returns: Ids of the statuses whose torrent is not stored; Revaer
+            upserts those whole. Sanitise and report out-of-range numbers as
+            ``upsert_torrents`` does (log a warning with the torrent id).
+        """
+
+    @hookspec(firstresult=True)
     def save_resume_data(self, torrent_id: UUID, data: bytes) -> None:
         """Keep the engine's resume data for a stored torrent (capability ``resume_data``).
 

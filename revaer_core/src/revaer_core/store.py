@@ -109,6 +109,21 @@ class RuntimeStore:
             return ()
         return self._hook.upsert_torrents(statuses=statuses) or ()
 
+    def update_progress(self, statuses: Sequence[TorrentStatus]) -> None:
+        """Persist statuses whose only change since their last upsert is progress (and rates).
+
+        Uses the backend's ``update_progress`` where it has one, and upserts
+        whole the statuses it did not find (or all of them, without the hook).
+        """
+        if not statuses:
+            return
+        missing: Sequence[UUID] | None = self._hook.update_progress(statuses=statuses)
+        if missing is None:
+            self.upsert_torrents(statuses)
+        elif missing:
+            wanted = set(missing)
+            self.upsert_torrents([s for s in statuses if s.id in wanted])
+
     def remove_torrents(self, torrent_ids: Sequence[UUID]) -> None:
         if torrent_ids:
             self._hook.remove_torrents(torrent_ids=torrent_ids)

@@ -139,6 +139,25 @@ def status_row(status: TorrentStatus, problems: list[str]) -> StatusRow:
     )
 
 
+#: One row of the progress staging table, in :data:`revaer_runtime_pg.schema.PROGRESS_COLUMNS` order.
+ProgressRow = tuple[UUID, int, int, int | None, int, int, float, datetime]
+
+
+def progress_row(status: TorrentStatus, problems: list[str]) -> ProgressRow:
+    """The columns ``update_progress`` writes for ``status``, sanitised as :func:`status_row` does."""
+    p, r = status.progress, status.rates
+    return (
+        status.id,
+        sanitize.bigint(p.downloaded, "downloaded", problems),
+        sanitize.bigint(p.total, "total", problems),
+        sanitize.optional_bigint(p.eta_seconds, "eta_seconds", problems),
+        sanitize.bigint(r.download_bps, "download_bps", problems),
+        sanitize.bigint(r.upload_bps, "upload_bps", problems),
+        r.ratio,
+        sanitize.moment(status.last_updated, "last_updated", problems),
+    )
+
+
 # -- reading --------------------------------------------------------------------------------
 
 

@@ -44,6 +44,18 @@ STATUS_COLUMNS: tuple[str, ...] = (
     "last_updated",
 )
 
+#: The columns a progress-only change touches (``update_progress``), id first.
+PROGRESS_COLUMNS: tuple[str, ...] = (
+    "id",
+    "downloaded",
+    "total",
+    "eta_seconds",
+    "download_bps",
+    "upload_bps",
+    "ratio",
+    "last_updated",
+)
+
 #: Columns of an FsOps job, in the order they are read.
 JOB_COLUMNS: tuple[str, ...] = (
     "torrent_id",

@@ -51,7 +51,7 @@ from revaer_runtime_pg.daemon_lock import DaemonLock
 from revaer_runtime_pg.embedded import EmbeddedServer
 from revaer_runtime_pg.migrate import SchemaState
 from revaer_runtime_pg.options import PgOptions, parse_options
-from revaer_runtime_pg.schema import HISTORY_COLUMNS, JOB_COLUMNS, STATUS_COLUMNS, Tables, tables
+from revaer_runtime_pg.schema import HISTORY_COLUMNS, JOB_COLUMNS, PROGRESS_COLUMNS, STATUS_COLUMNS, Tables, tables
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,10 @@ COPY_TYPES: tuple[str, ...] = (
 )  # fmt: skip
 _STAGING = "revaer_torrents_in"  # per-connection temporary table the COPY fills
 _STAGING_READY = "revaer_staging_ready"  # key in the pooled connection's ``info``
+_PROGRESS_STAGING = "revaer_progress_in"  # per-connection temporary table of progress-only changes
+_PROGRESS_READY = "revaer_progress_ready"
+#: Types of :data:`PROGRESS_COLUMNS` for binary COPY.
+PROGRESS_TYPES: tuple[str, ...] = ("uuid", "int8", "int8", "int8", "int8", "int8", "float8", "timestamptz")
 _FIRST_INSERT_RETRIES = 3
 
 
@@ -79,11 +83,15 @@ class Statements:
     copy: sql.Composed  #: COPY of a batch into it
     merge: sql.Composed  #: one INSERT … ON CONFLICT from it into torrents
     load: sql.Composed  #: every status, for hydration
+    progress_staging: sql.Composed  #: the temporary table progress-only changes are copied into
+    progress_copy: sql.Composed  #: COPY of those changes into it
+    progress_update: sql.Composed  #: one UPDATE … FROM it, returning the ids it found
 
     @classmethod
     def for_schema(cls, schema: str) -> Statements:
         torrents = sql.Identifier(schema, "torrents")
         staging = sql.Identifier(_STAGING)
+        progress = sql.Identifier(_PROGRESS_STAGING)
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in STATUS_COLUMNS)
         updated = [c for c in STATUS_COLUMNS if c != "id"]
         merge = sql.SQL(
@@ -107,6 +115,22 @@ class Statements:
             copy=sql.SQL("COPY pg_temp.{} ({}) FROM STDIN (FORMAT BINARY)").format(staging, columns),
             merge=merge,
             load=sql.SQL("SELECT {} FROM {}").format(columns, torrents),
+            progress_staging=sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {} (id uuid, downloaded int8, total int8, eta_seconds int8, "
+                "download_bps int8, upload_bps int8, ratio float8, last_updated timestamptz) ON COMMIT DELETE ROWS"
+            ).format(progress),
+            progress_copy=sql.SQL("COPY pg_temp.{} ({}) FROM STDIN (FORMAT BINARY)").format(
+                progress, sql.SQL(", ").join(sql.Identifier(c) for c in PROGRESS_COLUMNS)
+            ),
+            progress_update=sql.SQL(
+                "UPDATE {} AS t SET {} FROM pg_temp.{} AS s WHERE t.id = s.id RETURNING t.id"
+            ).format(
+                torrents,
+                sql.SQL(", ").join(
+                    sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in PROGRESS_COLUMNS[1:]
+                ),
+                progress,
+            ),
         )
 
 
@@ -342,6 +366,32 @@ class PostgresStore:
                         copy.write_row(row)
                 cursor.execute(db.statements.merge)
         info[_STAGING_READY] = True  # only once the transaction that created it committed
+
+    @hookimpl
+    def update_progress(self, statuses: Sequence[TorrentStatus]) -> Sequence[UUID]:
+        batch: dict[UUID, rows.ProgressRow] = {}
+        for status in statuses:
+            problems: list[str] = []
+            batch[status.id] = rows.progress_row(status, problems)
+            if problems:
+                log.warning("torrent %s: stored sanitised: %s", status.id, "; ".join(problems))
+        if not batch:
+            return []
+        db = self._database
+        with self._faults(), db.engine.begin() as connection:
+            raw = _raw(connection)
+            info = connection.connection.info
+            if not info.get(_PROGRESS_READY):
+                raw.execute(db.statements.progress_staging)
+            with raw.cursor() as cursor:
+                with cursor.copy(db.statements.progress_copy) as copy:
+                    copy.set_types(PROGRESS_TYPES)
+                    for row in batch.values():
+                        copy.write_row(row)
+                cursor.execute(db.statements.progress_update)
+                found = {row[0] for row in cursor.fetchall()}
+        info[_PROGRESS_READY] = True
+        return [torrent_id for torrent_id in batch if torrent_id not in found]
 
     def _merge_one_by_one(self, batch: Sequence[rows.StatusRow]) -> list[UUID]:
         """The slow path after a refused batch: every row alone, so one bad row costs only itself."""

@@ -12,7 +12,7 @@ from revaer_core.contract import samples
 from revaer_core.contract.base import ContractBase, StoreOpener
 from revaer_core.health import Capability
 from revaer_core.query import Cursor, TorrentQuery, TorrentSort
-from revaer_core.status import TorrentState, TorrentStatus
+from revaer_core.status import Progress, Rates, TorrentState, TorrentStatus
 from revaer_core.store import RuntimeStore
 
 EDGE_CASES = list(samples.edge_cases())
@@ -81,6 +81,20 @@ class TorrentStoreContract(ContractBase):
         store.upsert_torrents(batch)
         assert len(store.load_torrents()) == 2_000
         assert store.get_torrent(batch[1_234].id) == batch[1_234]
+
+    def test_progress_updates_store_progress_and_unknown_torrents_whole(self, store: RuntimeStore) -> None:
+        _, full = EDGE_CASES[1]
+        store.upsert_torrents([full])
+        moved = attrs.evolve(
+            full,
+            progress=Progress(downloaded=4_999, total=5_000, eta_seconds=None),
+            rates=Rates(download_bps=2**40, upload_bps=7, ratio=0.125),
+            last_updated=full.last_updated + timedelta(seconds=1),
+        )
+        new = samples.status(77)  # never upserted: the facade stores it whole
+        store.update_progress([moved, new])
+        assert store.get_torrent(full.id) == moved
+        assert store.get_torrent(new.id) == new
 
     # -- removal ---------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import attrs
 from revaer_core.backoff import Backoff
 from revaer_core.bus import EventBus
 from revaer_core.engine import RestoredTorrent
-from revaer_core.events import Event, SelectionReconciled, TorrentAdded, TorrentCompleted
+from revaer_core.events import Event, ProgressUpdated, SelectionReconciled, TorrentAdded, TorrentCompleted
 from revaer_core.health import HealthBoard
 from revaer_core.metrics import Metrics
 from revaer_core.orchestrator.catalog import Catalog
@@ -168,14 +168,16 @@ class TorrentOrchestrator:
                 if self._writer is not None:
                     self._writer.remove(change.torrent_id)
                 return
-            self._apply(change, urgent=isinstance(payload, LIFECYCLE))
+            self._apply(
+                change, urgent=isinstance(payload, LIFECYCLE), progress_only=isinstance(payload, ProgressUpdated)
+            )
         if isinstance(payload, TorrentCompleted):
             self._complete(change)
 
-    def _apply(self, status: TorrentStatus, *, urgent: bool) -> None:
+    def _apply(self, status: TorrentStatus, *, urgent: bool, progress_only: bool = False) -> None:
         self.catalog._put(status)
         if self._writer is not None:
-            self._writer.upsert(status, urgent=urgent)
+            self._writer.upsert(status, urgent=urgent, progress_only=progress_only)
 
     def _complete(self, status: TorrentStatus) -> None:
         if self._on_completed is None:

@@ -45,10 +45,13 @@ class Pending:
 
     ``status`` ``None`` means delete it; ``remove_first`` keeps a delete that a
     later re-add superseded, so the old incarnation's jobs are dropped in order.
+    ``progress_only`` says nothing but progress changed since the store last
+    took this torrent whole, so the store's narrow ``update_progress`` will do.
     """
 
     status: TorrentStatus | None
     remove_first: bool = False
+    progress_only: bool = False
 
 
 @attrs.frozen
@@ -106,12 +109,17 @@ class StoreWriter:
 
     # -- called from event handlers -------------------------------------------------
 
-    def upsert(self, status: TorrentStatus, *, urgent: bool = False) -> None:
-        """Mark ``status`` for writing; ``urgent`` wakes the writer now."""
+    def upsert(self, status: TorrentStatus, *, urgent: bool = False, progress_only: bool = False) -> None:
+        """Mark ``status`` for writing; ``urgent`` wakes the writer now.
+
+        ``progress_only``: the change that made this status touched nothing but
+        progress and rates.
+        """
         with self._cond:
             previous = self._pending.get(status.id)
             remove_first = previous is not None and (previous.status is None or previous.remove_first)
-            entry = Pending(status, remove_first)
+            narrow = progress_only and not remove_first and (previous is None or previous.progress_only)
+            entry = Pending(status, remove_first, narrow)
             if not self._sync or previous is not None:
                 self._queue(status.id, entry, urgent)  # sync mode queues too when older writes wait
                 return
@@ -228,17 +236,26 @@ class StoreWriter:
                     self._pending[torrent_id] = failed
                 elif failed.status is None or failed.remove_first:
                     # the failed delete must still happen before the newer write
-                    self._pending[torrent_id] = attrs.evolve(newer, remove_first=newer.status is not None)
+                    self._pending[torrent_id] = attrs.evolve(
+                        newer, remove_first=newer.status is not None, progress_only=False
+                    )
+                elif not failed.progress_only and newer.progress_only:
+                    # the store never took the failed whole status: the newer one must go whole too
+                    self._pending[torrent_id] = attrs.evolve(newer, progress_only=False)
 
     def _flush_batch(self, batch: dict[UUID, Pending]) -> tuple[list[TorrentStatus], list[UUID]]:
         """Deletes first (a re-added torrent loses its old jobs), then upserts, in chunks; returns both."""
         started = time.perf_counter()
         removals = [i for i, p in batch.items() if p.status is None or p.remove_first]
         upserts = [p.status for p in batch.values() if p.status is not None]
+        whole = [p.status for p in batch.values() if p.status is not None and not p.progress_only]
+        narrow = [p.status for p in batch.values() if p.status is not None and p.progress_only]
         for ids in _chunks(removals):
             self._store.remove_torrents(ids)
-        for statuses in _chunks(upserts):
+        for statuses in _chunks(whole):
             self._store.upsert_torrents(statuses)
+        for statuses in _chunks(narrow):
+            self._store.update_progress(statuses)
         elapsed = time.perf_counter() - started
         self._metrics.inc("revaer_flushes_total")
         self._metrics.inc("revaer_rows_flushed_total", len(batch))
