@@ -7,11 +7,16 @@ import click
 from revaer_core.api import operations
 from revaer_core.api.models import JobPage
 from revaer_core.cli.context import CliContext, pass_cli
-from revaer_core.cli.output import continue_hint, emit_fields, emit_json, emit_table, human_time
+from revaer_core.cli.output import (
+    JSON_HELP,
+    continue_hint,
+    emit_fields,
+    emit_json,
+    emit_table,
+    human_time,
+    paging_options,
+)
 from revaer_core.jobs import FsJob, JobStatus
-from revaer_core.query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-
-JSON_HELP = "Print JSON, in the shape the HTTP API returns, instead of a table."
 
 
 @click.group("fsops")
@@ -27,16 +32,7 @@ def fsops_group() -> None:
     type=click.Choice([s.value for s in JobStatus]),
     help="Only jobs in this status; repeat for several.",
 )
-@click.option(
-    "--limit",
-    type=click.IntRange(1, MAX_PAGE_SIZE),
-    default=DEFAULT_PAGE_SIZE,
-    show_default=True,
-    help="Rows per page.",
-)
-@click.option("--cursor", metavar="CURSOR", help="Start after the page that printed this cursor.")
-@click.option("--all", "every_page", is_flag=True, help="Follow the cursors and print every page.")
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@paging_options
 @pass_cli
 def jobs_command(
     ctx: CliContext, statuses: tuple[str, ...], limit: int, cursor: str | None, every_page: bool, as_json: bool

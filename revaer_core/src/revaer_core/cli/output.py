@@ -3,14 +3,39 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from revaer_core.api.models import public_json
+from revaer_core.query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from revaer_core.redact import redact
+
+JSON_HELP = "Print JSON, in the shape the HTTP API returns, instead of a table."
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def paging_options(command: F) -> F:
+    """``--limit``, ``--cursor``, ``--all`` and ``--json``: what every listing command takes."""
+    for option in reversed(
+        [
+            click.option(
+                "--limit",
+                type=click.IntRange(1, MAX_PAGE_SIZE),
+                default=DEFAULT_PAGE_SIZE,
+                show_default=True,
+                help="Rows per page.",
+            ),
+            click.option("--cursor", metavar="CURSOR", help="Start after the page that printed this cursor."),
+            click.option("--all", "every_page", is_flag=True, help="Follow the cursors and print every page."),
+            click.option("--json", "as_json", is_flag=True, help=JSON_HELP),
+        ]
+    ):
+        command = option(command)
+    return command
 
 
 def emit_json(value: Any) -> None:

@@ -10,18 +10,18 @@ from revaer_core.api import operations
 from revaer_core.api.models import TorrentPage
 from revaer_core.cli.context import CliContext, pass_cli
 from revaer_core.cli.output import (
+    JSON_HELP,
     continue_hint,
     emit_fields,
     emit_json,
     emit_table,
     human_bytes,
     human_time,
+    paging_options,
     percent,
 )
-from revaer_core.query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TorrentSort
+from revaer_core.query import TorrentSort
 from revaer_core.status import TorrentState, TorrentStatus
-
-JSON_HELP = "Print JSON, in the shape the HTTP API returns, instead of a table."
 
 
 @click.group("torrents")
@@ -46,16 +46,7 @@ def torrents_group() -> None:
     help="Order of the rows; ties are broken by id.",
 )
 @click.option("--desc", is_flag=True, help="Reverse the order (newest, or last by name, first).")
-@click.option(
-    "--limit",
-    type=click.IntRange(1, MAX_PAGE_SIZE),
-    default=DEFAULT_PAGE_SIZE,
-    show_default=True,
-    help="Rows per page.",
-)
-@click.option("--cursor", metavar="CURSOR", help="Start after the page that printed this cursor.")
-@click.option("--all", "every_page", is_flag=True, help="Follow the cursors and print every page.")
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@paging_options
 @pass_cli
 def list_command(
     ctx: CliContext,
