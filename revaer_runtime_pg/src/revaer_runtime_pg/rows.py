@@ -146,6 +146,18 @@ ProgressRow = tuple[UUID, int, int, int | None, int, int, float, datetime]
 def progress_row(status: TorrentStatus, problems: list[str]) -> ProgressRow:
     """The columns ``update_progress`` writes for ``status``, sanitised as :func:`status_row` does."""
     p, r = status.progress, status.rates
+    if (
+        BIGINT_MIN <= p.downloaded <= BIGINT_MAX
+        and BIGINT_MIN <= p.total <= BIGINT_MAX
+        and (p.eta_seconds is None or BIGINT_MIN <= p.eta_seconds <= BIGINT_MAX)
+        and BIGINT_MIN <= r.download_bps <= BIGINT_MAX
+        and BIGINT_MIN <= r.upload_bps <= BIGINT_MAX
+        and 1 < status.last_updated.year < 9999
+    ):  # the common case: nothing to sanitise, no call per field
+        return (
+            status.id, p.downloaded, p.total, p.eta_seconds, r.download_bps, r.upload_bps, r.ratio,
+            status.last_updated,
+        )  # fmt: skip
     return (
         status.id,
         sanitize.bigint(p.downloaded, "downloaded", problems),

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from uuid import UUID
 
 import attrs
@@ -39,14 +39,14 @@ SOURCE = "torrent_writer"
 MAX_BATCH = 10_000
 
 
-@attrs.frozen
-class Pending:
+class Pending(NamedTuple):
     """What the store still has to learn about one torrent.
 
     ``status`` ``None`` means delete it; ``remove_first`` keeps a delete that a
     later re-add superseded, so the old incarnation's jobs are dropped in order.
     ``progress_only`` says nothing but progress changed since the store last
     took this torrent whole, so the store's narrow ``update_progress`` will do.
+    A named tuple: one is made per event, on the event path.
     """
 
     status: TorrentStatus | None
@@ -236,12 +236,12 @@ class StoreWriter:
                     self._pending[torrent_id] = failed
                 elif failed.status is None or failed.remove_first:
                     # the failed delete must still happen before the newer write
-                    self._pending[torrent_id] = attrs.evolve(
-                        newer, remove_first=newer.status is not None, progress_only=False
+                    self._pending[torrent_id] = newer._replace(
+                        remove_first=newer.status is not None, progress_only=False
                     )
                 elif not failed.progress_only and newer.progress_only:
                     # the store never took the failed whole status: the newer one must go whole too
-                    self._pending[torrent_id] = attrs.evolve(newer, progress_only=False)
+                    self._pending[torrent_id] = newer._replace(progress_only=False)
 
     def _flush_batch(self, batch: dict[UUID, Pending]) -> tuple[list[TorrentStatus], list[UUID]]:
         """Deletes first (a re-added torrent loses its old jobs), then upserts, in chunks; returns both."""
