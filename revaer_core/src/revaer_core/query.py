@@ -12,7 +12,7 @@ import base64
 import binascii
 import enum
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
@@ -206,3 +206,16 @@ def select_jobs(jobs: Iterable[FsJob], query: JobQuery) -> Page[FsJob]:
     if after is not None:
         rows = [j for j in rows if JobQuery.key(j) > after]
     return page_of(rows[: query.limit + 1], query.limit, JobQuery.cursor_of)
+
+
+Q = TypeVar("Q", TorrentQuery, JobQuery)
+
+
+def walk(fetch: Callable[[Q], Page[T]], query: Q) -> Iterator[T]:
+    """Every row ``query`` matches: ``fetch`` one page after another, following the cursors."""
+    while True:
+        page = fetch(query)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        query = attrs.evolve(query, after=Cursor.decode(page.next_cursor))

@@ -29,6 +29,7 @@ from revaer_core.query import (
     JobQuery,
     TorrentQuery,
     TorrentSort,
+    walk,
 )
 from revaer_core.redact import redact
 from revaer_core.status import TorrentState, TorrentStatus
@@ -159,24 +160,7 @@ def list_torrents(store: RuntimeStore, query: TorrentQuery) -> TorrentPage:
 
 def walk_torrents(store: RuntimeStore, query: TorrentQuery) -> Iterator[TorrentStatus]:
     """Every torrent the query matches, page after page, from its cursor to the end."""
-    while True:
-        page = list_torrents(store, query)
-        yield from page.items
-        if page.next_cursor is None:
-            return
-        query = torrent_query_after(query, page.next_cursor)
-
-
-def torrent_query_after(query: TorrentQuery, cursor: str) -> TorrentQuery:
-    """``query`` moved to the page after ``cursor``."""
-    return TorrentQuery(
-        states=query.states,
-        name_contains=query.name_contains,
-        sort=query.sort,
-        descending=query.descending,
-        limit=query.limit,
-        after=Cursor.decode(cursor),
-    )
+    return walk(lambda q: _call("list torrents", lambda: store.list_torrents(q)), query)
 
 
 def get_torrent(
@@ -200,12 +184,7 @@ def list_jobs(store: RuntimeStore, query: JobQuery) -> JobPage:
 
 def walk_jobs(store: RuntimeStore, query: JobQuery) -> Iterator[FsJob]:
     """Every job the query matches, page after page."""
-    while True:
-        page = list_jobs(store, query)
-        yield from page.items
-        if page.next_cursor is None:
-            return
-        query = JobQuery(statuses=query.statuses, limit=query.limit, after=Cursor.decode(page.next_cursor))
+    return walk(lambda q: _call("list FsOps jobs", lambda: store.list_jobs(q)), query)
 
 
 def job_detail(store: RuntimeStore, torrent_id: UUID) -> JobDetail:

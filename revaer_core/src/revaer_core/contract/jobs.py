@@ -6,13 +6,12 @@ import threading
 import uuid
 from datetime import datetime, timedelta
 
-import attrs
 import pytest
 
 from revaer_core.contract import samples
 from revaer_core.contract.base import ContractBase
 from revaer_core.jobs import JobEvent, JobStatus, TransferMode, TransitionRefused
-from revaer_core.query import Cursor, JobQuery
+from revaer_core.query import JobQuery, walk
 from revaer_core.store import RuntimeStore
 
 SOURCE = "/srv/downloads/torrent"
@@ -123,13 +122,7 @@ class JobStoreContract(ContractBase):
                 store.job_failed(status.id, "boom")
         failed = {s.id for n, s in enumerate(statuses) if n % 3 == 0}
         query = JobQuery(statuses={JobStatus.FAILED}, limit=3)
-        seen: list[uuid.UUID] = []
-        while True:
-            page = store.list_jobs(query)
-            seen.extend(j.torrent_id for j in page.items)
-            if page.next_cursor is None:
-                break
-            query = attrs.evolve(query, after=Cursor.decode(page.next_cursor))
+        seen = [j.torrent_id for j in walk(store.list_jobs, query)]
         assert len(seen) == len(set(seen)) and set(seen) == failed
         every = store.list_jobs(JobQuery(limit=100)).items
         assert [JobQuery.key(j) for j in every] == sorted(JobQuery.key(j) for j in every)

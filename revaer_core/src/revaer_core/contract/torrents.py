@@ -11,21 +11,11 @@ import pytest
 from revaer_core.contract import samples
 from revaer_core.contract.base import ContractBase, StoreOpener
 from revaer_core.health import Capability
-from revaer_core.query import Cursor, TorrentQuery, TorrentSort
+from revaer_core.query import Cursor, TorrentQuery, TorrentSort, walk
 from revaer_core.status import Progress, Rates, TorrentState, TorrentStatus
 from revaer_core.store import RuntimeStore
 
 EDGE_CASES = list(samples.edge_cases())
-
-
-def _all_pages(store: RuntimeStore, query: TorrentQuery) -> list[TorrentStatus]:
-    seen: list[TorrentStatus] = []
-    while True:
-        page = store.list_torrents(query)
-        seen.extend(page.items)
-        if page.next_cursor is None:
-            return seen
-        query = attrs.evolve(query, after=Cursor.decode(page.next_cursor))
 
 
 class TorrentStoreContract(ContractBase):
@@ -125,7 +115,7 @@ class TorrentStoreContract(ContractBase):
         batch = [samples.status(n, state=states[n % 3]) for n in range(12)]
         store.upsert_torrents(batch)
         query = TorrentQuery(states={TorrentState.SEEDING, TorrentState.STOPPED})
-        listed = _all_pages(store, query)
+        listed = list(walk(store.list_torrents, query))
         assert {s.id for s in listed} == {s.id for s in batch if s.state in query.states}
 
     def test_list_filters_by_name_ignoring_case(self, store: RuntimeStore) -> None:
@@ -152,7 +142,7 @@ class TorrentStoreContract(ContractBase):
         ]
         store.upsert_torrents(batch)
         query = TorrentQuery(sort=sort, descending=descending, limit=7)
-        listed = _all_pages(store, query)
+        listed = list(walk(store.list_torrents, query))
         assert [s.id for s in listed] == [s.id for s in sorted(batch, key=query.key, reverse=descending)]
 
     def test_paging_neither_skips_nor_repeats_under_concurrent_inserts(self, store: RuntimeStore) -> None:

@@ -29,7 +29,7 @@ from revaer_core.fsops.recorder import JobRecorder
 from revaer_core.fsops.request import JobRequest
 from revaer_core.health import HealthBoard
 from revaer_core.jobs import FsJob, JobStatus, JobTransition, TransferMode, TransitionRefused
-from revaer_core.query import Cursor, JobQuery
+from revaer_core.query import JobQuery, walk
 from revaer_core.settings import FsOpsSettings
 from revaer_core.status import TorrentStatus
 from revaer_core.store import RuntimeStore
@@ -148,13 +148,8 @@ class FsOpsService:
             return []
         ids: dict[UUID, None] = {}
         try:
-            query = JobQuery(statuses={JobStatus.PENDING, JobStatus.MOVING})
-            while True:
-                page = self._store.list_jobs(query)
-                ids.update((job.torrent_id, None) for job in page.items)
-                if page.next_cursor is None:
-                    break
-                query = attrs.evolve(query, after=Cursor.decode(page.next_cursor))
+            unfinished = JobQuery(statuses={JobStatus.PENDING, JobStatus.MOVING})
+            ids.update((job.torrent_id, None) for job in walk(self._store.list_jobs, unfinished))
         except Exception as exc:
             log.warning("FsOps cannot list unfinished jobs from the store (%s); resuming from metadata only", exc)
         for path in sorted(self.policy.meta_dir.glob("*.meta.json")):
