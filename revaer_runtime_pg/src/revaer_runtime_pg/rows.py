@@ -240,12 +240,19 @@ def _mode(label: str | None, torrent_id: UUID) -> TransferMode | None:
     return mode
 
 
+def _job_status(label: str, torrent_id: UUID) -> JobStatus | None:
+    """The status a stored label names; ``None`` (logged) for one a newer writer added."""
+    status = _JOB_STATUSES.get(label)
+    if status is None:
+        _unknown("job status", label, torrent_id, "failed")
+    return status
+
+
 def job_from_row(row: Sequence[Any]) -> FsJob:
     """The job an ``fs_jobs`` row (JOB_COLUMNS order) holds."""
     (torrent_id, status_label, source, attempt, created_at, updated_at, destination, mode, last_error) = row
-    status = _JOB_STATUSES.get(status_label)
+    status = _job_status(status_label, torrent_id)
     if status is None:
-        _unknown("job status", status_label, torrent_id, "failed")
         status = JobStatus.FAILED
         last_error = f"stored job status {status_label!r} is unknown to this version of Revaer"
     return FsJob(
@@ -268,10 +275,7 @@ def history_from_row(row: Sequence[Any]) -> JobHistoryEntry | None:
     if event is None:
         _unknown("job event", event_label, torrent_id, "nothing (the entry is left out)")
         return None
-    status = _JOB_STATUSES.get(status_label)
-    if status is None:
-        _unknown("job status", status_label, torrent_id, "failed")
-        status = JobStatus.FAILED
+    status = _job_status(status_label, torrent_id) or JobStatus.FAILED
     return JobHistoryEntry(
         torrent_id=torrent_id,
         seq=seq,
