@@ -119,18 +119,15 @@ class Daemon:
 
     def _open_engine(self) -> Engine:
         assert self.store is not None
-        if self._engine_name == "simulated":
-            from revaer_core.engine.simulated import SimulatedEngine
-
-            script = self._script or SimulationScript(save_path=self.settings.engine.download_dir)
-            return SimulatedEngine(self.bus.publish, self.store, script, tick_interval_s=0.05)
-        if self._engine_name == "libtorrent" and self._engine_overrides:
-            from revaer_core.engine.libtorrent import LibtorrentEngine
-
-            return LibtorrentEngine(
-                self.bus.publish, self.store, self.settings.engine, session_overrides=self._engine_overrides
-            )
-        return open_engine(self._engine_name, self.bus.publish, self.store, self.settings.engine)
+        return open_engine(
+            self._engine_name,
+            self.bus.publish,
+            self.store,
+            self.settings.engine,
+            simulated_tick_s=0.05,
+            script=self._script,
+            session_overrides=self._engine_overrides,
+        )
 
     def _start_api(self) -> Any:
         from revaer_core.api.app import create_app

@@ -6,10 +6,16 @@ simulated engine) work without the optional ``libtorrent`` extra.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 from revaer_core.engine import Engine, Publish
 from revaer_core.errors import PluginError
 from revaer_core.settings import EngineSettings
 from revaer_core.store import RuntimeStore
+
+if TYPE_CHECKING:
+    from revaer_core.engine.simulated import SimulationScript
 
 #: Names :func:`open_engine` accepts.
 ENGINES = ("libtorrent", "simulated")
@@ -22,10 +28,14 @@ def open_engine(
     settings: EngineSettings | None = None,
     *,
     simulated_tick_s: float = 1.0,
+    script: SimulationScript | None = None,
+    session_overrides: Mapping[str, Any] | None = None,
 ) -> Engine:
     """A new, not yet started engine called ``name``.
 
     :param simulated_tick_s: how often the simulated engine steps on its own thread.
+    :param script: what the simulated engine does (default: nothing of its own, in ``download_dir``).
+    :param session_overrides: extra libtorrent settings (a faster tick for loopback transfers, say).
     :raises PluginError: the libtorrent extra is not installed.
     :raises ValueError: ``name`` is not one of :data:`ENGINES`.
     """
@@ -38,10 +48,10 @@ def open_engine(
                 f"the libtorrent engine needs the libtorrent wheel ({exc}); "
                 "install it with: pip install 'revaer-core[libtorrent]'"
             ) from None
-        return LibtorrentEngine(publish, store, settings)
+        return LibtorrentEngine(publish, store, settings, session_overrides=session_overrides)
     if name == "simulated":
         from revaer_core.engine.simulated import SimulatedEngine, SimulationScript
 
-        script = SimulationScript(save_path=settings.download_dir)
+        script = script or SimulationScript(save_path=settings.download_dir)
         return SimulatedEngine(publish, store, script, tick_interval_s=simulated_tick_s)
     raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(ENGINES)}")
