@@ -247,9 +247,11 @@ class StoreWriter:
         """Deletes first (a re-added torrent loses its old jobs), then upserts, in chunks; returns both."""
         started = time.perf_counter()
         removals = [i for i, p in batch.items() if p.status is None or p.remove_first]
-        upserts = [p.status for p in batch.values() if p.status is not None]
-        whole = [p.status for p in batch.values() if p.status is not None and not p.progress_only]
-        narrow = [p.status for p in batch.values() if p.status is not None and p.progress_only]
+        whole: list[TorrentStatus] = []
+        narrow: list[TorrentStatus] = []
+        for pending in batch.values():
+            if pending.status is not None:
+                (narrow if pending.progress_only else whole).append(pending.status)
         for ids in _chunks(removals):
             self._store.remove_torrents(ids)
         for statuses in _chunks(whole):
@@ -261,7 +263,7 @@ class StoreWriter:
         self._metrics.inc("revaer_rows_flushed_total", len(batch))
         self._metrics.inc("revaer_flush_seconds_total", elapsed)
         self._metrics.set("revaer_flush_seconds_last", elapsed)
-        return upserts, removals
+        return whole + narrow, removals
 
     def flush(self, timeout: float) -> bool:
         """Write everything marked so far now; ``True`` once it is all in the store.
