@@ -429,6 +429,17 @@ def memory_flat(bench: Bench, torrents: int, events: int) -> tuple[int, int]:
     return before, after
 
 
+def adds(bench: Bench, count: int) -> list[Figure]:
+    """Durable adds through the API (one request each) against a bare engine's add rate."""
+    from api_adds import api_rate, engine_rate, metainfos
+
+    theirs = engine_rate(metainfos(count, seed=1), bench.data_dir / "engine")
+    ours = api_rate(metainfos(count, seed=2), bench.url, bench.schema, bench.data_dir / "daemon")
+    ratio = ours / theirs
+    return [Figure(f"adds of {count:,} torrents through the API", ours, "add/s", theirs, "bare engine",
+                   ratio, "report", True)]  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Smaller counts, for a smoke run.")
@@ -447,6 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hydrated, catalog_bytes = hydration(bench, 100_000 // scale, runs)
         figures += hydrated
         before, after = memory_flat(bench, 10_000 // scale, 1_000_000 // scale)
+        figures += adds(bench, 1_000 // scale)
 
     print()
     print(f"{'measure':<38} {'ours':>14} {'baseline':>24} {'ratio':>7}  target  ")

@@ -92,7 +92,12 @@ def test_resume_after_last_event_id_then_follow_live(http: httpx.Client, bus: Ev
         assert response.headers["content-type"].startswith("text/event-stream")
         replayed = take(stream, 2)
         assert [(m.id, m.event) for m in replayed] == [("2", "torrent_added"), ("3", "torrent_added")]
-        assert replayed[0].data["payload"] == {"torrent_id": str(uuid.UUID(int=2)), "name": "t2", "download_dir": None}
+        assert replayed[0].data["payload"] == {
+            "torrent_id": str(uuid.UUID(int=2)),
+            "name": "t2",
+            "download_dir": None,
+            "info_hash": None,
+        }
         assert replayed[0].data["kind"] == "torrent_added" and replayed[0].data["id"] == 2
 
         threading.Timer(0.1, bus.publish, args=(FsOpsFailed(torrent_id=uuid.UUID(int=2), message=SECRET_DSN),)).start()

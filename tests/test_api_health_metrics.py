@@ -67,7 +67,8 @@ def test_health_reports_a_down_store_and_its_recovery(downable: tuple[RuntimeSto
 def test_metrics_counters_move_and_jobs_are_counted_by_status(store: RuntimeStore) -> None:
     metrics = Metrics()
     jobs = seed_jobs(store)
-    with TestClient(create_app(store, metrics=metrics), base_url="http://127.0.0.1") as api:
+    with TestClient(create_app(store, metrics=metrics, token="t"), base_url="http://127.0.0.1") as api:
+        api.headers["Authorization"] = "Bearer t"
         first = api.get("/metrics")
         assert first.status_code == 200
         assert first.headers["content-type"].startswith("text/plain; version=0.0.4")

@@ -31,6 +31,11 @@ def test_every_endpoint_and_problem_is_documented() -> None:
     assert set(document["paths"]) == {
         "/v1/torrents",
         "/v1/torrents/{torrent_id}",
+        "/v1/torrents/{torrent_id}/files",
+        "/v1/torrents/{torrent_id}/pause",
+        "/v1/torrents/{torrent_id}/resume",
+        "/v1/torrents/{torrent_id}/recheck",
+        "/v1/torrents/{torrent_id}/reannounce",
         "/v1/fsops/jobs",
         "/v1/fsops/jobs/{torrent_id}",
         "/v1/fsops/jobs/{torrent_id}/retry",
@@ -41,6 +46,8 @@ def test_every_endpoint_and_problem_is_documented() -> None:
     retry = document["paths"]["/v1/fsops/jobs/{torrent_id}/retry"]["post"]
     assert retry["responses"]["409"]["content"]["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
     assert {"bearer": []} in retry["security"]
+    add = document["paths"]["/v1/torrents"]["post"]
+    assert {"201", "413", "422"} <= set(add["responses"]) and {"bearer": []} in add["security"]
     states = document["components"]["schemas"]["TorrentState"]["enum"]
     assert "fetching_metadata" in states
 

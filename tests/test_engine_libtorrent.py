@@ -274,7 +274,7 @@ def test_a_file_deleted_under_a_seed_is_found_by_a_recheck(
     torrent_id = _download(engine, recorder, seeder, tmp_path / "downloads")
     (tmp_path / "downloads" / "revaer-demo" / "episode-01.mkv").unlink()
     recorder.clear()
-    engine.force_recheck(torrent_id)
+    engine.recheck(torrent_id)
     recorder.wait_for_state(TorrentState.DOWNLOADING)
     progress = recorder.wait_for(lambda p: isinstance(p, ProgressUpdated) and p.downloaded < p.total)
     assert isinstance(progress, ProgressUpdated) and progress.downloaded <= seeder.torrent.size - 384 * 1024

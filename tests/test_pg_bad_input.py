@@ -13,6 +13,7 @@ import pytest
 
 from revaer_core import (
     MAX_BYTES,
+    AddedVia,
     FileEntry,
     JobStatus,
     Progress,
@@ -61,6 +62,8 @@ def _assert_batch_kept(store: RuntimeStore, poisoned: TorrentStatus, returned: o
         ("library_path", samples.status(2, library_path="/srv/lib\x00rary")),
         ("download_dir", samples.status(2, download_dir="/srv/\x00dl")),
         ("file path", samples.status(2, files=(FileEntry(index=0, path="a\x00b.mkv", size=1),))),
+        ("info_hash", samples.status(2, info_hash="0123\x00abcd")),
+        ("label", samples.status(2, labels=("fine", "bad\x00label"))),
     ],
 )
 def test_nul_bytes_are_replaced_and_the_rest_of_the_batch_stored(
@@ -74,6 +77,8 @@ def test_nul_bytes_are_replaced_and_the_rest_of_the_batch_stored(
         stored.failure,
         stored.library_path,
         stored.download_dir,
+        stored.info_hash,
+        *stored.labels,
         *(f.path for f in stored.files or ()),
     ]
     assert not any("\x00" in t for t in texts if t)
@@ -104,15 +109,60 @@ def test_numbers_beyond_bigint_are_clamped(store: RuntimeStore, caplog: pytest.L
         progress=Progress(downloaded=huge, total=huge, eta_seconds=-huge),
         rates=Rates(download_bps=huge, upload_bps=1, ratio=0.5),
         files=(FileEntry(index=2**40, path="big", size=huge, bytes_completed=huge, priority=2**40),),
+        download_limit=huge,
+        upload_limit=huge,
     )
     with caplog.at_level(logging.WARNING, logger="revaer_runtime_pg"):
         stored = _assert_batch_kept(store, poisoned, store.upsert_torrents(_poisoned_batch(poisoned)))
     assert stored.progress == Progress(downloaded=MAX_BYTES, total=MAX_BYTES, eta_seconds=-(2**63))
     assert stored.rates.download_bps == MAX_BYTES
+    assert (stored.download_limit, stored.upload_limit) == (MAX_BYTES, MAX_BYTES)
     assert stored.files == (
         FileEntry(index=2**31 - 1, path="big", size=MAX_BYTES, bytes_completed=MAX_BYTES, priority=2**31 - 1),
     )
     assert any(str(poisoned.id) in r.getMessage() and "BIGINT" in r.getMessage() for r in caplog.records)
+
+
+def test_a_magnet_with_nul_bytes_is_stored_sanitised_with_the_rest_of_its_batch(
+    store: RuntimeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.upsert_torrents([samples.status(1), samples.status(2)])
+    poisoned = samples.source(1, metainfo=None, magnet="magnet:?xt=urn:btih:00\x00&dn=x")
+    clean = samples.source(2, metainfo=samples.BIG_METAINFO)
+    with caplog.at_level(logging.WARNING, logger="revaer_runtime_pg"):
+        store.save_torrent_sources([poisoned, clean])
+    assert store.load_torrent_sources() == {
+        poisoned.torrent_id: attrs.evolve(poisoned, magnet="magnet:?xt=urn:btih:00\ufffd&dn=x"),
+        clean.torrent_id: clean,
+    }
+    assert any(str(poisoned.torrent_id) in r.getMessage() and "magnet" in r.getMessage() for r in caplog.records)
+
+
+def test_a_source_the_server_refuses_costs_only_itself(store: RuntimeStore, pg_url: str, pg_schema: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        connection.execute(
+            f"ALTER TABLE \"{pg_schema}\".torrent_sources ADD CONSTRAINT no_forbidden CHECK (magnet <> 'forbidden')"
+        )
+    store.upsert_torrents([samples.status(1), samples.status(2)])
+    refused = samples.source(1, metainfo=None, magnet="forbidden")
+    kept = samples.source(2)
+    store.save_torrent_sources([refused, kept])
+    assert store.load_torrent_sources() == {kept.torrent_id: kept}
+
+
+def test_an_unknown_way_of_adding_from_a_newer_writer_keeps_the_source(
+    store: RuntimeStore, pg_url: str, pg_schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.upsert_torrents([samples.status(1)])
+    source = samples.source(1, added_via=AddedVia.WATCH)
+    store.save_torrent_sources([source])
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        connection.execute(f"ALTER TYPE \"{pg_schema}\".added_via ADD VALUE 'rss'")
+        connection.execute(f"UPDATE \"{pg_schema}\".torrent_sources SET added_via = 'rss'")
+    with caplog.at_level(logging.WARNING, logger="revaer_runtime_pg"):
+        loaded = store.load_torrent_sources()
+    assert loaded == {source.torrent_id: attrs.evolve(source, added_via=AddedVia.API)}
+    assert any(str(source.torrent_id) in r.getMessage() and "rss" in r.getMessage() for r in caplog.records)
 
 
 def test_a_clean_batch_reports_nothing(store: RuntimeStore) -> None:

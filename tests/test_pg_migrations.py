@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from revaer_core import RuntimeStore, TorrentState
+from revaer_core import Progress, RuntimeStore, TorrentState, TorrentStatus
 from revaer_core.contract import samples
 from revaer_runtime_pg import PostgresStore, database, migrate
 from revaer_runtime_pg.migrate import SchemaState
@@ -66,11 +67,14 @@ def test_empty_to_head_creates_the_schema_the_code_expects(engine: sa.Engine, pg
                 (pg_schema, type_name),
             ).fetchone()
             assert found is not None and tuple(found[0]) == labels, type_name
-    # The tables the store's Core definitions describe are the ones the migrations made, column for column.
+    # The tables the store's Core definitions describe are the ones the migrations made, column for column,
+    # each as nullable, with the same check constraints.
     inspector = sa.inspect(engine)
     for table in tables(pg_schema).metadata.sorted_tables:
-        made = {c["name"] for c in inspector.get_columns(table.name, schema=pg_schema)}
-        assert made == {c.name for c in table.columns}, table.name
+        made = {c["name"]: c["nullable"] for c in inspector.get_columns(table.name, schema=pg_schema)}
+        assert made == {c.name: c.nullable for c in table.columns}, table.name
+        checks = {c["name"] for c in inspector.get_check_constraints(table.name, schema=pg_schema)}
+        assert checks == {c.name for c in table.constraints if isinstance(c, sa.CheckConstraint)}, table.name
     assert _scalar(pg_url, "SELECT obj_description(%s::regclass, 'pg_class')", f"{pg_schema}.fs_job_history")
 
 
@@ -92,13 +96,21 @@ def test_trigger_updates_updated_at_and_history_is_append_only(
             after = connection.execute(query, (status.id,)).fetchone()
             assert before is not None and after is not None
             assert after[0] == before[0] and after[1] > before[1]
+            sources = f'SELECT created_at, updated_at FROM "{pg_schema}".torrent_sources WHERE torrent_id = %s'
+            store.save_torrent_sources([samples.source(1)])
+            first = connection.execute(sources, (status.id,)).fetchone()
+            time.sleep(0.01)
+            store.save_torrent_sources([samples.source(1, metainfo=None, magnet="magnet:?xt=urn:btih:00")])
+            replaced = connection.execute(sources, (status.id,)).fetchone()
+            assert first is not None and replaced is not None
+            assert replaced[0] == first[0] and replaced[1] > first[1]
             with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
                 connection.execute(f'UPDATE "{pg_schema}".fs_job_history SET detail = %s', ("rewritten",))
     finally:
         store.close()
 
 
-def test_removing_a_torrent_cascades_to_its_job_and_history(pg_url: str, pg_schema: str, tmp_path: Path) -> None:
+def test_removing_a_torrent_cascades_to_its_job_history_and_source(pg_url: str, pg_schema: str, tmp_path: Path) -> None:
     store = RuntimeStore.open(
         PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
     )
@@ -108,10 +120,11 @@ def test_removing_a_torrent_cascades_to_its_job_and_history(pg_url: str, pg_sche
         for status in (gone, kept):
             store.job_started(status.id, "/downloads/x")
             store.job_failed(status.id, "disk full")
+        store.save_torrent_sources([samples.source(1), samples.source(2)])
         # Delete with plain SQL: the cascade is the schema's, not the store's doing.
         with psycopg.connect(pg_url, autocommit=True) as connection:
             connection.execute(f'DELETE FROM "{pg_schema}".torrents WHERE id = %s', (gone.id,))
-            for table, rows in (("fs_jobs", 1), ("fs_job_history", 2)):
+            for table, rows in (("fs_jobs", 1), ("fs_job_history", 2), ("torrent_sources", 1)):
                 counts = connection.execute(
                     f'SELECT torrent_id, count(*) FROM "{pg_schema}".{table} GROUP BY torrent_id'
                 ).fetchall()
@@ -149,11 +162,117 @@ def test_downgrade_keeps_our_schema_when_someone_else_put_things_in_it(
     assert _scalar(pg_url, "SELECT to_regclass(%s)", f"{pg_schema}.torrents") is None
 
 
-def test_each_step_is_reversible(engine: sa.Engine, pg_schema: str) -> None:
-    migrate.upgrade(engine, pg_schema, "0001")
-    assert migrate.upgrade(engine, pg_schema).revision == "0002"
-    assert migrate.downgrade(engine, pg_schema, "0001").revision == "0001"
-    assert migrate.upgrade(engine, pg_schema).revision == "0002"
+REVISIONS = ["0001", "0002", "0003"]
+
+
+def test_the_revisions_are_the_ones_tested_here() -> None:
+    assert migrate.head() == REVISIONS[-1]
+    assert all(migrate.known(revision) for revision in REVISIONS)
+
+
+@pytest.mark.parametrize(("before", "after"), list(itertools.pairwise(REVISIONS)))
+def test_each_step_is_reversible(engine: sa.Engine, pg_schema: str, before: str, after: str) -> None:
+    migrate.upgrade(engine, pg_schema, before)
+    assert migrate.upgrade(engine, pg_schema, after).revision == after
+    assert migrate.downgrade(engine, pg_schema, before).revision == before
+    assert migrate.upgrade(engine, pg_schema, after).revision == after
+
+
+def _insert_at_0002(pg_url: str, schema: str, status: TorrentStatus) -> None:
+    """A torrent row as revision 0002's store wrote it (no column of the user's choices yet)."""
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        connection.execute(
+            f'INSERT INTO "{schema}".torrents (id, name, state, downloaded, total, download_bps, upload_bps, ratio, '
+            "sequential, added_at, last_updated, resume_data) VALUES (%s, %s, 'downloading', 0, 10, 0, 0, 0, false, "
+            "%s, %s, %s)",
+            (status.id, status.name, status.added_at, status.last_updated, b"resume"),
+        )
+
+
+def test_upgrading_to_0003_keeps_rows_and_reads_them_as_nobody_chose_anything(
+    engine: sa.Engine, pg_url: str, pg_schema: str, tmp_path: Path
+) -> None:
+    old = TorrentStatus(
+        id=samples.status(1).id,
+        name="stored by 0002",
+        state=TorrentState.DOWNLOADING,
+        progress=Progress(total=10),
+        added_at=samples.EPOCH,
+        last_updated=samples.EPOCH,
+    )
+    migrate.upgrade(engine, pg_schema, "0002")
+    _insert_at_0002(pg_url, pg_schema, old)
+    migrate.upgrade(engine, pg_schema)
+    store = RuntimeStore.open(
+        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
+    )
+    try:
+        (loaded,) = store.load_torrents()
+        assert loaded == old
+        assert (loaded.info_hash, loaded.paused, loaded.labels, loaded.download_limit) == (None, False, (), None)
+        assert store.load_torrent_sources() == {}  # such a torrent comes back from its resume data
+        assert store.load_resume_data() == {old.id: b"resume"}
+    finally:
+        store.close()
+
+
+def test_downgrading_from_0003_keeps_statuses_and_drops_sources(
+    engine: sa.Engine, pg_url: str, pg_schema: str, tmp_path: Path
+) -> None:
+    store = RuntimeStore.open(
+        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
+    )
+    try:
+        store.upsert_torrents([samples.status(1, labels=("kept?",), paused=True)])
+        store.save_torrent_sources([samples.source(1)])
+    finally:
+        store.close()
+    migrate.downgrade(engine, pg_schema, "0002")
+    assert _scalar(pg_url, f'SELECT name FROM "{pg_schema}".torrents') == samples.status(1).name
+    assert _scalar(pg_url, "SELECT to_regclass(%s)", f"{pg_schema}.torrent_sources") is None
+    assert _scalar(pg_url, "SELECT to_regtype(%s)", f"{pg_schema}.added_via") is None
+    inspector = sa.inspect(engine)
+    assert "labels" not in {c["name"] for c in inspector.get_columns("torrents", schema=pg_schema)}
+
+
+def test_new_columns_and_the_sources_table_are_described(engine: sa.Engine, pg_schema: str) -> None:
+    migrate.upgrade(engine, pg_schema)
+    inspector = sa.inspect(engine)
+    comments = {c["name"]: c.get("comment") for c in inspector.get_columns("torrents", schema=pg_schema)}
+    for column in ("info_hash", "paused", "labels", "download_limit", "upload_limit"):
+        assert comments[column], column
+    sources = {c["name"]: c.get("comment") for c in inspector.get_columns("torrent_sources", schema=pg_schema)}
+    for column in ("metainfo", "magnet", "file_priorities", "added_via", "added_at"):
+        assert sources[column], column
+    assert inspector.get_table_comment("torrent_sources", schema=pg_schema)["text"]
+
+
+@pytest.mark.parametrize(
+    ("metainfo", "magnet", "priorities"),
+    [
+        (None, None, "{}"),  # neither
+        (b"d4:infoe", "magnet:?xt=urn:btih:00", "{}"),  # both
+        (b"d4:infoe", None, "{4,8}"),  # a priority libtorrent does not have
+        (b"d4:infoe", None, "{-1}"),
+    ],
+    ids=["neither metainfo nor magnet", "both", "priority 8", "priority -1"],
+)
+def test_the_schema_refuses_a_source_that_is_not_one(
+    pg_url: str, pg_schema: str, tmp_path: Path, metainfo: bytes | None, magnet: str | None, priorities: str
+) -> None:
+    store = RuntimeStore.open(
+        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
+    )
+    try:
+        store.upsert_torrents([samples.status(1)])
+    finally:
+        store.close()
+    with psycopg.connect(pg_url, autocommit=True) as connection, pytest.raises(psycopg.errors.CheckViolation):
+        connection.execute(
+            f'INSERT INTO "{pg_schema}".torrent_sources (torrent_id, metainfo, magnet, file_priorities, added_via, '
+            "added_at) VALUES (%s, %s, %s, %s::smallint[], 'api', now())",
+            (samples.status(1).id, metainfo, magnet, priorities),
+        )
 
 
 @pytest.mark.slow

@@ -12,7 +12,16 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
-from revaer_core import FileEntry, JobEvent, JobTransition, RuntimeStore, TorrentState, TorrentStatus, TransferMode
+from revaer_core import (
+    FileEntry,
+    JobEvent,
+    JobTransition,
+    RuntimeStore,
+    StoredSource,
+    TorrentState,
+    TorrentStatus,
+    TransferMode,
+)
 from revaer_core.api.app import create_app
 from revaer_core.bus import EventBus
 from revaer_runtime_pg import PostgresStore
@@ -62,10 +71,17 @@ def test_every_string_field_keeps_an_injection_literally(store: RuntimeStore, pg
             files=[FileEntry(index=0, path=attack, size=1)],
             library_path=attack,
             download_dir=attack,
+            info_hash=attack,
+            labels=(attack, f"{attack} 2"),
         )
         for attack in ATTACKS
     ]
     store.upsert_torrents(statuses)
+    sources = [
+        StoredSource(torrent_id=s.id, added_at=now, magnet=attack) for s, attack in zip(statuses, ATTACKS, strict=True)
+    ]
+    store.save_torrent_sources(sources)
+    assert store.load_torrent_sources() == {s.torrent_id: s for s in sources}
     for status, attack in zip(statuses, ATTACKS, strict=True):
         assert store.get_torrent(status.id) == status
         store.record_job_transition(JobTransition(status.id, JobEvent.STARTED, now, source=attack))
@@ -102,4 +118,10 @@ def test_every_api_filter_takes_an_injection_literally(store: RuntimeStore, pg_u
             header = attack.encode("ascii", "replace").decode()  # a header carries ASCII only
             assert api.get("/v1/events", headers={"Last-Event-ID": header}).status_code == 400
     assert len(store.load_torrents()) == len(ATTACKS) + 1
-    assert tables_intact(pg_url, pg_schema) == {"torrents", "fs_jobs", "fs_job_history", "alembic_version"}
+    assert tables_intact(pg_url, pg_schema) == {
+        "torrents",
+        "torrent_sources",
+        "fs_jobs",
+        "fs_job_history",
+        "alembic_version",
+    }

@@ -19,6 +19,7 @@ from revaer_core import (
     JobTransition,
     Page,
     RuntimeStore,
+    StoredSource,
     StoreUnavailable,
     TorrentQuery,
     TorrentStatus,
@@ -77,6 +78,19 @@ class FlakyStore:
     def save_resume_data(self, torrent_id: UUID, data: bytes) -> None:
         self._gate("save_resume_data", 1)
         self.inner.save_resume_data(torrent_id, data)
+
+    @hookimpl
+    def save_torrent_sources(self, sources: Sequence[StoredSource]) -> None:
+        self._gate("save_torrent_sources", len(sources))
+        self.inner.save_torrent_sources(sources)
+
+    @hookimpl
+    def store_capabilities(self) -> Iterable[str]:
+        return self.inner.store_capabilities()
+
+    @hookimpl
+    def load_torrent_sources(self) -> Mapping[UUID, StoredSource]:
+        return self.inner.load_torrent_sources()
 
     @hookimpl
     def load_torrents(self) -> Iterable[TorrentStatus]:

@@ -217,12 +217,17 @@ def problem(body: Any, status: int) -> None:
     assert body["title"] and body["detail"]
 
 
+#: The bearer token of the ``api`` fixture's app; its client sends it with every request.
+API_TOKEN = "test-token-for-writes"
+
+
 @pytest.fixture
 def api(store: RuntimeStore) -> Iterator[Any]:
-    """An HTTP client on the API app over ``store`` (in process, through the ASGI interface)."""
+    """An HTTP client on the API app over ``store`` (in process, through the ASGI interface), with the token."""
     from litestar.testing import TestClient
 
     from revaer_core.api.app import create_app
 
-    with TestClient(create_app(store), base_url="http://127.0.0.1") as client:
+    with TestClient(create_app(store, token=API_TOKEN), base_url="http://127.0.0.1") as client:
+        client.headers["Authorization"] = f"Bearer {API_TOKEN}"
         yield client

@@ -30,11 +30,14 @@ from revaer_core.query import (
     select_jobs,
     select_torrents,
 )
+from revaer_core.sources import DEFAULT_PRIORITY, AddedVia, StoredSource
 from revaer_core.status import MAX_BYTES, FileEntry, Progress, Rates, TorrentState, TorrentStatus
 from revaer_core.store import RuntimeStore
 
 __all__ = [
+    "DEFAULT_PRIORITY",
     "MAX_BYTES",
+    "AddedVia",
     "Capability",
     "ConfigError",
     "Cursor",
@@ -56,6 +59,7 @@ __all__ = [
     "StoreHealth",
     "StoreRole",
     "StoreUnavailable",
+    "StoredSource",
     "TorrentQuery",
     "TorrentSort",
     "TorrentState",

@@ -20,7 +20,10 @@ from uuid import UUID
 import attrs
 
 from revaer_core.bus import EventBus
-from revaer_core.engine import Engine
+from revaer_core.control.controller import Controller
+from revaer_core.control.token import daemon_token
+from revaer_core.control.watch import WatchFolder
+from revaer_core.engine import Engine, RestoreRequest, restore_plan
 from revaer_core.engine.registry import open_engine
 from revaer_core.engine.simulated import SimulationScript
 from revaer_core.eventlog import EventLog
@@ -77,6 +80,8 @@ class Daemon:
         self.fsops: FsOpsService | None = None
         self.engine: Engine | None = None
         self.api: Any = None  #: the ApiServer, when serving
+        self.controller: Controller | None = None  #: the control operations the API and the watch folder use
+        self.watch: WatchFolder | None = None  #: the ``[engine] watch_dir`` poller, when one is set
         self.reconciled: ReconcileReport | None = None
         #: every event and committed flush as JSON lines, for crash tests to check the store against
         self.event_log = EventLog(event_log) if event_log is not None else None
@@ -87,7 +92,13 @@ class Daemon:
         """Open the store, hydrate, start the engine, reconcile, resume FsOps, serve the API."""
         started = time.perf_counter()
         self.store = self._given_store or open_store(self.settings.runtime, StoreRole.DAEMON)
-        self.fsops = FsOpsService(self.settings.fsops, self.store, publish=self.bus.publish, health=self.health)
+        self.fsops = FsOpsService(
+            self.settings.fsops,
+            self.store,
+            publish=self.bus.publish,
+            health=self.health,
+            on_library_path=self._on_library_path,
+        )
         self.orchestrator = TorrentOrchestrator(
             self.bus,
             self.store,
@@ -103,11 +114,24 @@ class Daemon:
         if self.event_log is not None:
             self.bus.subscribe(self.event_log.on_event)  # after the orchestrator: logged once folded
         self.engine = self._open_engine()
-        restored = self.engine.start()
+        restored = self.engine.start(self._restore_plan())
         self.reconciled = self.orchestrator.reconcile(restored)
+        self.controller = Controller(
+            engine=self.engine,
+            orchestrator=self.orchestrator,
+            settings=self.settings,
+            bus=self.bus,
+            store=self.store,
+            fsops=self.fsops,
+        )
         self.fsops.resume_pending()
         if self._serve_api:
             self.api = self._start_api()
+        if self.settings.engine.watch_dir is not None:  # last: every add it makes needs all of the above
+            self.watch = WatchFolder(
+                self.settings.engine.watch_dir, self.controller, self.settings, publish=self.bus.publish
+            )
+            self.watch.start()
         log.info(
             "revaer is running: %s store, %s engine, %d torrent(s), started in %.2f s%s",
             self.store.backend or "no",
@@ -116,6 +140,22 @@ class Daemon:
             time.perf_counter() - started,
             f", API on {self.api.url}" if self.api is not None else "",
         )
+
+    def _restore_plan(self) -> list[RestoreRequest]:
+        """What the engine restores: every hydrated torrent with resume data or a stored source."""
+        assert self.store is not None and self.orchestrator is not None
+        if not self.store.persistent:
+            return []
+        return restore_plan(
+            self.orchestrator.catalog.snapshot().values(),
+            self.store.load_resume_data(),
+            self.store.load_torrent_sources(),
+            self.settings.engine.download_dir,
+        )
+
+    def _on_library_path(self, torrent_id: UUID, library_path: str) -> None:
+        if self.controller is not None:
+            self.controller.on_library_path(torrent_id, library_path)
 
     def _open_engine(self) -> Engine:
         assert self.store is not None
@@ -141,8 +181,10 @@ class Daemon:
             health=self.health,
             metrics=self.metrics,
             catalog=self.orchestrator.catalog,
-            token=api.token,
+            token=daemon_token(self.settings),
             bind_host=api.host,
+            controller=self.controller,
+            max_upload_bytes=api.max_upload_bytes,
         )
         server = ApiServer(app, host=api.host, port=api.port)
         server.start()
@@ -158,6 +200,8 @@ class Daemon:
         def left() -> float:
             return max(0.1, deadline - (time.monotonic() - started))
 
+        if self.watch is not None:  # first: an add in flight finishes while the engine and store are still there
+            self.watch.stop(timeout=left())
         if self.api is not None:
             self.api.stop(timeout=left())
         if self.orchestrator is not None:

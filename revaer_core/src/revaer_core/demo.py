@@ -23,12 +23,15 @@ from uuid import UUID
 import attrs
 import click
 
+from revaer_core.control.metainfo import read_metainfo
+from revaer_core.control.requests import add_request
 from revaer_core.daemon import Daemon
 from revaer_core.errors import RevaerError
 from revaer_core.events import Event, FsOpsCompleted, FsOpsFailed, ProgressUpdated, StateChanged
 from revaer_core.jobs import FsJob
 from revaer_core.redact import redact
 from revaer_core.settings import Settings, load_settings
+from revaer_core.sources import AddedVia
 from revaer_core.status import TorrentState, TorrentStatus
 
 #: Payload files: a nested layout with a sample, so FsOps has a directory to flatten and a file to skip.
@@ -172,10 +175,11 @@ def run_demo(root: Path, *, fresh: bool = True) -> DemoResult:
         first = Daemon(settings, engine="libtorrent", serve_api=False, engine_overrides=overrides)
         first.start()
         try:
-            assert first.engine is not None and first.orchestrator is not None
-            _say("2. Downloading it with Revaer's engine")
+            assert first.engine is not None and first.orchestrator is not None and first.controller is not None
+            _say("2. Adding it (stored with its source before the add returns) and downloading it")
             outcome: list[FsOpsCompleted | FsOpsFailed] = []
-            torrent_id = first.engine.add(torrent.source, settings.engine.download_dir)
+            request = add_request(read_metainfo(torrent.metainfo), settings.engine, labels=["demo"])
+            torrent_id = first.controller.add(request, AddedVia.CLI).status.id
             bar = ProgressBar(torrent_id)
             hide_bar = first.bus.subscribe(bar)
 

@@ -35,3 +35,27 @@ class StoreUnavailable(RevaerError):
     Backends raise this (or let a driver error through) for faults that pass;
     the orchestrator and FsOps keep the write and retry it.
     """
+
+
+# -- what a control operation or a lookup refuses; each maps to one HTTP status (CLI exit 2) ------------
+
+
+class NotFound(InvalidInput):
+    """No torrent or job has the id the caller gave (HTTP 404)."""
+
+
+class Conflict(InvalidInput):
+    """The request is fine but clashes with the current state, or an id prefix is ambiguous (HTTP 409)."""
+
+
+class RetryRefused(Conflict):
+    """The job exists but its status does not allow a retry (only a failed job can be retried)."""
+
+
+class TooLarge(InvalidInput):
+    """An upload bigger than ``[api] max_upload_bytes`` (HTTP 413)."""
+
+
+class Refused(InvalidInput):
+    """Well-formed input whose value cannot be used: a save path outside the allowed roots,
+    a file index out of range, a negative limit (HTTP 422)."""

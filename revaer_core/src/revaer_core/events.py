@@ -31,6 +31,7 @@ class TorrentAdded:
     torrent_id: UUID
     name: str | None = None
     download_dir: str | None = None
+    info_hash: str | None = None  #: hex, lower case (v1 where the torrent has one)
 
 
 @attrs.frozen
@@ -118,6 +119,31 @@ class SelectionReconciled:
     reason: str
 
 
+@attrs.frozen
+class OperatorAction:
+    """An operator acted on a torrent: through the API, the CLI, the watch folder or an import.
+
+    ``action`` is one of ``added``, ``removed``, ``paused``, ``resumed``,
+    ``rechecked``, ``reannounced``, ``options_changed``, ``files_changed``,
+    ``fsops_retried``; ``changes`` says what was asked for, as text.
+    """
+
+    kind: ClassVar[str] = "operator_action"
+    torrent_id: UUID
+    action: str
+    via: str
+    changes: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class WatchFileRejected:
+    """A file in the watch folder is not a torrent Revaer can add; it was renamed ``NAME.invalid``."""
+
+    kind: ClassVar[str] = "watch_file_rejected"
+    path: str
+    reason: str
+
+
 EventPayload = (
     TorrentAdded
     | FilesDiscovered
@@ -132,6 +158,8 @@ EventPayload = (
     | SettingsChanged
     | HealthChanged
     | SelectionReconciled
+    | OperatorAction
+    | WatchFileRejected
 )
 
 #: Payload classes by their ``kind``, for decoding a stream of events.
@@ -151,6 +179,8 @@ PAYLOAD_TYPES: Mapping[str, type[EventPayload]] = {
         SettingsChanged,
         HealthChanged,
         SelectionReconciled,
+        OperatorAction,
+        WatchFileRejected,
     )
 }
 

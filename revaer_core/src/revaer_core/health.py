@@ -23,6 +23,7 @@ class Capability(enum.StrEnum):
 
     DURABLE = "durable"  #: data survives closing and reopening the store
     RESUME_DATA = "resume_data"  #: implements ``save_resume_data`` / ``load_resume_data``
+    SOURCES = "sources"  #: implements ``save_torrent_sources`` / ``load_torrent_sources``
 
 
 @attrs.frozen

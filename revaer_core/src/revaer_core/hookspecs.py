@@ -7,7 +7,8 @@ non-None result: the value a hook returns is the value the caller gets.
 
 Hooks are grouped in four namespaces:
 
-- :class:`TorrentStore` keeps torrent statuses (and, optionally, engine resume data);
+- :class:`TorrentStore` keeps torrent statuses (and, optionally, engine resume data and
+  each torrent's source);
 - :class:`JobStore` keeps FsOps jobs and their history;
 - :class:`StoreLifecycle` opens, checks and closes the backend;
 - :class:`RuntimeCommands` adds the backend's own operator commands to ``revaer runtime``.
@@ -35,6 +36,7 @@ import pluggy
 from revaer_core.health import StoreHealth, StoreRole
 from revaer_core.jobs import FsJob, JobHistoryEntry, JobTransition
 from revaer_core.query import JobQuery, Page, TorrentQuery
+from revaer_core.sources import StoredSource
 from revaer_core.status import TorrentStatus
 
 if TYPE_CHECKING:
@@ -150,6 +152,20 @@ class TorrentStore:
         torrent that is not stored is dropped silently.
         """
 
+    @hookspec(firstresult=True)
+    def save_torrent_sources(self, sources: Sequence[StoredSource]) -> None:
+        """Keep each torrent's source, replacing any stored before (capability ``sources``).
+
+        Revaer calls this right after upserting the torrents' statuses, and
+        acknowledges an add only once it returns: a source is what brings a
+        torrent back after a crash when the engine has no resume data for it.
+        Keep sources apart from statuses (``load_torrents`` must not read
+        them) and drop them with their torrent in ``remove_torrents``. A
+        source for a torrent that is not stored is dropped silently.
+
+        :param sources: At most one per torrent id; metainfo can be a few MiB.
+        """
+
     # -------------------------------------------------------------------------
     # reads
     # -------------------------------------------------------------------------
@@ -181,6 +197,10 @@ class TorrentStore:
     @hookspec(firstresult=True)
     def load_resume_data(self) -> Mapping[UUID, bytes]:
         """All stored resume data by torrent id (capability ``resume_data``)."""
+
+    @hookspec(firstresult=True)
+    def load_torrent_sources(self) -> Mapping[UUID, StoredSource]:
+        """Every stored source by torrent id, each equal to the one last saved (capability ``sources``)."""
 
 
 class JobStore:

@@ -71,6 +71,16 @@ def default_download_dir() -> Path:
 
 
 @attrs.frozen
+class WatchSettings:
+    """The ``[engine.watch]`` table: what a torrent dropped into ``engine.watch_dir`` is added with."""
+
+    paused: bool = False
+    labels: tuple[str, ...] = ()
+    save_path: Path | None = None  #: inside ``engine.allowed_save_roots``; default ``engine.download_dir``
+    poll_interval_s: float = 1.0  #: how often the folder is scanned; a file must keep its size for one scan
+
+
+@attrs.frozen
 class EngineSettings:
     """The ``[engine]`` table: how the BitTorrent engine listens and keeps its resume data.
 
@@ -86,6 +96,15 @@ class EngineSettings:
     resume_save_interval_s: float = 10.0  #: how often resume data of changed torrents is saved
     alert_poll_ms: int = 100  #: longest the engine thread waits for libtorrent before its own timers run
     status_interval_ms: int = 500  #: how often progress is asked for (and published)
+    #: where an operator may put a torrent's files; empty means ``download_dir`` only
+    allowed_save_roots: tuple[Path, ...] = ()
+    watch_dir: Path | None = None  #: a folder whose .torrent files are added (then renamed NAME.added)
+    watch: WatchSettings = attrs.field(factory=WatchSettings)
+
+    @property
+    def save_roots(self) -> tuple[Path, ...]:
+        """The folders a save path must lie inside."""
+        return self.allowed_save_roots or (self.download_dir,)
 
 
 #: Port the HTTP API listens on unless ``[api] port`` says otherwise.
@@ -102,6 +121,7 @@ class ApiSettings:
     host: str = "127.0.0.1"  #: loopback by default; any other address needs ``token``
     port: int = DEFAULT_API_PORT
     token: str | None = attrs.field(default=None, repr=False)  #: bearer token; env ``REVAER_API_TOKEN`` wins
+    max_upload_bytes: int = 10 * 1024 * 1024  #: largest .torrent (or request body) an add accepts
 
 
 class FsOpsPreset(enum.StrEnum):
@@ -248,7 +268,16 @@ def _runtime(table: Mapping[str, Any], env: Mapping[str, str]) -> RuntimeSetting
 def _engine(table: Mapping[str, Any]) -> EngineSettings:
     if not isinstance(table, Mapping):
         raise ConfigError("engine", "expected a table ([engine])")
-    settings = build(EngineSettings, table, "engine")
+    settings = build(EngineSettings, table, "engine", extra=frozenset({"watch"}))
+    watch = table.get("watch", {})
+    if not isinstance(watch, Mapping):
+        raise ConfigError("engine.watch", "expected a table ([engine.watch])")
+    settings = attrs.evolve(settings, watch=build(WatchSettings, watch, "engine.watch"))
+    if settings.watch.poll_interval_s <= 0:
+        raise ConfigError("engine.watch.poll_interval_s", f"must be > 0, got {settings.watch.poll_interval_s!r}")
+    for n, root in enumerate(settings.allowed_save_roots):
+        if not root.is_absolute():
+            raise ConfigError(f"engine.allowed_save_roots[{n}]", f"must be an absolute path, got {str(root)!r}")
     if not settings.listen_interfaces.strip():
         raise ConfigError("engine.listen_interfaces", "must not be empty; e.g. '127.0.0.1:0'")
     for key in ("resume_save_interval_s", "alert_poll_ms", "status_interval_ms"):
@@ -267,6 +296,8 @@ def _api(table: Mapping[str, Any], env: Mapping[str, str]) -> ApiSettings:
         raise ConfigError("api.host", "must not be empty; e.g. '127.0.0.1'")
     if not 0 <= settings.port <= 65535:
         raise ConfigError("api.port", f"must be between 0 and 65535, got {settings.port}")
+    if settings.max_upload_bytes < 1:
+        raise ConfigError("api.max_upload_bytes", f"must be >= 1, got {settings.max_upload_bytes}")
     if settings.token is not None and not settings.token.strip():
         key = "REVAER_API_TOKEN" if "REVAER_API_TOKEN" in env else "api.token"
         raise ConfigError(key, "must not be empty; leave it unset for no token")

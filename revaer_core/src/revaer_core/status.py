@@ -79,12 +79,25 @@ def _file_tuple(files: Iterable[FileEntry] | None) -> tuple[FileEntry, ...] | No
     return None if files is None else tuple(files)
 
 
+def _labels(labels: Iterable[str]) -> tuple[str, ...]:
+    """Labels as a set in a stable order: sorted, without repeats."""
+    return tuple(sorted(set(labels)))
+
+
+def _limit(instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0 or None (no limit), got {value}")
+
+
 @attrs.frozen
 class TorrentStatus:
     """Everything Revaer knows about one torrent.
 
     ``files`` is ``None`` while metadata is unknown and ``()`` for a torrent known to
-    hold no files; stores keep the two apart. ``failure`` says why a torrent
+    hold no files; stores keep the two apart. The user's choices are part of the
+    status (``paused``, ``sequential``, ``labels``, the limits, each file's
+    ``priority`` and ``download_dir`` as the save path), so they survive a crash
+    and show while the daemon is down. ``failure`` says why a torrent
     failed (required then) or why Revaer stopped it (optional then).
     """
 
@@ -101,6 +114,12 @@ class TorrentStatus:
     download_dir: str | None = None
     sequential: bool = False
     completed_at: datetime | None = attrs.field(default=None, validator=_aware)
+    # -- what the user chose; re-applied to the engine at every start -------------------
+    info_hash: str | None = None  #: hex, lower case: v1 SHA-1 where the torrent has one, else v2 SHA-256
+    paused: bool = False  #: paused by the user: stays paused across restarts until resumed
+    labels: tuple[str, ...] = attrs.field(default=(), converter=_labels)  #: free-form tags, sorted
+    download_limit: int | None = attrs.field(default=None, validator=_limit)  #: bytes/s; ``None``: no limit
+    upload_limit: int | None = attrs.field(default=None, validator=_limit)  #: bytes/s; ``None``: no limit
 
     @failure.validator
     def _failure_matches_state(self, attribute: attrs.Attribute[str | None], value: str | None) -> None:

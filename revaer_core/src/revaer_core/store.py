@@ -20,6 +20,7 @@ from revaer_core.health import Capability, StoreHealth, StoreRole
 from revaer_core.hookspecs import NAMESPACES, PROJECT
 from revaer_core.jobs import FsJob, JobEvent, JobHistoryEntry, JobTransition, TransferMode
 from revaer_core.query import JobQuery, Page, TorrentQuery
+from revaer_core.sources import StoredSource
 from revaer_core.status import TorrentStatus
 
 NO_STORE_DETAIL = "no runtime store selected: state lives in memory and is lost on restart"
@@ -144,6 +145,13 @@ class RuntimeStore:
 
     def load_resume_data(self) -> Mapping[UUID, bytes]:
         return self._hook.load_resume_data() or {}
+
+    def save_torrent_sources(self, sources: Sequence[StoredSource]) -> None:
+        if sources:
+            self._hook.save_torrent_sources(sources=sources)
+
+    def load_torrent_sources(self) -> Mapping[UUID, StoredSource]:
+        return self._hook.load_torrent_sources() or {}
 
     # -- FsOps jobs --------------------------------------------------------------
 

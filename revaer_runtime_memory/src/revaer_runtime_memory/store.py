@@ -19,6 +19,7 @@ from revaer_core import (
     JobQuery,
     JobTransition,
     Page,
+    StoredSource,
     StoreHealth,
     TorrentQuery,
     TorrentStatus,
@@ -37,6 +38,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._torrents: dict[UUID, TorrentStatus] = {}
         self._resume: dict[UUID, bytes] = {}
+        self._sources: dict[UUID, StoredSource] = {}
         self._jobs: dict[UUID, FsJob] = {}
         self._history: dict[UUID, list[JobHistoryEntry]] = {}
 
@@ -49,7 +51,7 @@ class MemoryStore:
 
     @hookimpl
     def store_capabilities(self) -> Iterable[str]:
-        return {Capability.RESUME_DATA}
+        return {Capability.RESUME_DATA, Capability.SOURCES}
 
     @hookimpl
     def store_health(self) -> StoreHealth:
@@ -70,6 +72,7 @@ class MemoryStore:
             for torrent_id in torrent_ids:
                 self._torrents.pop(torrent_id, None)
                 self._resume.pop(torrent_id, None)
+                self._sources.pop(torrent_id, None)
                 self._jobs.pop(torrent_id, None)
                 self._history.pop(torrent_id, None)
 
@@ -78,6 +81,11 @@ class MemoryStore:
         with self._lock:
             if torrent_id in self._torrents:
                 self._resume[torrent_id] = bytes(data)
+
+    @hookimpl
+    def save_torrent_sources(self, sources: Sequence[StoredSource]) -> None:
+        with self._lock:
+            self._sources.update((s.torrent_id, s) for s in sources if s.torrent_id in self._torrents)
 
     @hookimpl
     def load_torrents(self) -> Iterable[TorrentStatus]:
@@ -99,6 +107,11 @@ class MemoryStore:
     def load_resume_data(self) -> Mapping[UUID, bytes]:
         with self._lock:
             return dict(self._resume)
+
+    @hookimpl
+    def load_torrent_sources(self) -> Mapping[UUID, StoredSource]:
+        with self._lock:
+            return dict(self._sources)
 
     # -- jobs ------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Rows to values and back: torrent statuses, FsOps jobs and history entries.
+"""Rows to values and back: torrent statuses and sources, FsOps jobs and history entries.
 
 Writing sanitises (see :mod:`revaer_runtime_pg.sanitize`); reading tolerates
 enum labels this version does not know (a newer writer may have added some)
@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from revaer_core import (
+    AddedVia,
     FileEntry,
     FsJob,
     JobEvent,
@@ -22,6 +23,7 @@ from revaer_core import (
     JobStatus,
     Progress,
     Rates,
+    StoredSource,
     TorrentState,
     TorrentStatus,
     TransferMode,
@@ -36,12 +38,14 @@ _STATE_LABELS = {s: s.value for s in TorrentState}
 _JOB_STATUSES = {s.value: s for s in JobStatus}
 _MODES = {m.value: m for m in TransferMode}
 _EVENTS = {e.value: e for e in JobEvent}
+_ADDED_VIA = {v.value: v for v in AddedVia}
 
 #: One row of ``torrents`` in :data:`revaer_runtime_pg.schema.STATUS_COLUMNS` order, as binary
 #: COPY sends it: ``files`` is already in JSONB's binary form (see :func:`jsonb_binary`).
 StatusRow = tuple[
     UUID, str | None, str, str | None, int, int, int | None, int, int, float, bytes | None,
     str | None, str | None, bool, datetime, datetime | None, datetime,
+    str | None, bool, list[str], int | None, int | None,
 ]  # fmt: skip
 
 
@@ -95,8 +99,16 @@ def _plain(text: str | None) -> bool:
     return text is None or (text.isascii() and "\x00" not in text)
 
 
+def _within_bigint(limit: int | None) -> bool:
+    """Whether a rate limit (``None`` or >= 0, as TorrentStatus validates) fits BIGINT."""
+    return limit is None or limit <= BIGINT_MAX
+
+
 def status_row(status: TorrentStatus, problems: list[str]) -> StatusRow:
-    """The row that stores ``status``; anything changed to make it storable is added to ``problems``."""
+    """The row that stores ``status``; anything changed to make it storable is added to ``problems``.
+
+    ``labels`` go as a list: psycopg dumps a list, not a tuple, as an array.
+    """
     s, p, r = status, status.progress, status.rates
     files = None if s.files is None else _files_json(s.files, problems)
     if (
@@ -104,6 +116,10 @@ def status_row(status: TorrentStatus, problems: list[str]) -> StatusRow:
         and _plain(s.failure)
         and _plain(s.library_path)
         and _plain(s.download_dir)
+        and _plain(s.info_hash)
+        and (not s.labels or all(map(_plain, s.labels)))
+        and _within_bigint(s.download_limit)
+        and _within_bigint(s.upload_limit)
         and BIGINT_MIN <= p.downloaded <= BIGINT_MAX
         and BIGINT_MIN <= p.total <= BIGINT_MAX
         and (p.eta_seconds is None or BIGINT_MIN <= p.eta_seconds <= BIGINT_MAX)
@@ -117,6 +133,7 @@ def status_row(status: TorrentStatus, problems: list[str]) -> StatusRow:
             s.id, s.name, _STATE_LABELS[s.state], s.failure, p.downloaded, p.total, p.eta_seconds,
             r.download_bps, r.upload_bps, r.ratio, files, s.library_path, s.download_dir, s.sequential,
             s.added_at, s.completed_at, s.last_updated,
+            s.info_hash, s.paused, list(s.labels), s.download_limit, s.upload_limit,
         )  # fmt: skip
     return (
         s.id,
@@ -136,6 +153,11 @@ def status_row(status: TorrentStatus, problems: list[str]) -> StatusRow:
         sanitize.moment(s.added_at, "added_at", problems),
         sanitize.optional_moment(s.completed_at, "completed_at", problems),
         sanitize.moment(s.last_updated, "last_updated", problems),
+        sanitize.optional_text(s.info_hash, "info_hash", problems),
+        s.paused,
+        [sanitize.text(label, "label", problems) for label in s.labels],
+        sanitize.optional_bigint(s.download_limit, "download_limit", problems),
+        sanitize.optional_bigint(s.upload_limit, "upload_limit", problems),
     )
 
 
@@ -167,6 +189,26 @@ def progress_row(status: TorrentStatus, problems: list[str]) -> ProgressRow:
         sanitize.bigint(r.upload_bps, "upload_bps", problems),
         r.ratio,
         sanitize.moment(status.last_updated, "last_updated", problems),
+    )
+
+
+#: One row of ``torrent_sources`` in :data:`revaer_runtime_pg.schema.SOURCE_COLUMNS` order, as binary COPY sends it.
+SourceRow = tuple[UUID, bytes | None, str | None, list[int], str, datetime]
+
+
+def source_row(source: StoredSource, problems: list[str]) -> SourceRow:
+    """The row that stores ``source``; what was changed to make it storable is added to ``problems``.
+
+    The magnet link and time are sanitised as a status's texts and times are;
+    metainfo goes as it is: BYTEA takes every byte, NULs included.
+    """
+    return (
+        source.torrent_id,
+        source.metainfo,
+        sanitize.optional_text(source.magnet, "magnet", problems),
+        list(source.file_priorities),
+        source.added_via.value,
+        sanitize.moment(source.added_at, "source added_at", problems),
     )
 
 
@@ -228,6 +270,32 @@ def status_from_row(row: Sequence[Any]) -> TorrentStatus:
         row[12],  # download_dir
         row[13],  # sequential
         row[15],  # completed_at
+        row[17],  # info_hash
+        row[18],  # paused
+        row[19],  # labels (a list; the converter sorts it into a tuple)
+        row[20],  # download_limit
+        row[21],  # upload_limit
+    )
+
+
+def source_from_row(row: Sequence[Any]) -> StoredSource:
+    """The source a ``torrent_sources`` row (SOURCE_COLUMNS order) holds.
+
+    A way of adding a newer writer knows is read as ``api`` (and logged)
+    rather than losing the source: without it the torrent cannot come back.
+    """
+    (torrent_id, metainfo, magnet, priorities, via_label, added_at) = row
+    via = _ADDED_VIA.get(via_label)
+    if via is None:
+        _unknown("added_via", via_label, torrent_id, AddedVia.API.value)
+        via = AddedVia.API
+    return StoredSource(
+        torrent_id=torrent_id,
+        added_at=added_at,
+        metainfo=None if metainfo is None else bytes(metainfo),
+        magnet=magnet,
+        file_priorities=priorities,
+        added_via=via,
     )
 
 

@@ -13,7 +13,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from revaer_core import JobEvent, JobStatus, TorrentState, TransferMode
+from revaer_core import AddedVia, JobEvent, JobStatus, TorrentState, TransferMode
 
 #: PostgreSQL enum type names and their labels, in declaration order.
 ENUMS: dict[str, tuple[str, ...]] = {
@@ -21,6 +21,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "fs_job_status": tuple(s.value for s in JobStatus),
     "transfer_mode": tuple(m.value for m in TransferMode),
     "job_event": tuple(e.value for e in JobEvent),
+    "added_via": tuple(v.value for v in AddedVia),
 }
 
 #: Columns of a torrent status, in the order rows are written and read.
@@ -42,6 +43,11 @@ STATUS_COLUMNS: tuple[str, ...] = (
     "added_at",
     "completed_at",
     "last_updated",
+    "info_hash",
+    "paused",
+    "labels",
+    "download_limit",
+    "upload_limit",
 )
 
 #: The columns a progress-only change touches (``update_progress``), id first.
@@ -54,6 +60,16 @@ PROGRESS_COLUMNS: tuple[str, ...] = (
     "upload_bps",
     "ratio",
     "last_updated",
+)
+
+#: Columns of a torrent's stored source, in the order they are written and read.
+SOURCE_COLUMNS: tuple[str, ...] = (
+    "torrent_id",
+    "metainfo",
+    "magnet",
+    "file_priorities",
+    "added_via",
+    "added_at",
 )
 
 #: Columns of an FsOps job, in the order they are read.
@@ -104,6 +120,7 @@ class Tables:
     schema: str
     metadata: sa.MetaData
     torrents: sa.Table
+    torrent_sources: sa.Table
     fs_jobs: sa.Table
     fs_job_history: sa.Table
 
@@ -135,6 +152,29 @@ def tables(schema: str) -> Tables:
         sa.Column("last_updated", sa.TIMESTAMP(timezone=True), nullable=False),
         sa.Column("resume_data", sa.LargeBinary),  # never read by hydration nor written by upserts
         *_row_times(),
+        sa.Column("info_hash", sa.Text),
+        sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("labels", pg.ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'")),
+        sa.Column("download_limit", big),
+        sa.Column("upload_limit", big),
+        sa.CheckConstraint("download_limit >= 0", name="torrents_download_limit_check"),
+        sa.CheckConstraint("upload_limit >= 0", name="torrents_upload_limit_check"),
+    )
+    # Apart from ``torrents``: hydration never reads these rows, and a few MiB of metainfo stays out of its pages.
+    torrent_sources = sa.Table(
+        "torrent_sources",
+        metadata,
+        sa.Column("torrent_id", sa.Uuid, sa.ForeignKey(torrents.c.id, ondelete="CASCADE"), primary_key=True),
+        sa.Column("metainfo", sa.LargeBinary),
+        sa.Column("magnet", sa.Text),
+        sa.Column("file_priorities", pg.ARRAY(sa.SmallInteger), nullable=False, server_default=sa.text("'{}'")),
+        sa.Column("added_via", _enum("added_via", schema), nullable=False),
+        sa.Column("added_at", sa.TIMESTAMP(timezone=True), nullable=False),
+        *_row_times(),
+        sa.CheckConstraint("(metainfo IS NULL) <> (magnet IS NULL)", name="torrent_sources_one_source_check"),
+        sa.CheckConstraint(
+            "file_priorities <@ ARRAY[0, 1, 2, 3, 4, 5, 6, 7]::smallint[]", name="torrent_sources_priorities_check"
+        ),
     )
     fs_jobs = sa.Table(
         "fs_jobs",
@@ -171,4 +211,11 @@ def tables(schema: str) -> Tables:
         sa.Column("detail", sa.Text),
         sa.Column("created_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=sa.func.now()),
     )
-    return Tables(schema=schema, metadata=metadata, torrents=torrents, fs_jobs=fs_jobs, fs_job_history=fs_job_history)
+    return Tables(
+        schema=schema,
+        metadata=metadata,
+        torrents=torrents,
+        torrent_sources=torrent_sources,
+        fs_jobs=fs_jobs,
+        fs_job_history=fs_job_history,
+    )

@@ -1,10 +1,11 @@
 """The PostgreSQL runtime store: every StoreLifecycle, TorrentStore and JobStore hook.
 
-Hot paths skip SQLAlchemy's statement layer but not its pool: upserts COPY
-the batch into a per-connection temporary table and merge it with one
-``INSERT … ON CONFLICT`` (measured faster than a pipelined ``executemany``);
-hydration runs one binary-format query whose row factory builds the statuses
-directly. Everything else is SQLAlchemy Core.
+Hot paths skip SQLAlchemy's statement layer but not its pool: upserts,
+progress updates and sources COPY the batch into a per-connection temporary
+table and apply it with one statement (``INSERT … ON CONFLICT``, measured
+faster than a pipelined ``executemany``; ``UPDATE … FROM``); hydration runs
+one query whose row factory builds the statuses directly. Everything else is
+SQLAlchemy Core.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import contextlib
 import gc
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import attrs
@@ -35,6 +36,7 @@ from revaer_core import (
     JobQuery,
     JobTransition,
     Page,
+    StoredSource,
     StoreHealth,
     StoreRole,
     StoreUnavailable,
@@ -51,9 +53,20 @@ from revaer_runtime_pg.daemon_lock import DaemonLock
 from revaer_runtime_pg.embedded import EmbeddedServer
 from revaer_runtime_pg.migrate import SchemaState
 from revaer_runtime_pg.options import PgOptions, parse_options
-from revaer_runtime_pg.schema import HISTORY_COLUMNS, JOB_COLUMNS, PROGRESS_COLUMNS, STATUS_COLUMNS, Tables, tables
+from revaer_runtime_pg.schema import (
+    HISTORY_COLUMNS,
+    JOB_COLUMNS,
+    PROGRESS_COLUMNS,
+    SOURCE_COLUMNS,
+    STATUS_COLUMNS,
+    Tables,
+    tables,
+)
 
 log = logging.getLogger(__name__)
+
+_V = TypeVar("_V")
+_Row = TypeVar("_Row", bound=tuple[Any, ...])
 
 #: Types psycopg dumps :data:`STATUS_COLUMNS` as, for binary COPY. Binary COPY carries no type per
 #: field, so the server reads each with its column's binary format: an enum's is its label, and
@@ -61,14 +74,15 @@ log = logging.getLogger(__name__)
 COPY_TYPES: tuple[str, ...] = (
     "uuid", "text", "text", "text", "int8", "int8", "int8", "int8", "int8", "float8", "bytea",
     "text", "text", "bool", "timestamptz", "timestamptz", "timestamptz",
+    "text", "bool", "text[]", "int8", "int8",
 )  # fmt: skip
-_STAGING = "revaer_torrents_in"  # per-connection temporary table the COPY fills
-_STAGING_READY = "revaer_staging_ready"  # key in the pooled connection's ``info``
-_PROGRESS_STAGING = "revaer_progress_in"  # per-connection temporary table of progress-only changes
-_PROGRESS_READY = "revaer_progress_ready"
 #: Types of :data:`PROGRESS_COLUMNS` for binary COPY.
 PROGRESS_TYPES: tuple[str, ...] = ("uuid", "int8", "int8", "int8", "int8", "int8", "float8", "timestamptz")
+#: Types of :data:`SOURCE_COLUMNS` for binary COPY: metainfo as raw bytes, ``added_via`` (an enum) as its label.
+SOURCE_TYPES: tuple[str, ...] = ("uuid", "bytea", "text", "int2[]", "text", "timestamptz")
 _FIRST_INSERT_RETRIES = 3
+#: What the server raises for a row it will not take (a value or constraint it refuses), as opposed to a fault.
+_REFUSED = (psycopg.DataError, sa.exc.DataError, psycopg.IntegrityError, sa.exc.IntegrityError)
 
 
 class _LostRace(Exception):
@@ -76,60 +90,125 @@ class _LostRace(Exception):
 
 
 @attrs.frozen
+class StagedWrite:
+    """A batch write in three round trips whatever its size: COPY into a temporary table, then one statement.
+
+    The table is per connection (``pg_temp``) and emptied at every commit, so
+    it is created once per pooled connection; ``ready`` is the key that
+    remembers it in the connection's ``info``.
+    """
+
+    create: sql.Composed  #: CREATE TEMP TABLE IF NOT EXISTS … ON COMMIT DELETE ROWS
+    copy: sql.Composed  #: binary COPY of a batch into it
+    types: tuple[str, ...]  #: what psycopg dumps each copied column as
+    apply: sql.Composed  #: the one statement that applies the staged rows
+    ready: str
+
+    @classmethod
+    def like(
+        cls, table: sql.Identifier, staging: str, columns: Sequence[str], types: tuple[str, ...], apply: sql.Composed
+    ) -> StagedWrite:
+        """A staged write whose temporary table ``staging`` has ``table``'s columns (and defaults)."""
+        return cls(
+            create=sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            ).format(sql.Identifier(staging), table),
+            copy=_copy_into(staging, columns),
+            types=types,
+            apply=apply,
+            ready=f"{staging}_ready",
+        )
+
+
+def _copy_into(staging: str, columns: Sequence[str]) -> sql.Composed:
+    return sql.SQL("COPY pg_temp.{} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(staging), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+
+
+def _merge_into(
+    target: sql.Identifier, columns: Sequence[str], key: str, staging: str, *, join: sql.Composable | None = None
+) -> sql.Composed:
+    """``INSERT … SELECT`` of the staged rows (alias ``i``) into ``target`` (alias ``t``), updating on conflict.
+
+    A row equal to the one stored is not rewritten (no dead tuple, no
+    ``updated_at`` change). ``join`` follows the staging table in ``FROM``:
+    a join there keeps only the rows it matches.
+    """
+    updated = [c for c in columns if c != key]
+    return sql.SQL(
+        "INSERT INTO {target} AS t ({columns}) SELECT {selected} FROM pg_temp.{staging} AS i{join} "
+        "ON CONFLICT ({key}) DO UPDATE SET {assignments} "
+        "WHERE ({current}) IS DISTINCT FROM ({incoming})"
+    ).format(
+        target=target,
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        selected=sql.SQL(", ").join(sql.Identifier("i", c) for c in columns),
+        staging=sql.Identifier(staging),
+        join=sql.SQL("") if join is None else sql.SQL(" {}").format(join),
+        key=sql.Identifier(key),
+        assignments=sql.SQL(", ").join(
+            sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in updated
+        ),
+        current=sql.SQL(", ").join(sql.Identifier("t", c) for c in updated),
+        incoming=sql.SQL(", ").join(sql.Identifier("excluded", c) for c in updated),
+    )
+
+
+@attrs.frozen
 class Statements:
     """The hand-written SQL of the hot paths, composed once per schema (identifiers quoted by psycopg)."""
 
-    staging: sql.Composed  #: the per-connection temporary table COPY fills
-    copy: sql.Composed  #: COPY of a batch into it
-    merge: sql.Composed  #: one INSERT … ON CONFLICT from it into torrents
+    upsert: StagedWrite  #: statuses, merged into torrents with one INSERT … ON CONFLICT
     load: sql.Composed  #: every status, for hydration
-    progress_staging: sql.Composed  #: the temporary table progress-only changes are copied into
-    progress_copy: sql.Composed  #: COPY of those changes into it
-    progress_update: sql.Composed  #: one UPDATE … FROM it, returning the ids it found
+    progress: StagedWrite  #: progress-only changes, applied with one UPDATE … FROM returning the ids it found
+    save_sources: StagedWrite  #: sources, merged into torrent_sources for the torrents that are stored
+    load_sources: sql.Composed  #: every source
 
     @classmethod
     def for_schema(cls, schema: str) -> Statements:
         torrents = sql.Identifier(schema, "torrents")
-        staging = sql.Identifier(_STAGING)
-        progress = sql.Identifier(_PROGRESS_STAGING)
+        sources = sql.Identifier(schema, "torrent_sources")
+        staging, progress, sources_in = "revaer_torrents_in", "revaer_progress_in", "revaer_sources_in"
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in STATUS_COLUMNS)
-        updated = [c for c in STATUS_COLUMNS if c != "id"]
-        merge = sql.SQL(
-            "INSERT INTO {torrents} AS t ({columns}) SELECT {columns} FROM pg_temp.{staging} "
-            "ON CONFLICT (id) DO UPDATE SET {assignments} "
-            "WHERE ({current}) IS DISTINCT FROM ({incoming})"  # an unchanged row is not rewritten
-        ).format(
-            torrents=torrents,
-            columns=columns,
-            staging=staging,
-            assignments=sql.SQL(", ").join(
-                sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in updated
-            ),
-            current=sql.SQL(", ").join(sql.Identifier("t", c) for c in updated),
-            incoming=sql.SQL(", ").join(sql.Identifier("excluded", c) for c in updated),
-        )
+        # KEY SHARE holds each matched torrent until commit, so the foreign key always finds it; a torrent
+        # removed meanwhile drops out of the join (READ COMMITTED re-checks locked rows) instead of failing it.
+        stored_only = sql.SQL("JOIN {} AS owner ON owner.id = i.torrent_id FOR KEY SHARE OF owner").format(torrents)
         return cls(
-            staging=sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            ).format(staging, torrents),
-            copy=sql.SQL("COPY pg_temp.{} ({}) FROM STDIN (FORMAT BINARY)").format(staging, columns),
-            merge=merge,
-            load=sql.SQL("SELECT {} FROM {}").format(columns, torrents),
-            progress_staging=sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS {} (id uuid, downloaded int8, total int8, eta_seconds int8, "
-                "download_bps int8, upload_bps int8, ratio float8, last_updated timestamptz) ON COMMIT DELETE ROWS"
-            ).format(progress),
-            progress_copy=sql.SQL("COPY pg_temp.{} ({}) FROM STDIN (FORMAT BINARY)").format(
-                progress, sql.SQL(", ").join(sql.Identifier(c) for c in PROGRESS_COLUMNS)
+            upsert=StagedWrite.like(
+                torrents, staging, STATUS_COLUMNS, COPY_TYPES, _merge_into(torrents, STATUS_COLUMNS, "id", staging)
             ),
-            progress_update=sql.SQL(
-                "UPDATE {} AS t SET {} FROM pg_temp.{} AS s WHERE t.id = s.id RETURNING t.id"
-            ).format(
-                torrents,
-                sql.SQL(", ").join(
-                    sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in PROGRESS_COLUMNS[1:]
+            load=sql.SQL("SELECT {} FROM {}").format(columns, torrents),
+            progress=StagedWrite(
+                create=sql.SQL(
+                    "CREATE TEMP TABLE IF NOT EXISTS {} (id uuid, downloaded int8, total int8, eta_seconds int8, "
+                    "download_bps int8, upload_bps int8, ratio float8, last_updated timestamptz) "
+                    "ON COMMIT DELETE ROWS"
+                ).format(sql.Identifier(progress)),
+                copy=_copy_into(progress, PROGRESS_COLUMNS),
+                types=PROGRESS_TYPES,
+                apply=sql.SQL("UPDATE {} AS t SET {} FROM pg_temp.{} AS s WHERE t.id = s.id RETURNING t.id").format(
+                    torrents,
+                    sql.SQL(", ").join(
+                        sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in PROGRESS_COLUMNS[1:]
+                    ),
+                    sql.Identifier(progress),
                 ),
-                progress,
+                ready=f"{progress}_ready",
+            ),
+            save_sources=StagedWrite.like(
+                sources,
+                sources_in,
+                SOURCE_COLUMNS,
+                SOURCE_TYPES,
+                _merge_into(sources, SOURCE_COLUMNS, "torrent_id", sources_in, join=stored_only),
+            ),
+            load_sources=sql.SQL("SELECT {} FROM {}").format(
+                sql.SQL(", ").join(
+                    sql.SQL("{}::text").format(sql.Identifier(c)) if c == "added_via" else sql.Identifier(c)
+                    for c in SOURCE_COLUMNS
+                ),
+                sources,
             ),
         )
 
@@ -236,17 +315,28 @@ class _FilesLoader(psycopg.adapt.Loader):
         return tuple(rows.FILES_DECODER.decode(bytes(data).decode()))
 
 
-def _status_maker(cursor: Any) -> psycopg.rows.RowMaker[TorrentStatus | None]:
-    """A psycopg row factory: each row becomes a status; a row that cannot is logged and becomes ``None``."""
+def _row_maker(read: Callable[[Sequence[Any]], _V], what: str) -> psycopg.rows.RowFactory[_V | None]:
+    """A psycopg row factory: each row becomes a value by ``read``; a row that cannot is logged and becomes ``None``.
 
-    def make(values: Sequence[Any]) -> TorrentStatus | None:
-        try:
-            return rows.status_from_row(values)
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning("torrent %s: stored row cannot be read, left out: %s", values[0], exc)
-            return None
+    One unreadable row (written by a newer version, edited by hand) must not
+    stop a whole read, least of all hydration.
+    """
 
-    return make
+    def factory(cursor: Any) -> psycopg.rows.RowMaker[_V | None]:
+        def make(values: Sequence[Any]) -> _V | None:
+            try:
+                return read(values)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("torrent %s: stored %s cannot be read, left out: %s", values[0], what, exc)
+                return None
+
+        return make
+
+    return factory
+
+
+_status_maker = _row_maker(rows.status_from_row, "row")
+_source_maker = _row_maker(rows.source_from_row, "source")
 
 
 class PostgresStore:
@@ -271,7 +361,7 @@ class PostgresStore:
 
     @hookimpl
     def store_capabilities(self) -> Iterable[str]:
-        return {Capability.DURABLE, Capability.RESUME_DATA}
+        return {Capability.DURABLE, Capability.RESUME_DATA, Capability.SOURCES}
 
     @hookimpl
     def store_health(self) -> StoreHealth:
@@ -332,74 +422,68 @@ class PostgresStore:
 
     @hookimpl
     def upsert_torrents(self, statuses: Sequence[TorrentStatus]) -> Sequence[UUID] | None:
-        sanitised: list[UUID] = []
-        batch: dict[UUID, rows.StatusRow] = {}
-        for status in statuses:
-            problems: list[str] = []
-            batch[status.id] = rows.status_row(status, problems)
-            if problems:
-                log.warning("torrent %s: stored sanitised: %s", status.id, "; ".join(problems))
-                sanitised.append(status.id)
+        batch, sanitised = _storable_rows(statuses, rows.status_row)
         if not batch:
             return None
         with self._faults():
-            try:
-                self._merge(list(batch.values()))
-            except (psycopg.DataError, sa.exc.DataError, psycopg.IntegrityError, sa.exc.IntegrityError) as exc:
-                log.warning("runtime store: a batch of %d statuses was refused (%s); storing them one by one",
-                            len(batch), database.one_line(getattr(exc, "orig", None) or exc))  # fmt: skip
-                sanitised.extend(self._merge_one_by_one(list(batch.values())))
+            sanitised.extend(self._write_batch(self._database.statements.upsert, list(batch.values()), "statuses"))
         return sanitised or None
 
-    def _merge(self, batch: Sequence[rows.StatusRow]) -> None:
-        """COPY ``batch`` into the staging table and merge it: three round trips whatever its size."""
+    @hookimpl
+    def update_progress(self, statuses: Sequence[TorrentStatus]) -> Sequence[UUID]:
+        batch, _ = _storable_rows(statuses, rows.progress_row)
+        if not batch:
+            return []
+        with self._faults():
+            found = {row[0] for row in self._staged(self._database.statements.progress, batch.values())}
+        return [torrent_id for torrent_id in batch if torrent_id not in found]
+
+    @hookimpl
+    def save_torrent_sources(self, sources: Sequence[StoredSource]) -> None:
+        batch, _ = _storable_rows(sources, rows.source_row)
+        if batch:
+            with self._faults():
+                self._write_batch(self._database.statements.save_sources, list(batch.values()), "sources")
+
+    def _staged(self, write: StagedWrite, batch: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """COPY ``batch`` into ``write``'s temporary table and apply it, in one transaction.
+
+        Three round trips whatever the batch's size (two once the pooled
+        connection has the table). Returns the rows the statement returns.
+        """
         db = self._database
         with db.engine.begin() as connection:
             raw = _raw(connection)
             info = connection.connection.info
-            if not info.get(_STAGING_READY):
-                raw.execute(db.statements.staging)
+            if not info.get(write.ready):
+                raw.execute(write.create)
             with raw.cursor() as cursor:
-                with cursor.copy(db.statements.copy) as copy:
-                    copy.set_types(COPY_TYPES)  # binary COPY: measured ~2.5x faster to encode than text
+                with cursor.copy(write.copy) as copy:
+                    copy.set_types(write.types)  # binary COPY: measured ~2.5x faster to encode than text
                     for row in batch:
                         copy.write_row(row)
-                cursor.execute(db.statements.merge)
-        info[_STAGING_READY] = True  # only once the transaction that created it committed
+                cursor.execute(write.apply)
+                returned = cursor.fetchall() if cursor.description is not None else []
+        info[write.ready] = True  # only once the transaction that created it committed
+        return returned
 
-    @hookimpl
-    def update_progress(self, statuses: Sequence[TorrentStatus]) -> Sequence[UUID]:
-        batch: dict[UUID, rows.ProgressRow] = {}
-        for status in statuses:
-            problems: list[str] = []
-            batch[status.id] = rows.progress_row(status, problems)
-            if problems:
-                log.warning("torrent %s: stored sanitised: %s", status.id, "; ".join(problems))
-        if not batch:
+    def _write_batch(self, write: StagedWrite, batch: Sequence[tuple[Any, ...]], what: str) -> list[UUID]:
+        """Write ``batch`` at once; should the server refuse it, row by row, so one bad row costs only itself.
+
+        :returns: The torrent ids of the rows refused alone (each logged).
+        """
+        try:
+            self._staged(write, batch)
+        except _REFUSED as exc:
+            log.warning("runtime store: a batch of %d %s was refused (%s); storing them one by one",
+                        len(batch), what, database.one_line(getattr(exc, "orig", None) or exc))  # fmt: skip
+        else:
             return []
-        db = self._database
-        with self._faults(), db.engine.begin() as connection:
-            raw = _raw(connection)
-            info = connection.connection.info
-            if not info.get(_PROGRESS_READY):
-                raw.execute(db.statements.progress_staging)
-            with raw.cursor() as cursor:
-                with cursor.copy(db.statements.progress_copy) as copy:
-                    copy.set_types(PROGRESS_TYPES)
-                    for row in batch.values():
-                        copy.write_row(row)
-                cursor.execute(db.statements.progress_update)
-                found = {row[0] for row in cursor.fetchall()}
-        info[_PROGRESS_READY] = True
-        return [torrent_id for torrent_id in batch if torrent_id not in found]
-
-    def _merge_one_by_one(self, batch: Sequence[rows.StatusRow]) -> list[UUID]:
-        """The slow path after a refused batch: every row alone, so one bad row costs only itself."""
         refused: list[UUID] = []
         for row in batch:
             try:
-                self._merge([row])
-            except (psycopg.DataError, sa.exc.DataError, psycopg.IntegrityError, sa.exc.IntegrityError) as exc:
+                self._staged(write, [row])
+            except _REFUSED as exc:
                 log.warning("torrent %s: not stored, PostgreSQL refused it: %s", row[0],
                             database.one_line(getattr(exc, "orig", None) or exc))  # fmt: skip
                 refused.append(row[0])
@@ -478,6 +562,19 @@ class PostgresStore:
         query = sa.select(t.c.id, t.c.resume_data).where(t.c.resume_data.is_not(None))
         with self._faults(), self._database.engine.connect() as connection:
             return {ident: bytes(data) for ident, data in connection.execute(query)}
+
+    @hookimpl
+    def load_torrent_sources(self) -> Mapping[UUID, StoredSource]:
+        db = self._database
+        # Binary format: metainfo comes as its bytes, not as hex text of twice their size.
+        with (
+            self._faults(),
+            db.engine.connect() as connection,
+            _raw(connection).cursor(row_factory=_source_maker, binary=True) as cursor,
+        ):
+            cursor.execute(db.statements.load_sources)
+            loaded = cursor.fetchall()
+        return {source.torrent_id: source for source in loaded if source is not None}
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -583,6 +680,23 @@ class PostgresStore:
         with self._faults(), self._database.engine.connect() as connection:
             entries = [rows.history_from_row(row) for row in connection.execute(query)]
         return tuple(e for e in entries if e is not None)
+
+
+def _storable_rows(values: Iterable[_V], make: Callable[[_V, list[str]], _Row]) -> tuple[dict[UUID, _Row], list[UUID]]:
+    """Each value's row by torrent id (a row's first column; the last value of an id wins).
+
+    :returns: The rows, and the ids of those stored sanitised, each logged with what was changed.
+    """
+    batch: dict[UUID, _Row] = {}
+    sanitised: list[UUID] = []
+    for value in values:
+        problems: list[str] = []
+        row = make(value, problems)
+        batch[row[0]] = row
+        if problems:
+            log.warning("torrent %s: stored sanitised: %s", row[0], "; ".join(problems))
+            sanitised.append(row[0])
+    return batch, sanitised
 
 
 def _readable(table: sa.Table, names: Sequence[str]) -> list[sa.ColumnElement[Any]]:

@@ -8,52 +8,69 @@ is an RFC 9457 problem document; every JSON body is written by
 
 from __future__ import annotations
 
-import hmac
 import http
 import ipaddress
-import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-import attrs
 from litestar import Litestar, Request, Response, get, post
-from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import (
     HTTPException,
-    NotAuthorizedException,
     PermissionDeniedException,
     ServiceUnavailableException,
     ValidationException,
 )
-from litestar.handlers.base import BaseRouteHandler
-from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.params import HeaderParameter, PathParameter, QueryParameter
+from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 from litestar.types import ExceptionHandlersMap
 
-from revaer_core.api import operations
-from revaer_core.api.models import HealthReport, JobDetail, JobPage, Problem, TorrentPage, public_json
+from revaer_core.api import control, operations
+from revaer_core.api.models import HealthReport, JobDetail, JobPage, Problem, TorrentPage
+from revaer_core.api.services import (
+    BEARER,
+    PROBLEM_JSON,
+    TOKEN_STATE,
+    Services,
+    ShapedResponse,
+    TorrentIdPath,
+    TorrentRefPath,
+    blocking,
+    problems,
+    require_write_access,
+)
 from revaer_core.api.stream import HEARTBEAT_SECONDS, event_stream
 from revaer_core.bus import EventBus
-from revaer_core.errors import ConfigError, InvalidInput, RevaerError
+from revaer_core.errors import (
+    ConfigError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Refused,
+    RetryRefused,
+    RevaerError,
+    TooLarge,
+)
 from revaer_core.health import HealthBoard
 from revaer_core.jobs import FsJob, JobStatus
 from revaer_core.metrics import Metrics
 from revaer_core.query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TorrentSort
 from revaer_core.redact import redact
+from revaer_core.settings import ApiSettings
 from revaer_core.status import TorrentState, TorrentStatus
 from revaer_core.store import RuntimeStore
 
+if TYPE_CHECKING:
+    from revaer_core.control.controller import Controller
+
 log = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  #: Litestar appends the charset
 OPENAPI_PATH = "/schema"  #: the document is at /schema/openapi.json
 
@@ -62,30 +79,6 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 #: Python parameter names that differ from the query parameter a client sends.
 _QUERY_NAMES = {"states": "state", "statuses": "status"}
-
-
-@attrs.frozen
-class Services:
-    """What the handlers read: the store always, the live runtime when ``revaer run`` serves the API."""
-
-    store: RuntimeStore
-    bus: EventBus | None
-    health: HealthBoard | None
-    metrics: Metrics
-    catalog: Mapping[UUID, TorrentStatus] | None
-    heartbeat: float
-    on_retried: Callable[[UUID], object] | None = None  #: the daemon runs the job again at once
-
-
-class ShapedResponse(Response[Any]):
-    """Renders attrs models with :func:`public_json`, as ``--json`` does: identical shapes, secrets redacted."""
-
-    def render(self, content: Any, media_type: str, enc_hook: Any = None) -> bytes:
-        if attrs.has(type(content)):
-            return json.dumps(public_json(content), ensure_ascii=False).encode()
-        if enc_hook is None:
-            return super().render(content, media_type)
-        return super().render(content, media_type, enc_hook)
 
 
 def is_loopback(host: str) -> bool:
@@ -115,13 +108,21 @@ def _problem_response(
     return ShapedResponse(content=problem, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
 
 
+#: Problem kinds and statuses of the input errors, most specific first.
+_INPUT_PROBLEMS: tuple[tuple[type[InvalidInput], int, str], ...] = (
+    (NotFound, 404, "not-found"),
+    (RetryRefused, 409, "retry-refused"),
+    (Conflict, 409, "conflict"),
+    (TooLarge, 413, "too-large"),
+    (Refused, 422, "refused"),
+    (InvalidInput, 400, "invalid-input"),
+)
+
+
 def _revaer_error(request: Request[Any, Any, Any], exc: RevaerError) -> Response[Any]:
-    if isinstance(exc, operations.NotFound):
-        return _problem_response(404, "not-found", str(exc), request.url.path)
-    if isinstance(exc, operations.RetryRefused):
-        return _problem_response(409, "retry-refused", str(exc), request.url.path)
-    if isinstance(exc, InvalidInput):
-        return _problem_response(400, "invalid-input", str(exc), request.url.path)
+    for kind, status, name in _INPUT_PROBLEMS:
+        if isinstance(exc, kind):
+            return _problem_response(status, name, str(exc), request.url.path)
     log.warning("%s %s: %s", request.method, request.url.path, redact(str(exc)))
     return _problem_response(503, "store-unavailable", str(exc), request.url.path)
 
@@ -154,43 +155,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
 }
 
 
-def _problems(*codes: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries saying these status codes answer with a problem document."""
-    return {
-        code: ResponseSpec(
-            data_container=Problem,
-            media_type=PROBLEM_JSON,
-            description=http.HTTPStatus(code).phrase,
-            generate_examples=False,
-        )
-        for code in codes
-    }
-
-
 # -- security ----------------------------------------------------------------------------
-
-
-_TOKEN_STATE = "revaer_write_token"  # noqa: S105 - the key under which the token is kept, not a token
-
-
-def require_write_access(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Writes need ``Authorization: Bearer <token>`` when the app has a token; without one, no cross-site request.
-
-    Browsers add ``Origin`` to every cross-site POST, so refusing a foreign
-    origin stops a web page from retrying jobs through a loopback API.
-    """
-    token: str | None = connection.app.state.get(_TOKEN_STATE)
-    if token is not None:
-        scheme, _sep, given = connection.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise NotAuthorizedException(
-                detail="this endpoint needs 'Authorization: Bearer <token>' with the token from [api] token",
-                headers={"WWW-Authenticate": 'Bearer realm="revaer"'},
-            )
-        return
-    origin = connection.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc != connection.headers.get("host"):
-        raise PermissionDeniedException(detail=f"cross-site request from {origin!r} refused")
 
 
 def _host_name(host: str) -> str:
@@ -211,7 +176,6 @@ def _check_host(request: Request[Any, Any, Any]) -> None:
 
 # -- handlers -----------------------------------------------------------------------------
 
-TorrentIdPath = Annotated[str, PathParameter(description="The torrent's id, a UUID.", schema_extra={"format": "uuid"})]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description=f"Rows per page, 1 to {MAX_PAGE_SIZE}.")]
 PageCursor = Annotated[
     str | None, QueryParameter(description="`next_cursor` of the previous page; absent for the first page.")
@@ -224,7 +188,7 @@ PageCursor = Annotated[
     tags=["torrents"],
     summary="List torrents",
     operation_id="listTorrents",
-    responses=_problems(400, 503),
+    responses=problems(400, 503),
 )
 def list_torrents(
     services: NamedDependency[Services],
@@ -246,15 +210,14 @@ def list_torrents(
 
 @get(
     "/v1/torrents/{torrent_id:str}",
-    sync_to_thread=True,
     tags=["torrents"],
     summary="Show one torrent",
     operation_id="getTorrent",
-    responses=_problems(400, 404, 503),
+    responses=problems(400, 404, 503),
 )
-def show_torrent(services: NamedDependency[Services], torrent_id: TorrentIdPath) -> TorrentStatus:
+async def show_torrent(services: NamedDependency[Services], torrent_id: TorrentRefPath) -> TorrentStatus:
     """The torrent's status: the live catalog's inside ``revaer run``, else the store's."""
-    return operations.get_torrent(services.store, operations.parse_torrent_id(torrent_id), services.catalog)
+    return await blocking(lambda: services.lookup(torrent_id))
 
 
 @get(
@@ -263,7 +226,7 @@ def show_torrent(services: NamedDependency[Services], torrent_id: TorrentIdPath)
     tags=["fsops"],
     summary="List FsOps jobs",
     operation_id="listJobs",
-    responses=_problems(400, 503),
+    responses=problems(400, 503),
 )
 def list_jobs(
     services: NamedDependency[Services],
@@ -285,7 +248,7 @@ def list_jobs(
     tags=["fsops"],
     summary="Show a torrent's FsOps job with its history",
     operation_id="getJob",
-    responses=_problems(400, 404, 503),
+    responses=problems(400, 404, 503),
 )
 def show_job(services: NamedDependency[Services], torrent_id: TorrentIdPath) -> JobDetail:
     """The job and every transition it went through (each attempt's start, end and error)."""
@@ -299,7 +262,7 @@ def show_job(services: NamedDependency[Services], torrent_id: TorrentIdPath) -> 
     media_type="text/event-stream",
     response_description="Server-sent events: `id` is the event id, `event` its kind, `data` the event as JSON.",
     operation_id="streamEvents",
-    responses=_problems(400, 503),
+    responses=problems(400, 503),
 )
 async def events(
     services: NamedDependency[Services],
@@ -352,18 +315,18 @@ def metrics_handler(services: NamedDependency[Services]) -> str:
     summary="Retry a failed FsOps job",
     operation_id="retryJob",
     guards=[require_write_access],
-    security=[{"bearer": []}, {}],
-    responses=_problems(400, 401, 403, 404, 409, 503),
+    security=BEARER,
+    responses=problems(400, 401, 403, 404, 409, 503),
 )
-def retry_job(services: NamedDependency[Services], torrent_id: TorrentIdPath) -> FsJob:
-    """Set a failed job back to ``pending`` for FsOps to run again; 409 when the job is not failed.
+def retry_job(services: NamedDependency[Services], request: Request[Any, Any, Any], torrent_id: TorrentIdPath) -> FsJob:
+    """Run a failed job again: at once inside ``revaer run``, else it is left ``pending`` for the next start.
 
-    Needs ``Authorization: Bearer <token>`` when the server has a token (always, off loopback).
+    409 when the job is not failed. Needs ``Authorization: Bearer <token>``.
     """
-    job = operations.retry_job(services.store, operations.parse_torrent_id(torrent_id))
-    if services.on_retried is not None:
-        services.on_retried(job.torrent_id)
-    return job
+    parsed = operations.parse_torrent_id(torrent_id)
+    if services.controller is not None:
+        return services.controller.retry_job(parsed, via=control.via(request))
+    return operations.retry_job(services.store, parsed)
 
 
 # -- the app ----------------------------------------------------------------------------------
@@ -397,7 +360,8 @@ def create_app(
     token: str | None = None,
     bind_host: str = "127.0.0.1",
     heartbeat: float = HEARTBEAT_SECONDS,
-    on_retried: Callable[[UUID], object] | None = None,
+    controller: Controller | None = None,
+    max_upload_bytes: int = ApiSettings().max_upload_bytes,
 ) -> Litestar:
     """The API app over ``store``; ``revaer run`` also passes its live bus, board, metrics and catalog.
 
@@ -405,8 +369,10 @@ def create_app(
         ``token`` is required (ConfigError otherwise), and it guards the write
         endpoints; on loopback only loopback Host headers are answered.
     :param heartbeat: seconds between keep-alive comments on an idle event stream.
-    :param on_retried: called with the torrent id after a retry set its job back to pending
-        (``revaer run`` starts the job then; alone, the API leaves it for the daemon's next start).
+    :param token: the bearer token every write needs (``None``: writes are refused).
+    :param controller: the daemon's control operations (``revaer run``); without it the
+        control routes answer 503 and a job retry waits for the daemon's next start.
+    :param max_upload_bytes: the largest request body taken (a .torrent upload).
     """
     loopback = is_loopback(bind_host)
     if not loopback and token is None:
@@ -424,7 +390,8 @@ def create_app(
         metrics=metrics,
         catalog=catalog,
         heartbeat=heartbeat,
-        on_retried=on_retried,
+        controller=controller,
+        max_upload_bytes=max_upload_bytes,
     )
     return Litestar(
         route_handlers=[
@@ -436,8 +403,10 @@ def create_app(
             events,
             health_handler,
             metrics_handler,
+            *control.ROUTES,
         ],
-        state=State({_TOKEN_STATE: token}),
+        request_max_body_size=max_upload_bytes + 64 * 1024,  # room for a multipart envelope; the add checks exactly
+        state=State({TOKEN_STATE: token}),
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
         response_class=ShapedResponse,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -20,6 +20,9 @@ from revaer_core.redact import redact
 from revaer_core.serialize import to_json
 from revaer_core.status import TorrentStatus
 
+#: ``User-Agent`` prefix of the ``revaer`` CLI: the daemon reports its actions as ``via: cli``.
+CLI_AGENT = "revaer-cli/"
+
 
 def public_json(value: Any) -> Any:
     """``value`` as JSON-ready data on its way out of the process: :func:`to_json` with every string redacted.

@@ -4,8 +4,8 @@ Both surfaces call these functions, so a filter that one refuses the other
 refuses too, with the same words. Errors come out as:
 
 - :class:`~revaer_core.errors.InvalidInput` for input the caller can fix (CLI exit 2, HTTP 400),
-- :class:`NotFound` for an unknown id (CLI exit 2, HTTP 404),
-- :class:`RetryRefused` for a retry the job's state does not allow (CLI exit 2, HTTP 409),
+- :class:`~revaer_core.errors.NotFound` for an unknown id (CLI exit 2, HTTP 404),
+- :class:`~revaer_core.errors.RetryRefused` for a retry the job's state does not allow (CLI exit 2, HTTP 409),
 - :class:`~revaer_core.errors.StoreUnavailable` for any failure of the store (CLI exit 3, HTTP 503),
   its message redacted.
 """
@@ -19,6 +19,8 @@ from uuid import UUID
 
 from revaer_core.api.models import HealthReport, HealthStatus, JobDetail, JobPage, TorrentPage
 from revaer_core.errors import InvalidInput, RevaerError, StoreUnavailable
+from revaer_core.errors import NotFound as NotFound  # re-exported: callers of these operations catch it here
+from revaer_core.errors import RetryRefused as RetryRefused
 from revaer_core.health import RUNTIME_STORE, HealthBoard, StoreHealth
 from revaer_core.jobs import FsJob, JobStatus, TransitionRefused
 from revaer_core.query import (
@@ -41,14 +43,6 @@ T = TypeVar("T")
 
 #: Longest name search accepted; longer input is a mistake, not a torrent name.
 MAX_SEARCH_LENGTH = 256
-
-
-class NotFound(InvalidInput):
-    """No torrent or job has the id the caller gave."""
-
-
-class RetryRefused(InvalidInput):
-    """The job exists but its status does not allow a retry (only a failed job can be retried)."""
 
 
 # -- input -------------------------------------------------------------------------

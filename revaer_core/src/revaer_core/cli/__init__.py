@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from revaer_core.cli import control
 from revaer_core.cli.api import api_command
 from revaer_core.cli.context import CliContext
 from revaer_core.cli.demo import demo_command
@@ -57,6 +58,8 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
+for _command in control.COMMANDS:  # the control commands act on the daemon through its API
+    torrents_group.add_command(_command)
 cli.add_command(runtime_group)
 cli.add_command(plugins_command)
 cli.add_command(torrents_group)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from revaer_core.cli.client import DaemonClient
 from revaer_core.health import StoreRole
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings, load_settings
@@ -14,6 +15,9 @@ from revaer_core.store import RuntimeStore
 
 class CliContext:
     """Loads settings and opens the store lazily, so ``--help`` never touches either.
+
+    Commands that read use the store (they work while the daemon is down);
+    commands that change torrents use :attr:`daemon`, the running daemon's API.
 
     A caller that already holds an opened store (a test, or a command run
     inside the daemon) passes it, and settings too if it likes, as click's
@@ -47,6 +51,11 @@ class CliContext:
         if self._store is None:
             self._store = open_store(self.settings.runtime, StoreRole.CLIENT)
         return self._store
+
+    @property
+    def daemon(self) -> DaemonClient:
+        """The running daemon's API, from ``[api]`` host and port; nothing is contacted until a request."""
+        return DaemonClient.from_settings(self.settings)
 
     def close(self) -> None:
         if self._store is not None and self._owns_store:

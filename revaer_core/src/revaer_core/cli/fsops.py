@@ -1,11 +1,18 @@
-"""``revaer fsops``: FsOps jobs and their attempt history from the store, and the operator's retry."""
+"""``revaer fsops``: FsOps jobs and their attempt history from the store, and the operator's retry.
+
+A retry goes through the running daemon, which starts the job at once; with
+no daemon answering it is written to the store for the daemon's next start.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
 from revaer_core.api import operations
 from revaer_core.api.models import JobPage
+from revaer_core.cli.client import DaemonUnreachable
 from revaer_core.cli.context import CliContext, pass_cli
 from revaer_core.cli.output import (
     JSON_HELP,
@@ -17,6 +24,7 @@ from revaer_core.cli.output import (
     paging_options,
 )
 from revaer_core.jobs import FsJob, JobStatus
+from revaer_core.serialize import from_json
 
 
 @click.group("fsops")
@@ -99,17 +107,28 @@ def show_command(ctx: CliContext, torrent_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_cli
 def retry_command(ctx: CliContext, torrent_id: str, as_json: bool) -> None:
-    """Set the failed FsOps job of torrent ID back to pending, for FsOps to run it again.
+    """Run the failed FsOps job of torrent ID (a UUID) again.
 
-    Only a failed job can be retried; any other status exits 2 and changes nothing.
+    A running daemon starts the new attempt at once. When no daemon answers,
+    the job is set back to pending in the store and the daemon runs it at its
+    next start. Only a failed job can be retried; any other status exits 2
+    and changes nothing.
     """
-    job = operations.retry_job(ctx.store, operations.parse_torrent_id(torrent_id))
+    parsed = operations.parse_torrent_id(torrent_id)
+    try:
+        answer = ctx.daemon.request("POST", f"/v1/fsops/jobs/{parsed}/retry")
+    except DaemonUnreachable:
+        job = operations.retry_job(ctx.store, parsed)
+        body: Any = job
+        then = "no daemon answers, so it runs at the daemon's next start ('revaer run')"
+    else:
+        body = answer.body
+        job = from_json(FsJob, body)
+        then = "the running daemon starts it now (with [fsops] enabled; otherwise it stays pending)"
     if as_json:
-        emit_json(job)
+        emit_json(body)
         return
-    click.echo(
-        f"job of torrent {job.torrent_id} is {job.status.value} after {job.attempt} attempt(s): FsOps will run it again"
-    )
+    click.echo(f"job of torrent {job.torrent_id} is {job.status.value} after {job.attempt} attempt(s): {then}")
 
 
 def _job_fields(j: FsJob) -> list[tuple[str, object]]:

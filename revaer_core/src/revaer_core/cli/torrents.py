@@ -1,8 +1,14 @@
-"""``revaer torrents``: torrent state as the store holds it, readable while the daemon is down."""
+"""``revaer torrents``: torrent state as the store holds it, readable while the daemon is down.
+
+The commands that change torrents (add, remove, pause, ...) live in
+:mod:`revaer_core.cli.control`; they go through the running daemon's API.
+"""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
+from uuid import UUID
 
 import click
 
@@ -20,13 +26,27 @@ from revaer_core.cli.output import (
     paging_options,
     percent,
 )
-from revaer_core.query import TorrentSort
-from revaer_core.status import TorrentState, TorrentStatus
+from revaer_core.control.refs import resolve
+from revaer_core.query import MAX_PAGE_SIZE, TorrentSort
+from revaer_core.status import FileEntry, TorrentState, TorrentStatus
+from revaer_core.store import RuntimeStore
 
 
 @click.group("torrents")
 def torrents_group() -> None:
-    """Torrents the runtime store holds: list them, show one."""
+    """Torrents: add and control them through the daemon, list and show them from the store.
+
+    add, remove, pause, resume, recheck, reannounce, select and set need a
+    running daemon ('revaer run'); list, show and files read the store, so
+    they work while it is down. An ID is a torrent's UUID or a unique prefix
+    of it or of its info-hash (at least 4 hex digits).
+
+    \b
+    Example:
+      revaer torrents add ubuntu.torrent --paused --label iso --skip-file 2
+      revaer torrents list --state stopped
+      revaer torrents resume 3f2a
+    """
 
 
 @torrents_group.command("list")
@@ -93,28 +113,54 @@ def list_command(
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_cli
 def show_command(ctx: CliContext, torrent_id: str, as_json: bool) -> None:
-    """Show everything the store holds about the torrent ID (a UUID), files included."""
-    status = operations.get_torrent(ctx.store, operations.parse_torrent_id(torrent_id))
+    """Show everything the store holds about the torrent ID, files included (works while the daemon is down)."""
+    status = stored_torrent(ctx.store, torrent_id)
     if as_json:
         emit_json(status)
         return
     emit_fields(_fields(status))
     if status.files:
         click.echo()
-        emit_table(
-            ["#", "SIZE", "DONE", "PRIORITY", "SELECTED", "PATH"],
-            [
-                (
-                    f.index,
-                    human_bytes(f.size),
-                    percent(f.bytes_completed, f.size),
-                    f.priority,
-                    "yes" if f.selected else "no",
-                    f.path,
-                )
-                for f in status.files
-            ],
-        )
+        emit_files(status.files)
+
+
+def stored_torrent(store: RuntimeStore, ref: str) -> TorrentStatus:
+    """The torrent ``ref`` names in the store: a UUID is read directly, a prefix is matched against every torrent.
+
+    Prefixes match as the daemon matches them (:func:`revaer_core.control.refs.resolve`), so an
+    ID that works with ``pause`` works with ``show``.
+    """
+    try:
+        exact = UUID(ref.strip())
+    except ValueError:
+        exact = None
+    if exact is not None:
+        return operations.get_torrent(store, exact)
+    every = operations.walk_torrents(store, operations.torrent_query(limit=MAX_PAGE_SIZE))
+    return resolve(ref, every)
+
+
+def emit_files(files: Sequence[FileEntry]) -> None:
+    """A torrent's files as a table: index, size, progress, priority (0 is skipped), selected, path."""
+    emit_table(
+        ["#", "SIZE", "DONE", "PRIORITY", "SELECTED", "PATH"],
+        [
+            (
+                f.index,
+                human_bytes(f.size),
+                percent(f.bytes_completed, f.size),
+                f.priority,
+                "yes" if f.selected else "no",
+                f.path,
+            )
+            for f in files
+        ],
+    )
+
+
+def human_rate(limit: int | None) -> str:
+    """A rate limit as people read it: ``1.0 MiB/s``, or ``none``."""
+    return "none" if not limit else f"{human_bytes(limit)}/s"
 
 
 def _fields(t: TorrentStatus) -> list[tuple[str, object]]:
@@ -139,7 +185,12 @@ def _fields(t: TorrentStatus) -> list[tuple[str, object]]:
                 ("upload rate", f"{human_bytes(t.rates.upload_bps)}/s"),
                 ("ratio", f"{t.rates.ratio:.2f}"),
                 ("files", files),
+                ("info hash", t.info_hash),
+                ("paused", "yes" if t.paused else "no"),
                 ("sequential", "yes" if t.sequential else "no"),
+                ("labels", ", ".join(t.labels) or None),
+                ("download limit", human_rate(t.download_limit)),
+                ("upload limit", human_rate(t.upload_limit)),
                 ("download dir", t.download_dir),
                 ("library path", t.library_path),
                 ("added", human_time(t.added_at)),

@@ -20,11 +20,12 @@ Tests of optional abilities run only when the backend declares the matching
 """
 
 from revaer_core.contract.jobs import JobStoreContract
+from revaer_core.contract.sources import SourceStoreContract
 from revaer_core.contract.torrents import TorrentStoreContract
 
 
-class StoreContract(TorrentStoreContract, JobStoreContract):
+class StoreContract(TorrentStoreContract, SourceStoreContract, JobStoreContract):
     """Every test of the suite: subclass it and provide ``store_opener``."""
 
 
-__all__ = ["JobStoreContract", "StoreContract", "TorrentStoreContract"]
+__all__ = ["JobStoreContract", "SourceStoreContract", "StoreContract", "TorrentStoreContract"]

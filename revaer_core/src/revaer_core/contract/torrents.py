@@ -12,7 +12,7 @@ from revaer_core.contract import samples
 from revaer_core.contract.base import ContractBase, StoreOpener
 from revaer_core.health import Capability
 from revaer_core.query import Cursor, TorrentQuery, TorrentSort, walk
-from revaer_core.status import Progress, Rates, TorrentState, TorrentStatus
+from revaer_core.status import MAX_BYTES, Progress, Rates, TorrentState, TorrentStatus
 from revaer_core.store import RuntimeStore
 
 EDGE_CASES = list(samples.edge_cases())
@@ -20,7 +20,9 @@ EDGE_CASES = list(samples.edge_cases())
 
 class TorrentStoreContract(ContractBase):
     """What ``upsert_torrents``, ``remove_torrents``, ``load_torrents``, ``get_torrent``
-    and ``list_torrents`` (and the resume-data hooks, where declared) must do."""
+    and ``list_torrents`` (and the resume-data hooks, where declared) must do.
+
+    The source hooks have a class of their own, :class:`~revaer_core.contract.sources.SourceStoreContract`."""
 
     # -- round trips -------------------------------------------------------------
 
@@ -61,10 +63,26 @@ class TorrentStoreContract(ContractBase):
             library_path=None,
             completed_at=None,
             sequential=False,
+            info_hash=None,
+            paused=False,
+            labels=(),
+            download_limit=None,
+            upload_limit=None,
             last_updated=full.last_updated + timedelta(minutes=5),
         )
         store.upsert_torrents([bare])
         assert store.get_torrent(full.id) == bare
+
+    def test_the_users_choices_change_alone(self, store: RuntimeStore) -> None:
+        # Pausing, labelling or limiting a torrent changes nothing else: the upsert must still store it.
+        plain = samples.status(1)
+        store.upsert_torrents([plain])
+        chosen = attrs.evolve(plain, paused=True, labels=("b", "a"), download_limit=0, upload_limit=MAX_BYTES)
+        store.upsert_torrents([chosen])
+        assert store.get_torrent(plain.id) == chosen
+        assert chosen.labels == ("a", "b")
+        store.upsert_torrents([plain])
+        assert store.load_torrents() == [plain]
 
     def test_a_large_batch_is_stored_whole(self, store: RuntimeStore) -> None:
         batch = [samples.status(n) for n in range(2_000)]

@@ -13,13 +13,18 @@ the same torrent has the same id in every run and in every engine.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
 from revaer_core.events import EventPayload
+from revaer_core.sources import DEFAULT_PRIORITY, StoredSource
+
+if TYPE_CHECKING:
+    from revaer_core.status import TorrentStatus
+    from revaer_core.store import RuntimeStore
 
 #: How an engine hands an event to the bus (``EventBus.publish`` fits); the result is ignored.
 Publish = Callable[[EventPayload], object]
@@ -47,6 +52,95 @@ class TorrentSource:
             raise ValueError("give exactly one of torrent_file, magnet or metainfo")
 
 
+def _priorities(values: Iterable[int]) -> tuple[int, ...]:
+    return tuple(values)
+
+
+@attrs.frozen
+class AddOptions:
+    """What the user chose for a torrent, as the engine applies it at an add and at every start."""
+
+    save_path: Path
+    paused: bool = False
+    sequential: bool = False
+    #: priority (0 skips, 1..7) by file index; files past the end keep the default (4)
+    file_priorities: tuple[int, ...] = attrs.field(default=(), converter=_priorities)
+    download_limit: int | None = None  #: bytes/s; ``None``: no limit
+    upload_limit: int | None = None
+
+    @classmethod
+    def of(cls, status: TorrentStatus, source: StoredSource | None, default_save_path: Path) -> AddOptions:
+        """The choices a stored status carries (a magnet's requested priorities until its files are known)."""
+        if status.files is not None:
+            dense = [DEFAULT_PRIORITY] * (max((f.index for f in status.files), default=-1) + 1)
+            for f in status.files:
+                dense[f.index] = f.priority
+            priorities: tuple[int, ...] = tuple(dense)
+        else:
+            priorities = source.file_priorities if source is not None else ()
+        return cls(
+            save_path=Path(status.download_dir) if status.download_dir else default_save_path,
+            paused=status.paused,
+            sequential=status.sequential,
+            file_priorities=priorities,
+            download_limit=status.download_limit,
+            upload_limit=status.upload_limit,
+        )
+
+
+@attrs.frozen
+class RestoreRequest:
+    """A torrent the store holds, for the engine to bring back at start.
+
+    The engine uses the resume data when it has some and can read it (no
+    recheck), else the source (checking what is on disk). ``options``, when
+    given, override what the resume data says: the store's record of the
+    user's choices is newer than the engine's last save.
+    """
+
+    torrent_id: uuid.UUID
+    resume_data: bytes | None = None
+    source: TorrentSource | None = None
+    options: AddOptions | None = None
+
+
+def restore_plan(
+    statuses: Iterable[TorrentStatus],
+    resume_data: Mapping[uuid.UUID, bytes],
+    sources: Mapping[uuid.UUID, StoredSource],
+    default_save_path: Path,
+) -> list[RestoreRequest]:
+    """What the engine should restore: every stored torrent with resume data or a source, oldest first.
+
+    A torrent removed by the user is not in the store, so it is not restored.
+    """
+    plan: list[RestoreRequest] = []
+    for status in sorted(statuses, key=lambda s: (s.added_at, s.id)):
+        data, stored = resume_data.get(status.id), sources.get(status.id)
+        if data is None and stored is None:
+            continue
+        source = None
+        if stored is not None:
+            source = TorrentSource(magnet=stored.magnet, metainfo=stored.metainfo)
+        plan.append(
+            RestoreRequest(
+                torrent_id=status.id,
+                resume_data=data,
+                source=source,
+                options=AddOptions.of(status, stored, default_save_path),
+            )
+        )
+    return plan
+
+
+def plan_from_store(store: RuntimeStore, default_save_path: Path) -> list[RestoreRequest]:
+    """:func:`restore_plan` from what ``store`` holds (an engine started without a plan reads it itself)."""
+    if not store.persistent:
+        return []
+    statuses = store.load_torrents()
+    return restore_plan(statuses, store.load_resume_data(), store.load_torrent_sources(), default_save_path)
+
+
 @attrs.frozen
 class RestoredTorrent:
     """A torrent the engine brought back at start, from stored resume data."""
@@ -58,17 +152,29 @@ class RestoredTorrent:
 class Engine(Protocol):
     """A BitTorrent engine as the orchestrator drives it. All methods are thread-safe."""
 
-    def start(self) -> Sequence[RestoredTorrent]:
-        """Start the session, restore stored torrents, and return what was restored.
+    def start(self, plan: Sequence[RestoreRequest] | None = None) -> Sequence[RestoredTorrent]:
+        """Start the session, restore the torrents of ``plan``, and return what was restored.
 
+        Without a plan the engine reads one from its store (:func:`plan_from_store`).
         Events for restored torrents (added, files, state) are published as usual.
         """
         ...
 
     def add(
-        self, source: TorrentSource, save_path: Path, *, paused: bool = False, sequential: bool = False
+        self,
+        source: TorrentSource,
+        save_path: Path,
+        *,
+        paused: bool = False,
+        sequential: bool = False,
+        file_priorities: Sequence[int] = (),
+        download_limit: int | None = None,
+        upload_limit: int | None = None,
     ) -> uuid.UUID:
-        """Add a torrent; returns its id. Adding a torrent already present returns its id."""
+        """Add a torrent; returns its id. Adding a torrent already present returns its id and changes nothing.
+
+        ``file_priorities`` by file index (0 skips); limits in bytes/s, ``None`` for none.
+        """
         ...
 
     def remove(self, torrent_id: uuid.UUID, *, with_data: bool = False) -> None:
@@ -84,6 +190,26 @@ class Engine(Protocol):
         ...
 
     def set_sequential(self, torrent_id: uuid.UUID, sequential: bool) -> None: ...
+
+    def set_limits(self, torrent_id: uuid.UUID, download_limit: int | None, upload_limit: int | None) -> None:
+        """Rate limits in bytes/s; ``None`` lifts a limit."""
+        ...
+
+    def recheck(self, torrent_id: uuid.UUID) -> None:
+        """Hash every piece on disk again."""
+        ...
+
+    def reannounce(self, torrent_id: uuid.UUID) -> None:
+        """Announce to every tracker now."""
+        ...
+
+    def relocate(self, torrent_id: uuid.UUID, save_path: Path) -> None:
+        """The torrent's files are now under ``save_path`` (moved by FsOps): seed from there, without a recheck."""
+        ...
+
+    def has(self, torrent_id: uuid.UUID) -> bool:
+        """Whether the torrent is in the engine now."""
+        ...
 
     def close(self) -> None:
         """Save resume data for every torrent and stop the session."""

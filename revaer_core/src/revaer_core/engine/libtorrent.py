@@ -26,7 +26,15 @@ from typing import cast
 import attrs
 import libtorrent as lt
 
-from revaer_core.engine import Publish, RestoredTorrent, TorrentSource, torrent_id_for
+from revaer_core.engine import (
+    AddOptions,
+    Publish,
+    RestoredTorrent,
+    RestoreRequest,
+    TorrentSource,
+    plan_from_store,
+    torrent_id_for,
+)
 from revaer_core.errors import InvalidInput
 from revaer_core.events import (
     FilesDiscovered,
@@ -77,9 +85,36 @@ def _mapped(state: int) -> TorrentState:
     return STATE_MAP.get(_native(state), TorrentState.QUEUED)
 
 
+def _hex_of(hashes: lt.info_hash_t) -> str:
+    """The info-hash Revaer names a torrent by: the v1 hash when there is one, else the v2 hash."""
+    return str(hashes.v1) if hashes.has_v1() else str(hashes.v2)
+
+
 def _id_of(hashes: lt.info_hash_t) -> uuid.UUID:
-    """Revaer's id of an info-hash pair: the v1 hash when there is one, else the v2 hash."""
-    return torrent_id_for(str(hashes.v1) if hashes.has_v1() else str(hashes.v2))
+    """Revaer's id of an info-hash pair (see :func:`_hex_of`)."""
+    return torrent_id_for(_hex_of(hashes))
+
+
+def _limit(value: int | None) -> int:
+    """A Revaer rate limit (``None``: none) as libtorrent's (-1: none)."""
+    return -1 if value is None else value
+
+
+def _apply_options(params: lt.add_torrent_params, options: AddOptions) -> None:
+    """Set the user's choices on ``params`` before the torrent enters the session."""
+    params.save_path = str(options.save_path)
+    flags = (params.flags & ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)) | _BASE_FLAGS
+    if options.paused:
+        flags |= lt.torrent_flags.paused
+    if options.sequential:
+        flags |= lt.torrent_flags.sequential_download
+    else:
+        flags &= ~lt.torrent_flags.sequential_download
+    params.flags = flags
+    if options.file_priorities:
+        params.file_priorities = list(options.file_priorities)
+    params.download_limit = _limit(options.download_limit)
+    params.upload_limit = _limit(options.upload_limit)
 
 
 def _params_for(source: TorrentSource) -> lt.add_torrent_params:
@@ -185,47 +220,87 @@ class LibtorrentEngine:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> Sequence[RestoredTorrent]:
-        """Open the session, re-add every torrent the store has resume data for, start the alert thread."""
+    def start(self, plan: Sequence[RestoreRequest] | None = None) -> Sequence[RestoredTorrent]:
+        """Open the session, restore the torrents of ``plan`` (else the store's), start the alert thread."""
         if self._session is not None:
             raise RuntimeError("engine already started")
         self._session = lt.session(lt.session_params(session_settings(self.settings, self._overrides)))
-        restored = self._restore(self._session) if self._restore_from_store else []
+        restored: list[RestoredTorrent] = []
+        if self._restore_from_store:
+            if not self._store.persistent and plan is None:
+                log.info("no runtime store selected: no torrents restored, the engine starts empty")
+            else:
+                plan = plan_from_store(self._store, self.settings.download_dir) if plan is None else plan
+                restored = self._restore(self._session, plan)
         self._thread = threading.Thread(target=self._run, name="revaer-libtorrent", daemon=True)
         self._thread.start()
         # a session still running when the interpreter exits aborts the process: close it first
         atexit.register(self.close)
         return restored
 
-    def _restore(self, session: lt.session) -> list[RestoredTorrent]:
-        if not self._store.persistent:
-            log.info("no runtime store selected: no torrents restored, the engine starts empty")
-            return []
-        stored = self._store.load_resume_data()
+    def _restore(self, session: lt.session, plan: Sequence[RestoreRequest]) -> list[RestoredTorrent]:
         restored: list[RestoredTorrent] = []
-        for torrent_id, data in stored.items():
-            try:
-                params = lt.read_resume_data(data)
-            except RuntimeError as exc:
-                log.warning("torrent %s: stored resume data is unreadable (%s); not restored", torrent_id, exc)
+        from_source = 0
+        for request in plan:
+            found = self._restore_params(request)
+            if found is None:
                 continue
-            actual = _id_of(_hashes_of(params))
-            if actual != torrent_id:
-                log.warning("torrent %s: stored resume data is for torrent %s; not restored", torrent_id, actual)
-                continue
-            # keep a user's pause; drop libtorrent's queue management (see _BASE_FLAGS)
-            params.flags = (params.flags & ~lt.torrent_flags.auto_managed) | _BASE_FLAGS
+            params, by_source = found
+            from_source += by_source
             try:
                 handle = session.add_torrent(params)
             except RuntimeError as exc:
-                log.warning("torrent %s: libtorrent refused its resume data (%s); not restored", torrent_id, exc)
+                log.warning("torrent %s: libtorrent refused it at restore (%s); not restored", request.torrent_id, exc)
                 continue
             paused = bool(params.flags & lt.torrent_flags.paused)
-            self._track(torrent_id, handle, restored=True, paused=paused)
+            self._track(request.torrent_id, handle, restored=True, paused=paused)
             name = params.ti.name() if params.ti is not None else params.name
-            restored.append(RestoredTorrent(torrent_id=torrent_id, name=name or None))
-        log.info("restored %d of %d torrent(s) from the %s store", len(restored), len(stored), self._store.backend)
+            restored.append(RestoredTorrent(torrent_id=request.torrent_id, name=name or None))
+        log.info(
+            "restored %d of %d torrent(s) from the %s store (%d from their source, checking what is on disk)",
+            len(restored),
+            len(plan),
+            self._store.backend or "given",
+            from_source,
+        )
         return restored
+
+    def _restore_params(self, request: RestoreRequest) -> tuple[lt.add_torrent_params, bool] | None:
+        """Parameters from the resume data when it is readable and of this torrent, else from the source.
+
+        The flag says the source was used: libtorrent checks the files on disk then.
+        """
+        params: lt.add_torrent_params | None = None
+        by_source = False
+        if request.resume_data is not None:
+            try:
+                params = lt.read_resume_data(request.resume_data)
+            except RuntimeError as exc:
+                log.warning("torrent %s: stored resume data is unreadable (%s)", request.torrent_id, exc)
+            if params is not None and (actual := _id_of(_hashes_of(params))) != request.torrent_id:
+                log.warning("torrent %s: stored resume data is for torrent %s", request.torrent_id, actual)
+                params = None
+        if params is None and request.source is not None:
+            try:
+                params = _params_for(request.source)
+            except InvalidInput as exc:
+                log.warning("torrent %s: stored source is unusable (%s)", request.torrent_id, exc)
+                return None
+            if (actual := _id_of(_hashes_of(params))) != request.torrent_id:
+                log.warning("torrent %s: stored source is for torrent %s; not restored", request.torrent_id, actual)
+                return None
+            by_source = True
+            if request.options is None:
+                params.save_path = str(self.settings.download_dir)
+        if params is None:
+            log.warning("torrent %s: neither resume data nor a source to restore it from; not restored",
+                        request.torrent_id)  # fmt: skip
+            return None
+        # keep a user's pause; drop libtorrent's queue management (see _BASE_FLAGS)
+        params.flags = (params.flags & ~lt.torrent_flags.auto_managed) | _BASE_FLAGS
+        if request.options is not None:
+            _apply_options(params, request.options)
+        return params, by_source
 
     def close(self) -> None:
         """Save resume data of every torrent (waiting up to a deadline), then stop the session."""
@@ -259,18 +334,30 @@ class LibtorrentEngine:
     # -- commands ----------------------------------------------------------------------
 
     def add(
-        self, source: TorrentSource, save_path: Path, *, paused: bool = False, sequential: bool = False
+        self,
+        source: TorrentSource,
+        save_path: Path,
+        *,
+        paused: bool = False,
+        sequential: bool = False,
+        file_priorities: Sequence[int] = (),
+        download_limit: int | None = None,
+        upload_limit: int | None = None,
     ) -> uuid.UUID:
         """Add a torrent (events follow from the alert thread); an unreadable source raises InvalidInput."""
         session = self._require_session()
         params = _params_for(source)
         torrent_id = _id_of(_hashes_of(params))
-        params.save_path = str(save_path)
         params.flags = _BASE_FLAGS
-        if paused:
-            params.flags |= lt.torrent_flags.paused
-        if sequential:
-            params.flags |= lt.torrent_flags.sequential_download
+        options = AddOptions(
+            save_path=save_path,
+            paused=paused,
+            sequential=sequential,
+            file_priorities=file_priorities,
+            download_limit=download_limit,
+            upload_limit=upload_limit,
+        )
+        _apply_options(params, options)
         with self._lock:
             if torrent_id in self._by_id:
                 return torrent_id
@@ -332,6 +419,37 @@ class LibtorrentEngine:
             with self._lock:
                 torrent.dirty = True
 
+    def set_limits(self, torrent_id: uuid.UUID, download_limit: int | None, upload_limit: int | None) -> None:
+        torrent = self._get(torrent_id)
+        if torrent is not None:
+            torrent.handle.set_download_limit(_limit(download_limit))
+            torrent.handle.set_upload_limit(_limit(upload_limit))
+            with self._lock:
+                torrent.dirty = True
+
+    def recheck(self, torrent_id: uuid.UUID) -> None:
+        """Hash every piece on disk again (after files changed behind libtorrent's back)."""
+        torrent = self._get(torrent_id)
+        if torrent is not None:
+            torrent.handle.force_recheck()
+
+    def reannounce(self, torrent_id: uuid.UUID) -> None:
+        torrent = self._get(torrent_id)
+        if torrent is not None:
+            torrent.handle.force_reannounce()
+
+    def relocate(self, torrent_id: uuid.UUID, save_path: Path) -> None:
+        """Seed from ``save_path`` from now on; the files are there already, so nothing moves or is checked."""
+        torrent = self._get(torrent_id)
+        if torrent is not None:
+            torrent.handle.move_storage(str(save_path), lt.move_flags_t.reset_save_path_unchecked)
+            with self._lock:
+                torrent.dirty = True
+
+    def has(self, torrent_id: uuid.UUID) -> bool:
+        with self._lock:
+            return torrent_id in self._by_id
+
     # -- libtorrent-only extras (the loopback demo and tests) -----------------------------
 
     @property
@@ -346,17 +464,28 @@ class LibtorrentEngine:
             raise InvalidInput(f"no torrent {torrent_id} in this engine")
         torrent.handle.connect_peer(endpoint)
 
-    def force_recheck(self, torrent_id: uuid.UUID) -> None:
-        """Hash every piece on disk again (after files changed behind libtorrent's back)."""
-        torrent = self._get(torrent_id)
-        if torrent is not None:
-            torrent.handle.force_recheck()
-
     def native_states(self, torrent_id: uuid.UUID) -> tuple[str, ...]:
         """libtorrent states ``torrent_id`` went through in this run, oldest first (for diagnosis)."""
         torrent = self._get(torrent_id)
         with self._lock:
             return tuple(torrent.native_states) if torrent is not None else ()
+
+    def applied(self, torrent_id: uuid.UUID) -> AddOptions | None:
+        """The choices libtorrent applies to the torrent now, read from its handle (tests check restores with it)."""
+        torrent = self._get(torrent_id)
+        if torrent is None:
+            return None
+        handle = torrent.handle
+        flags = handle.flags()
+        download, upload = handle.download_limit(), handle.upload_limit()
+        return AddOptions(
+            save_path=Path(handle.status().save_path),
+            paused=bool(flags & lt.torrent_flags.paused),
+            sequential=bool(flags & lt.torrent_flags.sequential_download),
+            file_priorities=[int(p) for p in handle.get_file_priorities()],
+            download_limit=download if download > 0 else None,
+            upload_limit=upload if upload > 0 else None,
+        )
 
     def torrent_ids(self) -> frozenset[uuid.UUID]:
         """Every torrent in the session now."""
@@ -475,7 +604,12 @@ class LibtorrentEngine:
     def _on_added(self, torrent: _Torrent) -> None:
         status = torrent.handle.status()
         self._publish(
-            TorrentAdded(torrent_id=torrent.torrent_id, name=status.name or None, download_dir=status.save_path)
+            TorrentAdded(
+                torrent_id=torrent.torrent_id,
+                name=status.name or None,
+                download_dir=status.save_path,
+                info_hash=_hex_of(status.info_hashes),
+            )
         )
         if status.has_metadata:
             self._publish_files(torrent)

@@ -36,7 +36,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 
-from revaer_core.engine import Publish, RestoredTorrent, TorrentSource, torrent_id_for
+from revaer_core.engine import (
+    AddOptions,
+    Publish,
+    RestoredTorrent,
+    RestoreRequest,
+    TorrentSource,
+    plan_from_store,
+    torrent_id_for,
+)
 from revaer_core.errors import InvalidInput
 from revaer_core.events import (
     EventPayload,
@@ -118,6 +126,9 @@ class _SimTorrent:
     failed: bool = False
     completed: bool = False
     sequential: bool = False
+    paths: list[str] | None = None  #: file paths from real metainfo; else made up from the name
+    download_limit: int | None = None
+    upload_limit: int | None = None
     fired: set[int] = attrs.field(factory=set)  #: failure steps already reported
     state: TorrentState | None = None
     dirty: bool = False
@@ -140,10 +151,11 @@ class _SimTorrent:
     def files(self) -> tuple[FileEntry, ...]:
         root = self.name or self.torrent_id.hex
         fraction_num, fraction_den = self.downloaded, self.wanted or 1
+        paths = self.paths or [f"{root}/file-{i:03d}.bin" for i in range(len(self.sizes))]
         return tuple(
             FileEntry(
                 index=i,
-                path=f"{root}/file-{i:03d}.bin",
+                path=paths[i],
                 size=size,
                 bytes_completed=size * fraction_num // fraction_den if priority > 0 else 0,
                 priority=priority,
@@ -165,6 +177,7 @@ class _SimTorrent:
             "metadata": self.metadata,
             "paused": self.paused,
             "sequential": self.sequential,
+            "paths": self.paths,
             "fired": sorted(self.fired),
         }
         return json.dumps(document, sort_keys=True).encode()
@@ -186,21 +199,39 @@ class _SimTorrent:
             metadata=bool(doc["metadata"]),
             paused=bool(doc["paused"]),
             sequential=bool(doc["sequential"]),
+            paths=[str(p) for p in doc["paths"]] if doc.get("paths") else None,
             fired={int(s) for s in doc["fired"]},
         )
         torrent.completed = torrent.metadata and torrent.done
         return torrent
 
 
-def _id_for_source(source: TorrentSource) -> tuple[uuid.UUID, str | None]:
-    """A stable id for ``source`` (the magnet's info-hash when it has one) and the name it gives away."""
+@attrs.frozen
+class _Identity:
+    """What the simulated engine takes from a source: the id, the name, and real files when it has them."""
+
+    torrent_id: uuid.UUID
+    name: str | None
+    metadata: bool
+    files: tuple[tuple[str, int], ...] | None = None  #: (path, size) from real metainfo
+
+
+def _id_for_source(source: TorrentSource) -> _Identity:
+    """The real info-hash id for real metainfo and magnets; a hash of the bytes for anything else.
+
+    Tests hand the simulated engine made-up sources; real ones get the id the
+    libtorrent engine would give them, so control operations agree with it.
+    """
+    from revaer_core.control.metainfo import read_magnet, read_metainfo
+
     if source.magnet is not None:
-        match = _BTIH.search(source.magnet)
-        names = parse_qs(urlsplit(source.magnet).query).get("dn")
-        name = names[0] if names else None
-        if match:
-            return torrent_id_for(match.group(1)), name
-        return torrent_id_for(hashlib.sha1(source.magnet.encode()).hexdigest()), name  # noqa: S324 - an id, not security
+        try:
+            info = read_magnet(source.magnet)
+        except InvalidInput:
+            names = parse_qs(urlsplit(source.magnet).query).get("dn")
+            digest = hashlib.sha1(source.magnet.encode()).hexdigest()  # noqa: S324 - an id, not security
+            return _Identity(torrent_id_for(digest), names[0] if names else None, metadata=False)
+        return _Identity(info.torrent_id, info.name, metadata=False)
     if source.metainfo is not None:
         data = source.metainfo
     else:
@@ -209,7 +240,12 @@ def _id_for_source(source: TorrentSource) -> tuple[uuid.UUID, str | None]:
             data = source.torrent_file.read_bytes()
         except OSError as exc:
             raise InvalidInput(f"cannot read {source.torrent_file}: {exc}") from None
-    return torrent_id_for(hashlib.sha1(data).hexdigest()), None  # noqa: S324 - an id, not security
+    try:
+        info = read_metainfo(data)
+    except InvalidInput:
+        return _Identity(torrent_id_for(hashlib.sha1(data).hexdigest()), None, metadata=True)  # noqa: S324 - an id
+    files = tuple((f.path, f.size) for f in info.files or () if not f.pad)
+    return _Identity(info.torrent_id, info.name, metadata=True, files=files)
 
 
 class SimulatedEngine:
@@ -255,44 +291,70 @@ class SimulatedEngine:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> Sequence[RestoredTorrent]:
-        """Restore what the store holds (if asked to), add the script's torrents, start the ticker."""
+    def start(self, plan: Sequence[RestoreRequest] | None = None) -> Sequence[RestoredTorrent]:
+        """Restore ``plan`` (else what the store holds, if asked to), add the script's torrents, start the ticker."""
         with self._lock:
             if self._started:
                 raise RuntimeError("engine already started")
             self._started = True
-            restored = self._restore()
+            restored = self._restore(plan)
             for n in range(self.script.torrents):
                 name = f"{self.script.name_prefix}-{self.script.seed}-{n:05d}"
                 torrent_id = torrent_id_for(hashlib.sha1(name.encode()).hexdigest())  # noqa: S324 - an id
                 if torrent_id not in self._torrents:
-                    self._new_torrent(torrent_id, name, str(self.script.save_path), metadata=True, paused=False)
+                    identity = _Identity(torrent_id, name, metadata=True)
+                    self._new_torrent(torrent_id, identity, str(self.script.save_path), paused=False)
         self._drain()
         if self._tick_interval_s is not None:
             self._thread = threading.Thread(target=self._tick, name="revaer-simulated", daemon=True)
             self._thread.start()
         return restored
 
-    def _restore(self) -> list[RestoredTorrent]:
+    def _restore(self, plan: Sequence[RestoreRequest] | None) -> list[RestoredTorrent]:
         if not self._restore_from_store:
             return []
-        if not self._store.persistent:
-            log.info("no runtime store selected: no torrents restored, the simulated engine starts empty")
-            return []
+        if plan is None:
+            if not self._store.persistent:
+                log.info("no runtime store selected: no torrents restored, the simulated engine starts empty")
+                return []
+            plan = plan_from_store(self._store, self.script.save_path)
         restored = []
-        for torrent_id, data in sorted(self._store.load_resume_data().items()):
-            try:
-                torrent = _SimTorrent.from_resume_data(torrent_id, data)
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning(
-                    "torrent %s: stored resume data is not the simulated engine's (%s); skipped", torrent_id, exc
-                )
+        for request in plan:
+            torrent = self._restored(request)
+            if torrent is None:
                 continue
+            if request.options is not None:
+                self._apply(torrent, request.options)
             self._numbers = max(self._numbers, torrent.number + 1)
             self._enter(torrent)
-            restored.append(RestoredTorrent(torrent_id=torrent_id, name=torrent.name))
+            restored.append(RestoredTorrent(torrent_id=request.torrent_id, name=torrent.name))
         log.info("restored %d torrent(s) from the %s store", len(restored), self._store.backend)
         return restored
+
+    def _restored(self, request: RestoreRequest) -> _SimTorrent | None:
+        """The torrent from its resume data, else anew from its source (as a recheck of an empty disk finds it)."""
+        if request.resume_data is not None:
+            try:
+                return _SimTorrent.from_resume_data(request.torrent_id, request.resume_data)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning(
+                    "torrent %s: stored resume data is not the simulated engine's (%s)", request.torrent_id, exc
+                )
+        if request.source is None:
+            return None
+        identity = _id_for_source(request.source)
+        save_path = str(request.options.save_path if request.options else self.script.save_path)
+        return self._new_torrent(request.torrent_id, identity, save_path, paused=False, enter=False)
+
+    @staticmethod
+    def _apply(torrent: _SimTorrent, options: AddOptions) -> None:
+        torrent.save_path = str(options.save_path)
+        torrent.paused = options.paused
+        torrent.sequential = options.sequential
+        torrent.download_limit = options.download_limit
+        torrent.upload_limit = options.upload_limit
+        for index, priority in enumerate(options.file_priorities[: len(torrent.priorities)]):
+            torrent.priorities[index] = priority
 
     def close(self) -> None:
         """Stop the ticker and save resume data of every torrent."""
@@ -309,20 +371,33 @@ class SimulatedEngine:
     # -- commands ----------------------------------------------------------------------
 
     def add(
-        self, source: TorrentSource, save_path: Path, *, paused: bool = False, sequential: bool = False
+        self,
+        source: TorrentSource,
+        save_path: Path,
+        *,
+        paused: bool = False,
+        sequential: bool = False,
+        file_priorities: Sequence[int] = (),
+        download_limit: int | None = None,
+        upload_limit: int | None = None,
     ) -> uuid.UUID:
-        torrent_id, name = _id_for_source(source)
+        identity = _id_for_source(source)
         with self._lock:
             self._require_running()
-            if torrent_id not in self._torrents:
-                if name is None and source.magnet is None:
-                    name = f"{self.script.name_prefix}-{torrent_id.hex[:8]}"
-                torrent = self._new_torrent(
-                    torrent_id, name, str(save_path), metadata=source.magnet is None, paused=paused
+            if identity.torrent_id not in self._torrents:
+                torrent = self._new_torrent(identity.torrent_id, identity, str(save_path), paused=paused, enter=False)
+                options = AddOptions(
+                    save_path=save_path,
+                    paused=paused,
+                    sequential=sequential,
+                    file_priorities=file_priorities,
+                    download_limit=download_limit,
+                    upload_limit=upload_limit,
                 )
-                torrent.sequential = sequential
+                self._apply(torrent, options)
+                self._enter(torrent)
         self._drain()
-        return torrent_id
+        return identity.torrent_id
 
     def remove(self, torrent_id: uuid.UUID, *, with_data: bool = False) -> None:
         with self._lock:
@@ -374,6 +449,51 @@ class SimulatedEngine:
             if torrent is not None:
                 torrent.sequential = sequential
                 torrent.dirty = True
+
+    def set_limits(self, torrent_id: uuid.UUID, download_limit: int | None, upload_limit: int | None) -> None:
+        with self._lock:
+            torrent = self._get(torrent_id)
+            if torrent is not None:
+                torrent.download_limit, torrent.upload_limit = download_limit, upload_limit
+                torrent.dirty = True
+
+    def recheck(self, torrent_id: uuid.UUID) -> None:
+        """A simulated recheck finds what the simulation downloaded: it only reports the progress again."""
+        with self._lock:
+            torrent = self._get(torrent_id)
+            if torrent is not None and torrent.metadata:
+                self._emit(self._progress(torrent))
+        self._drain()
+
+    def reannounce(self, torrent_id: uuid.UUID) -> None:
+        """There are no trackers in a simulation: nothing to do."""
+        self._get(torrent_id)
+
+    def relocate(self, torrent_id: uuid.UUID, save_path: Path) -> None:
+        with self._lock:
+            torrent = self._get(torrent_id)
+            if torrent is not None:
+                torrent.save_path = str(save_path)
+                torrent.dirty = True
+
+    def has(self, torrent_id: uuid.UUID) -> bool:
+        with self._lock:
+            return torrent_id in self._torrents
+
+    def options(self, torrent_id: uuid.UUID) -> AddOptions | None:
+        """The choices the engine applies to a torrent now, for tests to check against the store."""
+        with self._lock:
+            t = self._torrents.get(torrent_id)
+            if t is None:
+                return None
+            return AddOptions(
+                save_path=Path(t.save_path),
+                paused=t.paused,
+                sequential=t.sequential,
+                file_priorities=t.priorities,
+                download_limit=t.download_limit,
+                upload_limit=t.upload_limit,
+            )
 
     # -- simulation controls -----------------------------------------------------------
 
@@ -431,11 +551,17 @@ class SimulatedEngine:
         return self._torrents.get(torrent_id)
 
     def _new_torrent(
-        self, torrent_id: uuid.UUID, name: str | None, save_path: str, *, metadata: bool, paused: bool
+        self, torrent_id: uuid.UUID, identity: _Identity, save_path: str, *, paused: bool, enter: bool = True
     ) -> _SimTorrent:
+        """A torrent starting from nothing: the script's files, or the metainfo's when it had real ones."""
         rng = random.Random(f"{self.script.seed}:{torrent_id}")  # noqa: S311 - a simulation, not secrets
         half = self.script.file_size // 2
         sizes = [self.script.file_size - half + rng.randint(0, 2 * half) for _ in range(self.script.files_per_torrent)]
+        if identity.files:
+            sizes = [size for _, size in identity.files]
+        name = identity.name
+        if name is None and identity.metadata:
+            name = f"{self.script.name_prefix}-{torrent_id.hex[:8]}"
         weights = [rng.uniform(0.5, 1.5) for _ in range(self.script.steps)]
         total, running, cuts = sum(weights), 0.0, []
         for weight in weights:
@@ -450,12 +576,14 @@ class SimulatedEngine:
             sizes=sizes,
             priorities=[4] * len(sizes),
             cuts=cuts,
-            metadata=metadata,
+            metadata=identity.metadata,
             paused=paused,
+            paths=[path for path, _ in identity.files] if identity.files else None,
             dirty=True,
         )
         self._numbers += 1
-        self._enter(torrent)
+        if enter:
+            self._enter(torrent)
         return torrent
 
     def _enter(self, torrent: _SimTorrent) -> None:

@@ -80,11 +80,17 @@ def fold(current: TorrentStatus | None, payload: EventPayload, at: datetime) -> 
         return Removed(payload.torrent_id) if current is not None else None
     if isinstance(payload, TorrentAdded):
         if current is None:
-            return attrs.evolve(_new(payload.torrent_id, at), name=payload.name, download_dir=payload.download_dir)
+            return attrs.evolve(
+                _new(payload.torrent_id, at),
+                name=payload.name,
+                download_dir=payload.download_dir,
+                info_hash=payload.info_hash,
+            )
         return attrs.evolve(
             current,
             name=payload.name or current.name,
             download_dir=payload.download_dir or current.download_dir,
+            info_hash=payload.info_hash or current.info_hash,
             last_updated=at,
         )
     if not isinstance(payload, FilesDiscovered | ProgressUpdated | StateChanged | TorrentCompleted | FsOpsCompleted):

@@ -19,13 +19,21 @@ import attrs
 from revaer_core.backoff import Backoff
 from revaer_core.bus import EventBus
 from revaer_core.engine import RestoredTorrent
-from revaer_core.events import Event, ProgressUpdated, SelectionReconciled, TorrentAdded, TorrentCompleted
+from revaer_core.events import (
+    Event,
+    ProgressUpdated,
+    SelectionReconciled,
+    TorrentAdded,
+    TorrentCompleted,
+    TorrentRemoved,
+)
 from revaer_core.health import HealthBoard
 from revaer_core.metrics import Metrics
 from revaer_core.orchestrator.catalog import Catalog
 from revaer_core.orchestrator.fold import LIFECYCLE, Removed, fold
 from revaer_core.orchestrator.writer import DEFAULT_BACKOFF, DrainReport, StoreWriter
 from revaer_core.settings import RuntimeSettings
+from revaer_core.sources import StoredSource
 from revaer_core.status import TorrentState, TorrentStatus
 from revaer_core.store import RuntimeStore
 
@@ -33,6 +41,10 @@ log = logging.getLogger(__name__)
 
 #: The message on a torrent the store remembers but the engine did not restore.
 NOT_IN_ENGINE = "not restored by the engine at startup (resume data missing or torrent removed outside Revaer)"
+
+
+class StillRemoving(Exception):
+    """The torrent was removed and the engine has not confirmed it yet; an add must wait for that."""
 
 
 @attrs.frozen
@@ -71,6 +83,8 @@ class TorrentOrchestrator:
         self._unsubscribe: Callable[[], None] | None = None
         self._hydrated: frozenset[UUID] = frozenset()
         self._added_by_engine: set[UUID] = set()  #: torrents the engine announced since start()
+        #: torrents an operator removed whose removal the engine has not confirmed: their late events are dropped
+        self._forgotten: set[UUID] = set()
         self._writer: StoreWriter | None = None
         if store.persistent:
             self._writer = StoreWriter(
@@ -148,6 +162,47 @@ class TorrentOrchestrator:
         )
         return report
 
+    # -- operator changes ------------------------------------------------------------------
+
+    def admit(self, status: TorrentStatus, source: StoredSource | None = None) -> int:
+        """Put a torrent an operator adds into the catalog, and its status and source first in line for the store.
+
+        Returns the write's ticket: :meth:`written` says when the store holds it.
+        :raises StillRemoving: the same torrent's removal is not finished yet.
+        """
+        with self._lock:
+            if status.id in self._forgotten:
+                raise StillRemoving(status.id)
+            self.catalog._put(status)
+            return self._writer.upsert(status, urgent=True, source=source) if self._writer is not None else 0
+
+    def change(self, torrent_id: UUID, edit: Callable[[TorrentStatus], TorrentStatus]) -> tuple[TorrentStatus, int]:
+        """Apply an operator's ``edit`` to the torrent's status now; returns it and its write's ticket.
+
+        :raises KeyError: the torrent is not in the catalog.
+        """
+        with self._lock:
+            status = edit(self.catalog[torrent_id])
+            self.catalog._put(status)
+            ticket = self._writer.upsert(status, urgent=True) if self._writer is not None else 0
+        return status, ticket
+
+    def forget(self, torrent_id: UUID) -> int:
+        """Drop a torrent an operator removes; its events are ignored until the engine confirms the removal."""
+        with self._lock:
+            self.catalog._pop(torrent_id)
+            self._forgotten.add(torrent_id)
+            return self._writer.remove(torrent_id) if self._writer is not None else 0
+
+    def confirm_gone(self, torrent_id: UUID) -> None:
+        """The engine never had the forgotten torrent (it will send no removal): stop waiting for one."""
+        with self._lock:
+            self._forgotten.discard(torrent_id)
+
+    def written(self, ticket: int, timeout: float) -> bool:
+        """Whether the store holds the change of ``ticket`` within ``timeout`` seconds (at once without a store)."""
+        return self._writer is None or self._writer.wait_written(ticket, timeout)
+
     # -- events -----------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
@@ -157,6 +212,10 @@ class TorrentOrchestrator:
         if torrent_id is None:
             return
         with self._lock:
+            if torrent_id in self._forgotten:
+                if isinstance(payload, TorrentRemoved):
+                    self._forgotten.discard(torrent_id)
+                return
             change = fold(self.catalog.get(torrent_id), payload, event.at)
             if change is None:
                 return

@@ -25,6 +25,7 @@ from revaer_core.health import RUNTIME_STORE, HealthBoard
 from revaer_core.metrics import Metrics
 from revaer_core.redact import redact
 from revaer_core.settings import Durability
+from revaer_core.sources import StoredSource
 from revaer_core.status import TorrentStatus
 from revaer_core.store import RuntimeStore
 
@@ -46,12 +47,14 @@ class Pending(NamedTuple):
     later re-add superseded, so the old incarnation's jobs are dropped in order.
     ``progress_only`` says nothing but progress changed since the store last
     took this torrent whole, so the store's narrow ``update_progress`` will do.
+    ``source`` is a newly added torrent's source, stored right after its status.
     A named tuple: one is made per event, on the event path.
     """
 
     status: TorrentStatus | None
     remove_first: bool = False
     progress_only: bool = False
+    source: StoredSource | None = None
 
 
 @attrs.frozen
@@ -99,6 +102,8 @@ class StoreWriter:
         self._cond = threading.Condition()
         self._urgent = False
         self._inflight = 0  #: batches taken by the thread and not yet written or put back
+        self._ticket = 0  #: numbers every change buffered; see :meth:`wait_written`
+        self._written = 0  #: every change numbered up to this one is in the store
         self._stopping = False
         self._failures = 0
         self._thread: threading.Thread | None = None
@@ -109,31 +114,58 @@ class StoreWriter:
 
     # -- called from event handlers -------------------------------------------------
 
-    def upsert(self, status: TorrentStatus, *, urgent: bool = False, progress_only: bool = False) -> None:
-        """Mark ``status`` for writing; ``urgent`` wakes the writer now.
+    def upsert(
+        self,
+        status: TorrentStatus,
+        *,
+        urgent: bool = False,
+        progress_only: bool = False,
+        source: StoredSource | None = None,
+    ) -> int:
+        """Mark ``status`` (and a new torrent's ``source``) for writing; ``urgent`` wakes the writer now.
 
         ``progress_only``: the change that made this status touched nothing but
-        progress and rates.
+        progress and rates. Returns the change's ticket for :meth:`wait_written`.
         """
         with self._cond:
             previous = self._pending.get(status.id)
             remove_first = previous is not None and (previous.status is None or previous.remove_first)
             narrow = progress_only and not remove_first and (previous is None or previous.progress_only)
-            entry = Pending(status, remove_first, narrow)
+            if source is None and previous is not None and previous.status is not None:
+                source = previous.source  # a source waiting to be written stays with the newer status
+            entry = Pending(status, remove_first, narrow and source is None, source)
             if not self._sync or previous is not None:
-                self._queue(status.id, entry, urgent)  # sync mode queues too when older writes wait
-                return
-        self._write_now(status.id, entry)
+                return self._queue(status.id, entry, urgent)  # sync mode queues too when older writes wait
+            self._ticket += 1
+            ticket = self._ticket
+        return 0 if self._write_now(status.id, entry) else ticket
 
-    def remove(self, torrent_id: UUID) -> None:
-        """Mark ``torrent_id`` for deletion; always urgent."""
+    def remove(self, torrent_id: UUID) -> int:
+        """Mark ``torrent_id`` for deletion; always urgent. Returns the change's ticket."""
         with self._cond:
             if not self._sync or torrent_id in self._pending:
-                self._queue(torrent_id, Pending(None), urgent=True)
-                return
-        self._write_now(torrent_id, Pending(None))
+                return self._queue(torrent_id, Pending(None), urgent=True)
+            self._ticket += 1
+            ticket = self._ticket
+        return 0 if self._write_now(torrent_id, Pending(None)) else ticket
 
-    def _queue(self, torrent_id: UUID, entry: Pending, urgent: bool) -> None:
+    def wait_written(self, ticket: int, timeout: float) -> bool:
+        """Wait until the change numbered ``ticket`` (and every older one) is in the store; ``False`` on timeout.
+
+        How an operator's add or choice is acknowledged only once it is stored,
+        while the writer keeps batching: the wait ends at the first committed
+        flush that took the change, however busy the buffer stays.
+        """
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._written < ticket:
+                remaining = end - time.monotonic()
+                if remaining <= 0 or (self._thread is None and not self._sync):
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def _queue(self, torrent_id: UUID, entry: Pending, urgent: bool) -> int:
         """Buffer ``entry`` (lock held) and wake the writer only when it has a reason to wake.
 
         It waits for the first entry, then for the interval or an urgent one:
@@ -141,16 +173,24 @@ class StoreWriter:
         """
         first = not self._pending
         self._pending[torrent_id] = entry
+        self._ticket += 1
         if first or (urgent and not self._urgent):
             self._urgent = self._urgent or urgent
             self._cond.notify()
+        return self._ticket
 
-    def _write_now(self, torrent_id: UUID, entry: Pending) -> None:
-        """Durability ``sync``: write in the caller's thread; a failure leaves it to the writer thread."""
+    def _write_now(self, torrent_id: UUID, entry: Pending) -> bool:
+        """Durability ``sync``: write in the caller's thread; a failure leaves it to the writer thread.
+
+        A change written here is in the store when this returns ``True``, so its
+        ticket needs no wait (0); one left to the thread keeps its ticket.
+        """
         with self._sync_lock:
-            if not self._flush_or_keep({torrent_id: entry}):
-                with self._cond:
-                    self._cond.notify()  # the entry is back in the buffer: the thread retries it
+            if self._flush_or_keep({torrent_id: entry}):
+                return True
+            with self._cond:
+                self._cond.notify()  # the entry is back in the buffer: the thread retries it
+            return False
 
     # -- the writer thread ---------------------------------------------------------------
 
@@ -165,8 +205,8 @@ class StoreWriter:
         with self._cond:
             return len(self._pending)
 
-    def _take(self) -> dict[UUID, Pending]:
-        """Wait for work, let it coalesce for one interval unless urgent, then take it all."""
+    def _take(self) -> tuple[dict[UUID, Pending], int]:
+        """Wait for work, let it coalesce for one interval unless urgent, then take it all, with its last ticket."""
         with self._cond:
             while not self._pending and not self._stopping:
                 self._cond.wait()
@@ -175,16 +215,18 @@ class StoreWriter:
                 self._cond.wait(remaining)
             batch, self._pending, self._urgent = self._pending, {}, False
             self._inflight += bool(batch)
-            return batch
+            return batch, self._ticket
 
     def _run(self) -> None:
         while True:
-            batch = self._take()
+            batch, ticket = self._take()
             if not batch:
                 return  # stopping and nothing left
             written = self._flush_or_keep(batch)
             with self._cond:
                 self._inflight -= 1
+                if written:
+                    self._written = max(self._written, ticket)
                 self._cond.notify_all()
             if not written:
                 if self._stopping:
@@ -234,7 +276,10 @@ class StoreWriter:
                 newer = self._pending.get(torrent_id)
                 if newer is None:
                     self._pending[torrent_id] = failed
-                elif failed.status is None or failed.remove_first:
+                    continue
+                if failed.source is not None and newer.status is not None and newer.source is None:
+                    newer = self._pending[torrent_id] = newer._replace(source=failed.source, progress_only=False)
+                if failed.status is None or failed.remove_first:
                     # the failed delete must still happen before the newer write
                     self._pending[torrent_id] = newer._replace(
                         remove_first=newer.status is not None, progress_only=False
@@ -249,13 +294,18 @@ class StoreWriter:
         removals = [i for i, p in batch.items() if p.status is None or p.remove_first]
         whole: list[TorrentStatus] = []
         narrow: list[TorrentStatus] = []
+        sources: list[StoredSource] = []
         for pending in batch.values():
             if pending.status is not None:
                 (narrow if pending.progress_only else whole).append(pending.status)
+                if pending.source is not None:
+                    sources.append(pending.source)
         for ids in _chunks(removals):
             self._store.remove_torrents(ids)
         for statuses in _chunks(whole):
             self._store.upsert_torrents(statuses)
+        for chunk in _chunks(sources):
+            self._store.save_torrent_sources(chunk)  # after the statuses: a store keeps sources of stored torrents
         for statuses in _chunks(narrow):
             self._store.update_progress(statuses)
         elapsed = time.perf_counter() - started
@@ -294,8 +344,11 @@ class StoreWriter:
         end = time.monotonic() + deadline
         while True:
             with self._cond:
-                batch, self._pending = self._pending, {}
+                batch, self._pending, ticket = self._pending, {}, self._ticket
             if not batch or self._flush_or_keep(batch):
+                with self._cond:
+                    self._written = max(self._written, ticket)
+                    self._cond.notify_all()
                 break
             delay = self._backoff.delay(self._failures, self._rng)
             if time.monotonic() + delay >= end:
