@@ -20,7 +20,7 @@ import libtorrent as lt
 from revaer_core import RuntimeStore
 from revaer_core.control.metainfo import read_metainfo
 from revaer_core.daemon import Daemon
-from revaer_core.engine import TorrentSource
+from revaer_core.engine import AddOptions, TorrentSource
 from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.settings import ApiSettings, EngineSettings, RuntimeSettings, Settings
 
@@ -47,7 +47,7 @@ def engine_rate(torrents: list[bytes], save_path: Path) -> float:
     try:
         started = time.perf_counter()
         for data in torrents:
-            engine.add(TorrentSource(metainfo=data), save_path)
+            engine.add(TorrentSource(metainfo=data), AddOptions(save_path))
         return len(torrents) / (time.perf_counter() - started)
     finally:
         engine.close()

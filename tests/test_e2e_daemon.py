@@ -15,6 +15,7 @@ import pytest
 
 from revaer_core import JobEvent, JobStatus, TorrentState, TransferMode
 from revaer_core.daemon import Daemon
+from revaer_core.engine import AddOptions
 from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.engine.loopback import FAST_SESSION, LoopbackTorrent, Seeder, loopback_settings, make_payload
 from revaer_core.settings import FsOpsSettings, RuntimeSettings, Settings
@@ -46,7 +47,7 @@ def test_download_move_restart_restore(settings: Settings, tmp_path: Path) -> No
         first.start()
         try:
             assert first.engine is not None and first.orchestrator is not None and first.store is not None
-            torrent_id = first.engine.add(torrent.source, settings.engine.download_dir)
+            torrent_id = first.engine.add(torrent.source, AddOptions(settings.engine.download_dir))
             assert isinstance(first.engine, LibtorrentEngine)
             first.engine.connect_peer(torrent_id, seeder.endpoint)
             store = first.store

@@ -15,7 +15,7 @@ import attrs
 import pytest
 
 from revaer_core import RuntimeStore
-from revaer_core.engine import RestoredTorrent, TorrentSource
+from revaer_core.engine import AddOptions, RestoredTorrent, TorrentSource
 from revaer_core.engine.libtorrent import LibtorrentEngine, session_settings
 from revaer_core.engine.loopback import FAST_SESSION, LoopbackTorrent, Seeder, loopback_settings, make_payload
 from revaer_core.engine.simulated import SimulatedEngine, SimulationScript
@@ -68,7 +68,7 @@ def seeder(torrent: LoopbackTorrent) -> Iterator[Seeder]:
 
 
 def _download(engine: LibtorrentEngine, recorder: Recorder, seeder: Seeder, save_path: Path) -> uuid.UUID:
-    torrent_id = engine.add(seeder.torrent.source, save_path)
+    torrent_id = engine.add(seeder.torrent.source, AddOptions(save_path))
     engine.connect_peer(torrent_id, seeder.endpoint)
     recorder.wait_for(lambda p: isinstance(p, TorrentCompleted) and p.torrent_id == torrent_id)
     return torrent_id
@@ -135,8 +135,8 @@ def test_adding_the_same_torrent_twice_returns_the_same_id(
 ) -> None:
     engine = make_engine(recorder)
     engine.start()
-    first = engine.add(torrent.source, tmp_path / "a")
-    again = engine.add(TorrentSource(torrent_file=torrent.write(tmp_path / "x.torrent")), tmp_path / "b")
+    first = engine.add(torrent.source, AddOptions(tmp_path / "a"))
+    again = engine.add(TorrentSource(torrent_file=torrent.write(tmp_path / "x.torrent")), AddOptions(tmp_path / "b"))
     assert first == again
     assert engine.torrent_ids() == {first}
     recorder.wait_for(lambda p: isinstance(p, TorrentAdded))
@@ -147,9 +147,9 @@ def test_unreadable_sources_are_refused_with_the_reason(make_engine: EngineFacto
     engine = make_engine(recorder)
     engine.start()
     with pytest.raises(InvalidInput, match="not a torrent"):
-        engine.add(TorrentSource(metainfo=b"not bencode"), Path("x"))
+        engine.add(TorrentSource(metainfo=b"not bencode"), AddOptions(Path("x")))
     with pytest.raises(InvalidInput, match="not a torrent"):
-        engine.add(TorrentSource(magnet="http://example.invalid/"), Path("x"))
+        engine.add(TorrentSource(magnet="http://example.invalid/"), AddOptions(Path("x")))
 
 
 def test_magnet_waits_for_metadata_then_reports_name_and_files(
@@ -157,13 +157,13 @@ def test_magnet_waits_for_metadata_then_reports_name_and_files(
 ) -> None:
     engine = make_engine(recorder)
     engine.start()
-    torrent_id = engine.add(TorrentSource(metainfo=seeder.torrent.metainfo), tmp_path / "ignored")
+    torrent_id = engine.add(TorrentSource(metainfo=seeder.torrent.metainfo), AddOptions(tmp_path / "ignored"))
     engine.remove(torrent_id)
     recorder.wait_for(lambda p: isinstance(p, TorrentRemoved))
     recorder.clear()
 
     info_hash = _info_hash_hex(seeder.torrent.metainfo)
-    magnet_id = engine.add(TorrentSource(magnet=f"magnet:?xt=urn:btih:{info_hash}"), tmp_path / "downloads")
+    magnet_id = engine.add(TorrentSource(magnet=f"magnet:?xt=urn:btih:{info_hash}"), AddOptions(tmp_path / "downloads"))
     assert magnet_id == torrent_id  # the id comes from the info-hash, whatever the source
     recorder.wait_for_state(TorrentState.FETCHING_METADATA)
     engine.connect_peer(magnet_id, seeder.endpoint)
@@ -210,7 +210,7 @@ def test_added_paused_stays_stopped_until_resumed(
 ) -> None:
     engine = make_engine(recorder)
     engine.start()
-    torrent_id = engine.add(seeder.torrent.source, tmp_path / "downloads", paused=True)
+    torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads", paused=True))
     engine.connect_peer(torrent_id, seeder.endpoint)
     recorder.wait_for_state(TorrentState.STOPPED)
     time.sleep(0.3)  # several status ticks: a paused torrent must not move
@@ -229,7 +229,7 @@ def test_file_priorities_are_applied_and_reported(
 ) -> None:
     engine = make_engine(recorder)
     engine.start()
-    torrent_id = engine.add(seeder.torrent.source, tmp_path / "downloads", paused=True)
+    torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads", paused=True))
     recorder.wait_for(lambda p: isinstance(p, FilesDiscovered))
     notes = next(f for f in recorder.of(FilesDiscovered)[0].files if f.path.endswith("notes.txt"))
     engine.set_file_priorities(torrent_id, {notes.index: 0})
@@ -256,7 +256,7 @@ def test_a_write_error_fails_the_torrent_with_libtorrents_message(
     blocker.write_text("a file where the download directory should be")
     engine = make_engine(recorder)
     engine.start()
-    torrent_id = engine.add(seeder.torrent.source, blocker / "downloads")
+    torrent_id = engine.add(seeder.torrent.source, AddOptions(blocker / "downloads"))
     engine.connect_peer(torrent_id, seeder.endpoint)
     failed = recorder.wait_for_state(TorrentState.FAILED)
     assert failed.torrent_id == torrent_id
@@ -323,7 +323,7 @@ def test_resume_data_round_trip_restores_a_seed_without_recheck(
 ) -> None:
     engine = make_engine(recorder, memory_store)
     assert engine.start() == []
-    torrent_id = engine.add(seeder.torrent.source, tmp_path / "downloads")
+    torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads"))
     memory_store.upsert_torrents([_status(torrent_id, "revaer-demo")])  # what the orchestrator does on TorrentAdded
     engine.connect_peer(torrent_id, seeder.endpoint)
     recorder.wait_for(lambda p: isinstance(p, TorrentCompleted))
@@ -358,10 +358,10 @@ def test_resume_data_is_saved_on_a_timer_for_stored_torrents_only(
     other = LoopbackTorrent.of(make_payload(tmp_path / "other", "unstored", {"a.bin": 40_000}, seed=7))
     engine = make_engine(recorder, memory_store, resume_save_interval_s=0.2)
     engine.start()
-    stored_id = engine.add(seeder.torrent.source, tmp_path / "downloads")
+    stored_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads"))
     memory_store.upsert_torrents([_status(stored_id, "revaer-demo")])
     engine.connect_peer(stored_id, seeder.endpoint)
-    unstored_id = engine.add(other.source, tmp_path / "downloads", paused=True)
+    unstored_id = engine.add(other.source, AddOptions(tmp_path / "downloads", paused=True))
     recorder.wait_for(lambda p: isinstance(p, TorrentCompleted))
     deadline = time.monotonic() + WAIT_S
     while stored_id not in memory_store.load_resume_data() and time.monotonic() < deadline:
@@ -414,7 +414,7 @@ def test_simulated_and_real_engines_publish_the_same_lifecycle(
     simulated_events = Recorder()
     simulated = SimulatedEngine(simulated_events, script=SimulationScript(files_per_torrent=3, steps=4))
     simulated.start()
-    simulated.add(seeder.torrent.source, tmp_path / "sim")
+    simulated.add(seeder.torrent.source, AddOptions(tmp_path / "sim"))
     simulated.run_until_idle()
     simulated.close()
     assert _lifecycle(simulated_events.snapshot()) == _lifecycle(recorder.snapshot())
@@ -426,12 +426,13 @@ def test_a_process_that_forgets_close_still_exits_cleanly(tmp_path: Path) -> Non
 import sys
 from pathlib import Path
 from revaer_core import RuntimeStore
+from revaer_core.engine import AddOptions
 from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.engine.loopback import LoopbackTorrent, Seeder, loopback_settings, make_payload
 torrent = LoopbackTorrent.of(make_payload(Path({str(tmp_path)!r})))
 engine = LibtorrentEngine(lambda payload: None, RuntimeStore.none(), loopback_settings())
 engine.start()
-engine.add(torrent.source, Path({str(tmp_path / "downloads")!r}))
+engine.add(torrent.source, AddOptions(Path({str(tmp_path / "downloads")!r})))
 Seeder(torrent).start()
 sys.exit(0)
 """

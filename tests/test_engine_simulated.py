@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from revaer_core import RuntimeStore
-from revaer_core.engine import RestoredTorrent, TorrentSource
+from revaer_core.engine import AddOptions, RestoredTorrent, TorrentSource
 from revaer_core.engine.simulated import Failure, SimulatedEngine, SimulationScript
 from revaer_core.errors import InvalidInput
 from revaer_core.events import (
@@ -153,8 +153,8 @@ def test_commands_change_the_script() -> None:
     recorder = Recorder()
     engine = SimulatedEngine(recorder, script=SimulationScript(files_per_torrent=2, steps=3))
     engine.start()
-    torrent_id = engine.add(TorrentSource(metainfo=b"d4:infod4:name1:xee"), Path("/dl"), paused=True)
-    assert engine.add(TorrentSource(metainfo=b"d4:infod4:name1:xee"), Path("/elsewhere")) == torrent_id
+    torrent_id = engine.add(TorrentSource(metainfo=b"d4:infod4:name1:xee"), AddOptions(Path("/dl"), paused=True))
+    assert engine.add(TorrentSource(metainfo=b"d4:infod4:name1:xee"), AddOptions(Path("/elsewhere"))) == torrent_id
     assert recorder.snapshot()[-1] == StateChanged(torrent_id=torrent_id, state=TorrentState.STOPPED)
     assert engine.step() == 0  # paused: nothing moves
 
@@ -181,7 +181,7 @@ def test_a_magnet_fetches_metadata_first_and_keeps_the_info_hash_id() -> None:
     engine = SimulatedEngine(recorder, script=SimulationScript(steps=2))
     engine.start()
     info_hash = "c390f0861ac4263f1a86f4c2c21a732869f3ac89"
-    torrent_id = engine.add(TorrentSource(magnet=f"magnet:?xt=urn:btih:{info_hash}&dn=Film"), Path("/dl"))
+    torrent_id = engine.add(TorrentSource(magnet=f"magnet:?xt=urn:btih:{info_hash}&dn=Film"), AddOptions(Path("/dl")))
     engine.run_until_idle()
     kinds = [f"state:{p.state.value}" if isinstance(p, StateChanged) else p.kind for p in recorder.snapshot()]
     assert kinds[:5] == [
@@ -237,7 +237,7 @@ def test_restart_restores_from_the_store_and_continues_where_it_stopped(memory_s
     _persist(memory_store, engine)
     (done_id,) = engine.torrent_ids()
     engine.run_until_idle()
-    partial_id = engine.add(TorrentSource(magnet="magnet:?xt=urn:btih:" + "ab" * 20), Path("/dl"))
+    partial_id = engine.add(TorrentSource(magnet="magnet:?xt=urn:btih:" + "ab" * 20), AddOptions(Path("/dl")))
     _persist(memory_store, engine)
     for _ in range(4):
         engine.step()  # metadata, then 3 of 6 steps

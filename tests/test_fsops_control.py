@@ -19,6 +19,7 @@ from revaer_core import AddedVia, JobEvent, JobStatus, TorrentState, TransferMod
 from revaer_core.control.metainfo import read_metainfo
 from revaer_core.control.requests import add_request
 from revaer_core.daemon import Daemon
+from revaer_core.engine import AddOptions
 from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.engine.loopback import FAST_SESSION, LoopbackTorrent, Seeder, loopback_settings, make_payload
 from revaer_core.events import EventPayload, TorrentCompleted
@@ -63,7 +64,7 @@ def download_from(daemon: Daemon, torrent: LoopbackTorrent, into: Path) -> None:
     )
     leecher.start()
     try:
-        torrent_id = leecher.add(torrent.source, into)
+        torrent_id = leecher.add(torrent.source, AddOptions(into))
         leecher.connect_peer(torrent_id, ("127.0.0.1", daemon.engine.listen_port))
         assert done.wait(60), "the second session did not download the payload from the daemon"
     finally:

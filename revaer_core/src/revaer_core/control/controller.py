@@ -22,7 +22,7 @@ from revaer_core.bus import EventBus
 from revaer_core.control.metainfo import TorrentInfo
 from revaer_core.control.refs import resolve
 from revaer_core.control.requests import AddRequest, OptionsChange, dense, file_priorities_of
-from revaer_core.engine import Engine, TorrentSource
+from revaer_core.engine import AddOptions, Engine, TorrentSource
 from revaer_core.errors import Conflict, InvalidInput, NotFound, RetryRefused, StoreUnavailable
 from revaer_core.events import OperatorAction
 from revaer_core.fsops.service import FsOpsService
@@ -147,12 +147,14 @@ class Controller:
         try:
             self._engine.add(
                 TorrentSource(metainfo=info.metainfo, magnet=info.magnet),
-                request.save_path,
-                paused=request.paused,
-                sequential=request.sequential,
-                file_priorities=source.file_priorities,
-                download_limit=request.download_limit,
-                upload_limit=request.upload_limit,
+                AddOptions(
+                    save_path=request.save_path,
+                    paused=request.paused,
+                    sequential=request.sequential,
+                    file_priorities=source.file_priorities,
+                    download_limit=request.download_limit,
+                    upload_limit=request.upload_limit,
+                ),
             )
         except Exception:
             self._withdraw(torrent_id)

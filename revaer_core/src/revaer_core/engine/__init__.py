@@ -160,20 +160,10 @@ class Engine(Protocol):
         """
         ...
 
-    def add(
-        self,
-        source: TorrentSource,
-        save_path: Path,
-        *,
-        paused: bool = False,
-        sequential: bool = False,
-        file_priorities: Sequence[int] = (),
-        download_limit: int | None = None,
-        upload_limit: int | None = None,
-    ) -> uuid.UUID:
-        """Add a torrent; returns its id. Adding a torrent already present returns its id and changes nothing.
+    def add(self, source: TorrentSource, options: AddOptions) -> uuid.UUID:
+        """Add a torrent with the user's choices; returns its id.
 
-        ``file_priorities`` by file index (0 skips); limits in bytes/s, ``None`` for none.
+        Adding a torrent already present returns its id and changes nothing.
         """
         ...
 

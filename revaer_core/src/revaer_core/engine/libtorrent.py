@@ -333,30 +333,12 @@ class LibtorrentEngine:
 
     # -- commands ----------------------------------------------------------------------
 
-    def add(
-        self,
-        source: TorrentSource,
-        save_path: Path,
-        *,
-        paused: bool = False,
-        sequential: bool = False,
-        file_priorities: Sequence[int] = (),
-        download_limit: int | None = None,
-        upload_limit: int | None = None,
-    ) -> uuid.UUID:
+    def add(self, source: TorrentSource, options: AddOptions) -> uuid.UUID:
         """Add a torrent (events follow from the alert thread); an unreadable source raises InvalidInput."""
         session = self._require_session()
         params = _params_for(source)
         torrent_id = _id_of(_hashes_of(params))
         params.flags = _BASE_FLAGS
-        options = AddOptions(
-            save_path=save_path,
-            paused=paused,
-            sequential=sequential,
-            file_priorities=file_priorities,
-            download_limit=download_limit,
-            upload_limit=upload_limit,
-        )
         _apply_options(params, options)
         with self._lock:
             if torrent_id in self._by_id:
@@ -365,7 +347,7 @@ class LibtorrentEngine:
                 handle = session.add_torrent(params)
             except RuntimeError as exc:
                 raise InvalidInput(f"libtorrent refused the torrent: {exc}") from None
-            self._track(torrent_id, handle, restored=False, paused=paused)
+            self._track(torrent_id, handle, restored=False, paused=options.paused)
         return torrent_id
 
     def remove(self, torrent_id: uuid.UUID, *, with_data: bool = False) -> None:

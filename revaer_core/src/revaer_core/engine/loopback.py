@@ -7,7 +7,7 @@ the fly, and the engine under test downloads it from the seeder's endpoint::
     payload = make_payload(tmp / "seed")
     torrent = LoopbackTorrent.of(payload)
     with Seeder(torrent) as seeder:
-        torrent_id = engine.add(torrent.source, tmp / "downloads")
+        torrent_id = engine.add(torrent.source, AddOptions(tmp / "downloads"))
         engine.connect_peer(torrent_id, seeder.endpoint)
 
 Requires the ``libtorrent`` extra.
@@ -24,7 +24,7 @@ from uuid import UUID
 
 import attrs
 
-from revaer_core.engine import TorrentSource
+from revaer_core.engine import AddOptions, TorrentSource
 from revaer_core.engine.libtorrent import LibtorrentEngine, create_metainfo
 from revaer_core.events import EventPayload, StateChanged
 from revaer_core.settings import EngineSettings
@@ -126,7 +126,7 @@ class Seeder:
     def start(self) -> tuple[str, int]:
         """Start seeding; returns the endpoint to connect to. Raises TimeoutError if the payload does not check out."""
         self._engine.start()
-        self._torrent_id = self._engine.add(self.torrent.source, self.torrent.payload.parent)
+        self._torrent_id = self._engine.add(self.torrent.source, AddOptions(self.torrent.payload.parent))
         if not self._seeding.wait(self._timeout_s) or self._failure is not None:
             self.close()
             raise TimeoutError(

@@ -370,29 +370,14 @@ class SimulatedEngine:
 
     # -- commands ----------------------------------------------------------------------
 
-    def add(
-        self,
-        source: TorrentSource,
-        save_path: Path,
-        *,
-        paused: bool = False,
-        sequential: bool = False,
-        file_priorities: Sequence[int] = (),
-        download_limit: int | None = None,
-        upload_limit: int | None = None,
-    ) -> uuid.UUID:
+    def add(self, source: TorrentSource, options: AddOptions) -> uuid.UUID:
         identity = _id_for_source(source)
         with self._lock:
             self._require_running()
             if identity.torrent_id not in self._torrents:
-                torrent = self._new_torrent(identity.torrent_id, identity, str(save_path), paused=paused, enter=False)
-                options = AddOptions(
-                    save_path=save_path,
-                    paused=paused,
-                    sequential=sequential,
-                    file_priorities=file_priorities,
-                    download_limit=download_limit,
-                    upload_limit=upload_limit,
+                save_path = str(options.save_path)
+                torrent = self._new_torrent(
+                    identity.torrent_id, identity, save_path, paused=options.paused, enter=False
                 )
                 self._apply(torrent, options)
                 self._enter(torrent)
