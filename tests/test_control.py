@@ -176,8 +176,8 @@ def test_an_add_the_store_cannot_confirm_is_not_added(running: Running, tmp_path
     [
         ({"save_path": "/etc"}, Refused, "outside the allowed roots"),
         ({"save_path": "downloads/../../etc"}, Refused, "must not contain '..'"),
-        ({"skip": [4]}, Refused, "file index 4 is out of range: it has 4"),
-        ({"skip": [3]}, Refused, "file 3 is alignment padding"),
+        ({"skip": [4]}, Refused, "file index 4 is out of range: its 3 file(s) are numbered 0 to 2"),
+        ({"skip": [3]}, Refused, "file index 3 is out of range"),  # the trailing alignment padding
         ({"priorities": {0: 9}}, Refused, "priority must be 0 (skip) to 7"),
         ({"download_limit": -1}, Refused, "download_limit must be >= 0"),
         ({"labels": [""]}, InvalidInput, "label '' must be 1 to 64 characters"),

@@ -234,14 +234,9 @@ class Controller:
         current = self.resolve(ref)
         if current.files is None:
             raise Conflict(f"torrent {current.id} has no metadata yet, so its files are unknown; try again later")
-        indices = {f.index for f in current.files}
-        count = max(indices, default=-1) + 1
-        chosen = file_priorities_of(None, count, skip, priorities or {})
+        chosen = file_priorities_of([f.index for f in current.files], skip, priorities or {})
         if not chosen:
             raise InvalidInput("nothing to change: name files to skip or priorities to set")
-        missing = sorted(set(chosen) - indices)
-        if missing:
-            raise InvalidInput(f"file {missing[0]} of torrent {current.id} is padding, not a file")
 
         def edit(s: TorrentStatus) -> TorrentStatus:
             files = tuple(

@@ -87,23 +87,24 @@ def save_path_of(text: str | os.PathLike[str] | None, roots: Sequence[Path], def
 
 
 def file_priorities_of(
-    info: TorrentInfo | None, file_count: int | None, skip: Iterable[int], priorities: Mapping[int, int]
+    files: Sequence[int] | None, skip: Iterable[int], priorities: Mapping[int, int]
 ) -> dict[int, int]:
     """Priorities by file index from ``--skip-file`` and ``--priority`` (a skip wins), indices checked.
 
-    ``file_count`` is ``None`` while the files are unknown (a magnet): any index up to the most
-    files a torrent may list is taken then.
+    ``files`` are the indices of the torrent's files (alignment padding left out),
+    ``None`` while they are unknown (a magnet): any index up to the most files a
+    torrent may list is taken then.
     """
-    limit = file_count if file_count is not None else MAX_FILES
-    pads = {f.index for f in (info.files or ()) if f.pad} if info is not None else set()
+    known = set(files) if files is not None else None
+    last = max(known, default=-1) if known is not None else MAX_FILES - 1
     chosen: dict[int, int] = {}
     for index, priority in [*priorities.items(), *((i, 0) for i in skip)]:
         if isinstance(index, bool) or not isinstance(index, int):
             raise InvalidInput(f"a file index must be a whole number, got {index!r}")
-        if not 0 <= index < limit:
-            have = f"it has {file_count} (0 to {file_count - 1})" if file_count is not None else "indices start at 0"
+        if not 0 <= index <= last:
+            have = f"its {len(known)} file(s) are numbered 0 to {last}" if known is not None else "indices start at 0"
             raise Refused(f"file index {index} is out of range: {have}")
-        if index in pads:
+        if known is not None and index not in known:
             raise Refused(f"file {index} is alignment padding, not a file; its priority cannot be set")
         chosen[index] = priority_of(index, priority)
     return chosen
@@ -143,13 +144,13 @@ def add_request(
     upload_limit: int | None = None,
 ) -> AddRequest:
     """An add of ``info`` with these choices, every one checked against the ``[engine]`` settings."""
-    count = None if info.files is None else len(info.files)
+    files = None if info.files is None else [f.index for f in info.files if not f.pad]
     return AddRequest(
         info=info,
         save_path=save_path_of(save_path, engine.save_roots, engine.download_dir),
         paused=paused,
         sequential=sequential,
-        file_priorities=file_priorities_of(info, count, skip, priorities or {}),
+        file_priorities=file_priorities_of(files, skip, priorities or {}),
         labels=labels_of(labels),
         download_limit=rate_of("download_limit", download_limit),
         upload_limit=rate_of("upload_limit", upload_limit),
