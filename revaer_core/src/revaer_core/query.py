@@ -26,6 +26,8 @@ T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+#: Longest cursor accepted: a name sort carries the last name, which the store bounds far below this.
+MAX_CURSOR_LENGTH = 8192
 
 
 class InvalidQuery(ValueError):
@@ -67,19 +69,36 @@ class Cursor:
 
     @classmethod
     def decode(cls, token: str) -> Cursor:
+        """The cursor ``token`` encodes, checked so that no forged value reaches a store.
+
+        A cursor is only ever one this module encoded: three strings, the
+        value without NUL or lone surrogates and of bounded length. Anything
+        else is refused here, the same way for every backend.
+        """
+        refused = InvalidQuery("cursor is not one this server issued; start from the first page")
+        if len(token) > MAX_CURSOR_LENGTH:
+            raise refused
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             order, value, ident = json.loads(raw)
-            return cls(value=str(value), id=UUID(str(ident)), order=str(order))
-        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
-            raise InvalidQuery(f"cursor {token!r} is not one this server issued; start from the first page") from exc
+            if not all(isinstance(part, str) for part in (order, value, ident)):
+                raise refused
+            value.encode("utf-8")  # a lone surrogate cannot be stored or compared by a database
+            if "\x00" in value or "\x00" in order:
+                raise refused
+            return cls(value=value, id=UUID(ident), order=order)
+        except (binascii.Error, ValueError, TypeError, UnicodeError) as exc:
+            raise refused from exc
 
     def time(self) -> datetime:
-        """The sort value as a time, for the time-ordered sorts."""
+        """The sort value as a timezone-aware time, for the time-ordered sorts."""
         try:
-            return datetime.fromisoformat(self.value)
+            moment = datetime.fromisoformat(self.value)
         except ValueError as exc:
             raise InvalidQuery("cursor does not belong to this sort order; start from the first page") from exc
+        if moment.utcoffset() is None:
+            raise InvalidQuery("cursor is not one this server issued; start from the first page")
+        return moment
 
 
 def _cursor_matches(

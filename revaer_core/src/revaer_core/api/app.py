@@ -95,6 +95,23 @@ def is_loopback(host: str) -> bool:
 # -- problems ------------------------------------------------------------------------
 
 
+#: Most characters of a problem's ``detail`` and ``instance``: both can echo a caller's input.
+MAX_ECHO = 500
+
+
+def bounded(text: str, limit: int = MAX_ECHO) -> str:
+    """``text`` as a problem may echo it: ASCII only (anything else escaped) and at most ``limit`` characters.
+
+    A 20,000-character id must not come back as a 40 KB answer, nor raw
+    control or non-ASCII characters reach a client's terminal or log.
+    """
+    escaped = text.encode("ascii", "backslashreplace").decode("ascii")
+    escaped = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in escaped)
+    if len(escaped) <= limit:
+        return escaped
+    return f"{escaped[:limit]}... ({len(escaped) - limit} more characters)"
+
+
 def _problem_response(
     status: int, kind: str, detail: str, path: str, headers: Mapping[str, str] | None = None
 ) -> Response[Any]:
@@ -102,8 +119,8 @@ def _problem_response(
         type=f"urn:revaer:problem:{kind}",
         title=http.HTTPStatus(status).phrase,
         status=status,
-        detail=redact(detail),
-        instance=path,
+        detail=bounded(redact(detail)),
+        instance=bounded(path, 200),
     )
     return ShapedResponse(content=problem, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
 
