@@ -1,11 +1,14 @@
 """The plugin-author guide tells the truth: its example plugin passes the conformance suite,
-and every hook Revaer defines is documented there and in its spec."""
+type-checks with ``mypy --strict`` against the installed packages, and every hook Revaer
+defines is documented there and in its spec."""
 
 from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -20,12 +23,18 @@ from revaer_core.hookspecs import NAMESPACES
 GUIDE = Path(__file__).parent.parent / "docs" / "plugin-authors.md"
 
 
-def example_module() -> ModuleType:
-    """Import the code block that follows the guide's ``example:`` marker as a module."""
+def example_source() -> tuple[str, str]:
+    """The module name and code of the block that follows the guide's ``example:`` marker."""
     text = GUIDE.read_text(encoding="utf-8")
     match = re.search(r"<!-- example: (\w+)\.py -->\n```python\n(.*?)```", text, re.DOTALL)
     assert match, "the guide lost its example block"
     name, source = match.groups()
+    return name, source
+
+
+def example_module() -> ModuleType:
+    """Import the guide's example as a module."""
+    name, source = example_source()
     spec = importlib.util.spec_from_loader(name, loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
@@ -59,3 +68,54 @@ def test_the_guide_example_implements_every_store_hook() -> None:
 
     store_hooks = {name for ns, name, _ in HOOKS if ns != "RuntimeCommands"}
     assert set(implemented_hooks(EXAMPLE.SQLiteStore())) == store_hooks
+
+
+#: Uses the two runtime distributions' public classes, so their py.typed markers are checked too.
+USES_OUR_PLUGINS = """\
+from revaer_runtime_memory.store import MemoryStore
+from revaer_runtime_pg.options import PgOptions, parse_options
+
+
+def options() -> PgOptions:
+    return parse_options({"pool_size": 2}, env={})
+
+
+def store() -> MemoryStore:
+    return MemoryStore()
+"""
+
+
+def test_the_guide_example_type_checks_strictly_outside_the_tree(tmp_path: Path) -> None:
+    """A plugin author runs ``mypy --strict`` against Revaer as installed, not against our sources.
+
+    So mypy runs in an empty folder (no pyproject.toml or mypy.ini of ours is found,
+    and ``--config-file=`` turns off a user's own), with no MYPYPATH: the only way
+    to our packages is site-packages, where the editable installs' .pth files point
+    at the src folders. Without py.typed there, every import is ``import-untyped``.
+    """
+    name, source = example_source()
+    (tmp_path / f"{name}.py").write_text(source, encoding="utf-8")
+    (tmp_path / "uses_our_plugins.py").write_text(USES_OUR_PLUGINS, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in {"MYPYPATH", "PYTHONPATH"}}
+    mypy = [sys.executable, "-m", "mypy", "--strict", "--config-file=", "--cache-dir", str(tmp_path / ".mypy_cache")]
+    result = subprocess.run(
+        [*mypy, f"{name}.py", "uses_our_plugins.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert "No module named mypy" not in output, "mypy must be installed with the tests (noxfile.py TEST_TOOLS)"
+    assert "import-untyped" not in output and "import-not-found" not in output, output
+    assert result.returncode == 0, output
+
+
+@pytest.mark.parametrize("package", ["revaer_core", "revaer_runtime_memory", "revaer_runtime_pg"])
+def test_every_distribution_is_marked_typed(package: str) -> None:
+    """PEP 561: the marker sits next to the package's ``__init__.py``, where an installed wheel has it too."""
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.origin is not None
+    assert (Path(spec.origin).parent / "py.typed").is_file()

@@ -9,14 +9,15 @@ of a group, which is exactly what we must not do.)
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import inspect
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import attrs
 
-from revaer_core.errors import PluginError
+from revaer_core.errors import ConfigError, PluginError
 from revaer_core.health import StoreRole
 from revaer_core.hookspecs import NAMESPACES, PROJECT
 from revaer_core.settings import RuntimeSettings
@@ -112,8 +113,47 @@ def installed_plugins() -> list[InstalledPlugin]:
     return found
 
 
+def check_backend_tables(settings: RuntimeSettings, installed: Collection[str] | None = None) -> None:
+    """Refuse a ``[runtime.<name>]`` table that names no installed backend: it is almost always a typo.
+
+    The settings loader cannot check this, as it must not look plugins up;
+    here the entry-point names are at hand, and reading them imports nothing.
+    A table for an installed backend that is not selected is fine (an operator
+    keeps ``[runtime.postgres]`` while running ``memory`` for a while), and so
+    is the configured backend's own table even when it is not installed: then
+    :func:`load_plugin` says which package to install, which helps more. The
+    table of one of Revaer's own backends that is not installed only warns:
+    uninstalling a backend is a rollback and must not stop anything.
+
+    :param installed: backend names to accept; default: the ``revaer.runtime`` entry points.
+    :raises ConfigError: naming ``runtime.<name>``, the closest installed name, and the selected backend.
+    """
+    names = {ep.name for ep in _entry_points()} if installed is None else set(installed)
+    known = names | {settings.backend}
+    for table in sorted(set(settings.backend_options) - known):
+        close = difflib.get_close_matches(table, sorted(known - {"none"}), n=1)
+        dist = KNOWN_DISTRIBUTIONS.get(table)
+        if dist and not close:
+            # Revaer's own backend, uninstalled: the uninstall is a rollback, which must not fail
+            log.warning("[runtime.%s] configures a backend that is not installed (%s); it is unused", table, dist)
+            continue
+        fix = f"did you mean [runtime.{close[0]}]?" if close else "rename it to the backend it configures, or remove it"
+        raise ConfigError(
+            f"runtime.{table}",
+            f"no installed runtime backend is named {table!r}; {fix} "
+            f"(installed: {', '.join(sorted(names)) or 'none'}; selected: {settings.selected_backend or 'none'})",
+        )
+
+
 def open_store(settings: RuntimeSettings, role: StoreRole = StoreRole.DAEMON) -> RuntimeStore:
-    """The store the settings select: opened and configured, or the no-store facade."""
+    """The store the settings select: opened and configured, or the no-store facade.
+
+    The ``[runtime.<name>]`` tables are checked first, even with persistence
+    off, so a typo is found on the day it is made rather than on the day the
+    store is switched back on; a table of one of Revaer's own backends that
+    was uninstalled only warns, so that the uninstall stays a rollback.
+    """
+    check_backend_tables(settings)
     name = settings.selected_backend
     if name is None:
         log.info("runtime persistence is off: state lives in memory only")

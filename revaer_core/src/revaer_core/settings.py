@@ -2,6 +2,19 @@
 
 Every problem is a :class:`ConfigError` naming the key (``runtime.backend``)
 or the variable (``REVAER_RUNTIME_PERSISTENCE``) and what would be accepted.
+
+A relative path in the settings file is taken relative to the folder the file
+is in, so a file means the same wherever the process starts; a relative path in
+an environment variable (``REVAER_DATA_DIR``) is taken relative to the current
+folder, as a shell user expects. Either way ``~`` is expanded and what
+:func:`load_settings` hands on is absolute. The roots that bound where files may be written
+(``engine.allowed_save_roots``, ``fsops.library_root``, ``fsops.allowed_roots``)
+are the exception: they must be written absolute, so the boundary is stated
+outright rather than derived from where the file happens to live.
+
+``[runtime.<backend>]`` tables are kept unread here: checking that each names an
+installed backend needs the plugin registry, which this module must not import
+(see :func:`revaer_core.plugins.check_backend_tables`).
 """
 
 from __future__ import annotations
@@ -35,10 +48,21 @@ class Durability(enum.StrEnum):
     SYNC = "sync"  #: the handler waits for its own write (one write per event)
 
 
-def default_data_dir() -> Path:
-    """``$XDG_DATA_HOME/revaer``, or ``~/.local/share/revaer``."""
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "revaer"
+def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/revaer``, or ``~/.local/share/revaer``.
+
+    A relative ``XDG_DATA_HOME`` is ignored, as the XDG base-directory spec
+    asks: it would make the data dir depend on where the process starts.
+    """
+    env = os.environ if env is None else env
+    xdg = env.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "revaer"
+
+
+#: attrs metadata of a path setting that must be written absolute: it is not resolved against the settings file.
+ABSOLUTE_ONLY: Mapping[str, bool] = {"absolute_only": True}
+_ROOTS = " (a root that bounds where files go is never taken relative to the settings file)"
 
 
 @attrs.frozen
@@ -47,6 +71,8 @@ class RuntimeSettings:
 
     backend: str = "none"  #: none, memory, postgres, or any installed plugin's name
     persistence: bool = True  #: the master switch; false means no store whatever ``backend`` says
+    #: where the store keeps its files; env ``REVAER_DATA_DIR`` wins; default
+    #: ``$XDG_DATA_HOME/revaer``, else ``~/.local/share/revaer``
     data_dir: Path = attrs.field(factory=default_data_dir)
     flush_interval_ms: int = 250
     durability: Durability = Durability.BATCHED
@@ -62,12 +88,17 @@ class RuntimeSettings:
         return self.backend
 
     def options_for(self, backend: str) -> Mapping[str, Any]:
+        """The ``[runtime.<backend>]`` table as written (relative paths in it are not resolved)."""
         return self.backend_options.get(backend, {})
 
 
-def default_download_dir() -> Path:
-    """``<default data dir>/downloads``: where torrents land unless a caller says otherwise."""
-    return default_data_dir() / "downloads"
+def default_download_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``<default data dir>/downloads``: where torrents land unless a caller says otherwise.
+
+    It follows the *default* data dir, not ``runtime.data_dir``: setting
+    ``data_dir`` leaves the downloads where they were (``engine.download_dir`` moves them).
+    """
+    return default_data_dir(env) / "downloads"
 
 
 @attrs.frozen
@@ -96,8 +127,8 @@ class EngineSettings:
     resume_save_interval_s: float = 10.0  #: how often resume data of changed torrents is saved
     alert_poll_ms: int = 100  #: longest the engine thread waits for libtorrent before its own timers run
     status_interval_ms: int = 500  #: how often progress is asked for (and published)
-    #: where an operator may put a torrent's files; empty means ``download_dir`` only
-    allowed_save_roots: tuple[Path, ...] = ()
+    #: where an operator may put a torrent's files; empty means ``download_dir`` only; absolute paths only
+    allowed_save_roots: tuple[Path, ...] = attrs.field(default=(), metadata=ABSOLUTE_ONLY)
     watch_dir: Path | None = None  #: a folder whose .torrent files are added (then renamed NAME.added)
     watch: WatchSettings = attrs.field(factory=WatchSettings)
 
@@ -140,8 +171,9 @@ class FsOpsSettings:
     """
 
     enabled: bool = False
-    library_root: Path | None = None  #: required when enabled; must be absolute
-    allowed_roots: tuple[Path, ...] = ()  #: destinations must resolve under one; empty means library_root
+    library_root: Path | None = attrs.field(default=None, metadata=ABSOLUTE_ONLY)  #: required when enabled; absolute
+    #: destinations must resolve under one; empty means library_root; absolute paths only
+    allowed_roots: tuple[Path, ...] = attrs.field(default=(), metadata=ABSOLUTE_ONLY)
     transfer_mode: TransferMode = TransferMode.COPY
     extract: bool = True  #: unpack zip, tar and tar.gz archives (the archive itself is not transferred)
     flatten: bool = True  #: drop a single directory nested directly inside the torrent's folder
@@ -181,15 +213,19 @@ def _describe(tp: Any) -> str:
     )
 
 
-def coerce(key: str, value: Any, tp: Any) -> Any:
-    """``value`` as type ``tp``, or a ConfigError naming ``key``. Strings from the environment are parsed."""
+def coerce(key: str, value: Any, tp: Any, *, base: Path | None = None) -> Any:
+    """``value`` as type ``tp``, or a ConfigError naming ``key``. Strings from the environment are parsed.
+
+    A path has ``~`` expanded; a relative one is joined to ``base`` when given
+    (the settings file's folder, or the current folder for a variable).
+    """
     if typing.get_origin(tp) in (types.UnionType, typing.Union):
         (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
-        return None if value is None else coerce(key, value, inner)
+        return None if value is None else coerce(key, value, inner, base=base)
     if typing.get_origin(tp) is tuple:
         (item, _) = typing.get_args(tp)  # only tuple[X, ...]
         if isinstance(value, list | tuple):
-            return tuple(coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value))
+            return tuple(coerce(f"{key}[{i}]", v, item, base=base) for i, v in enumerate(value))
         raise ConfigError(key, f"expected a list, each item {_describe(item)}, got {value!r}")
     if tp is bool:
         if isinstance(value, bool):
@@ -214,7 +250,8 @@ def coerce(key: str, value: Any, tp: Any) -> Any:
             return value
     elif tp is Path:
         if isinstance(value, str) and value:
-            return Path(value).expanduser()
+            path = Path(value).expanduser()
+            return path if base is None else base / path  # joining an absolute path keeps it as it is
     elif isinstance(tp, type) and issubclass(tp, enum.Enum):
         try:
             return tp(value)
@@ -223,10 +260,20 @@ def coerce(key: str, value: Any, tp: Any) -> Any:
     raise ConfigError(key, f"expected {_describe(tp)}, got {value!r}")
 
 
-def build(cls: type[T], table: Mapping[str, Any], prefix: str, *, extra: frozenset[str] = frozenset()) -> T:
+def build(
+    cls: type[T],
+    table: Mapping[str, Any],
+    prefix: str,
+    *,
+    extra: frozenset[str] = frozenset(),
+    base: Path | None = None,
+) -> T:
     """An instance of the attrs class ``cls`` from a TOML table, every key checked.
 
-    Keys in ``extra`` are left for the caller (sub-tables, say).
+    Keys in ``extra`` are left for the caller (sub-tables, say). With ``base``
+    (the settings file's folder), relative paths are taken relative to it,
+    except in fields marked :data:`ABSOLUTE_ONLY`, which the caller checks.
+    Without it, paths are kept as written (plugins parsing their own tables).
     """
     fields = {f.name: f for f in attrs.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
@@ -238,26 +285,27 @@ def build(cls: type[T], table: Mapping[str, Any], prefix: str, *, extra: frozens
             close = difflib.get_close_matches(key, fields, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(fields))}"
             raise ConfigError(f"{prefix}.{key}", f"unknown setting{hint}")
-        values[key] = coerce(f"{prefix}.{key}", value, hints[key])
+        anchor = None if fields[key].metadata.get("absolute_only") else base
+        values[key] = coerce(f"{prefix}.{key}", value, hints[key], base=anchor)
     return cls(**values)
 
 
-def _runtime(table: Mapping[str, Any], env: Mapping[str, str]) -> RuntimeSettings:
+def _runtime(table: Mapping[str, Any], env: Mapping[str, str], base: Path) -> RuntimeSettings:
     if not isinstance(table, Mapping):
         raise ConfigError("runtime", "expected a table ([runtime])")
     simple = set(attrs.fields_dict(RuntimeSettings)) - {"backend_options"}
     sub_tables = {k for k, v in table.items() if isinstance(v, Mapping) and k not in simple}
-    settings = build(RuntimeSettings, table, "runtime", extra=frozenset(sub_tables) | {"backend_options"})
+    settings = build(RuntimeSettings, table, "runtime", extra=frozenset(sub_tables) | {"backend_options"}, base=base)
     if "backend_options" in table:
         raise ConfigError("runtime.backend_options", "unknown setting; put backend options in [runtime.<backend>]")
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = {} if "data_dir" in table else {"data_dir": default_data_dir(env)}
     for var, key, tp in (
         ("REVAER_RUNTIME_BACKEND", "backend", str),
         ("REVAER_RUNTIME_PERSISTENCE", "persistence", bool),
         ("REVAER_DATA_DIR", "data_dir", Path),
     ):
         if var in env:
-            overrides[key] = coerce(var, env[var], tp)
+            overrides[key] = coerce(var, env[var], tp, base=Path.cwd())
     backend = overrides.get("backend", settings.backend).strip()
     if not backend:
         raise ConfigError("runtime.backend", "must not be empty; use 'none' for no store")
@@ -265,19 +313,21 @@ def _runtime(table: Mapping[str, Any], env: Mapping[str, str]) -> RuntimeSetting
     return attrs.evolve(settings, backend_options={k: table[k] for k in sub_tables}, **overrides)
 
 
-def _engine(table: Mapping[str, Any]) -> EngineSettings:
+def _engine(table: Mapping[str, Any], env: Mapping[str, str], base: Path) -> EngineSettings:
     if not isinstance(table, Mapping):
         raise ConfigError("engine", "expected a table ([engine])")
-    settings = build(EngineSettings, table, "engine", extra=frozenset({"watch"}))
+    settings = build(EngineSettings, table, "engine", extra=frozenset({"watch"}), base=base)
+    if "download_dir" not in table:
+        settings = attrs.evolve(settings, download_dir=default_download_dir(env))
     watch = table.get("watch", {})
     if not isinstance(watch, Mapping):
         raise ConfigError("engine.watch", "expected a table ([engine.watch])")
-    settings = attrs.evolve(settings, watch=build(WatchSettings, watch, "engine.watch"))
+    settings = attrs.evolve(settings, watch=build(WatchSettings, watch, "engine.watch", base=base))
     if settings.watch.poll_interval_s <= 0:
         raise ConfigError("engine.watch.poll_interval_s", f"must be > 0, got {settings.watch.poll_interval_s!r}")
     for n, root in enumerate(settings.allowed_save_roots):
         if not root.is_absolute():
-            raise ConfigError(f"engine.allowed_save_roots[{n}]", f"must be an absolute path, got {str(root)!r}")
+            raise ConfigError(f"engine.allowed_save_roots[{n}]", f"must be an absolute path, got {str(root)!r}{_ROOTS}")
     if not settings.listen_interfaces.strip():
         raise ConfigError("engine.listen_interfaces", "must not be empty; e.g. '127.0.0.1:0'")
     for key in ("resume_save_interval_s", "alert_poll_ms", "status_interval_ms"):
@@ -314,15 +364,15 @@ def octal_mode(key: str, text: str | None, maximum: int = 0o7777) -> int | None:
     return int(digits, 8)
 
 
-def _fsops(table: Mapping[str, Any]) -> FsOpsSettings:
+def _fsops(table: Mapping[str, Any], base: Path) -> FsOpsSettings:
     if not isinstance(table, Mapping):
         raise ConfigError("fsops", "expected a table ([fsops])")
-    settings = build(FsOpsSettings, table, "fsops")
+    settings = build(FsOpsSettings, table, "fsops", base=base)  # its roots are ABSOLUTE_ONLY: checked below
     if settings.enabled and settings.library_root is None:
         raise ConfigError("fsops.library_root", "required when fsops.enabled is true")
     for key, root in [("library_root", settings.library_root), *(("allowed_roots", r) for r in settings.allowed_roots)]:
         if root is not None and not root.is_absolute():
-            raise ConfigError(f"fsops.{key}", f"must be an absolute path, got {str(root)!r}")
+            raise ConfigError(f"fsops.{key}", f"must be an absolute path, got {str(root)!r}{_ROOTS}")
     octal_mode("fsops.chmod_file", settings.chmod_file)
     octal_mode("fsops.chmod_dir", settings.chmod_dir)
     octal_mode("fsops.umask", settings.umask, maximum=0o777)
@@ -334,7 +384,11 @@ def _fsops(table: Mapping[str, Any]) -> FsOpsSettings:
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``path`` (else ``$REVAER_CONFIG``, else ``./revaer.toml`` if present).
 
-    A file named explicitly must exist; the default one may be absent.
+    A file named explicitly must exist; the default one may be absent. ``env``
+    (default ``os.environ``) supplies the overriding variables and
+    ``XDG_DATA_HOME`` for the default data dir. Relative paths in the file are
+    taken relative to the file's folder; relative paths in variables, relative
+    to the current folder.
     """
     env = os.environ if env is None else env
     explicit = path or (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else None)
@@ -353,10 +407,11 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     unknown = set(document) - {"runtime", "engine", "api", "fsops"}
     if unknown:
         raise ConfigError(sorted(unknown)[0], "unknown section; known sections: api, engine, fsops, runtime")
+    base = source.absolute().parent if source is not None else Path.cwd()  # read the folder once, now
     return Settings(
-        runtime=_runtime(document.get("runtime", {}), env),
-        engine=_engine(document.get("engine", {})),
+        runtime=_runtime(document.get("runtime", {}), env, base),
+        engine=_engine(document.get("engine", {}), env, base),
         api=_api(document.get("api", {}), env),
-        fsops=_fsops(document.get("fsops", {})),
+        fsops=_fsops(document.get("fsops", {}), base),
         source=source,
     )
