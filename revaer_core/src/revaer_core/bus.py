@@ -89,7 +89,8 @@ class EventBus:
         a subscriber that sees ``dropped > 0`` should resynchronise from the catalog.
         """
         with self._lock:
-            events = tuple(e for e in self._ring if e.id > after)
             first_kept = self._ring[0].id if self._ring else 1
+            # ids in the ring are consecutive: skip to the first one wanted instead of testing each
+            events = tuple(itertools.islice(self._ring, max(0, after + 1 - first_kept), None))
         dropped = max(0, first_kept - after - 1)
         return Replay(events=events, dropped=dropped)

@@ -185,6 +185,7 @@ class Daemon:
             bind_host=api.host,
             controller=self.controller,
             max_upload_bytes=api.max_upload_bytes,
+            max_event_streams=api.max_event_streams,
         )
         server = ApiServer(app, host=api.host, port=api.port)
         server.start()

@@ -153,6 +153,7 @@ class ApiSettings:
     port: int = DEFAULT_API_PORT
     token: str | None = attrs.field(default=None, repr=False)  #: bearer token; env ``REVAER_API_TOKEN`` wins
     max_upload_bytes: int = 10 * 1024 * 1024  #: largest .torrent (or request body) an add accepts
+    max_event_streams: int = 256  #: ``/v1/events`` clients served at once; more get a 503
 
 
 class FsOpsPreset(enum.StrEnum):
@@ -346,8 +347,9 @@ def _api(table: Mapping[str, Any], env: Mapping[str, str]) -> ApiSettings:
         raise ConfigError("api.host", "must not be empty; e.g. '127.0.0.1'")
     if not 0 <= settings.port <= 65535:
         raise ConfigError("api.port", f"must be between 0 and 65535, got {settings.port}")
-    if settings.max_upload_bytes < 1:
-        raise ConfigError("api.max_upload_bytes", f"must be >= 1, got {settings.max_upload_bytes}")
+    for key in ("max_upload_bytes", "max_event_streams"):
+        if getattr(settings, key) < 1:
+            raise ConfigError(f"api.{key}", f"must be >= 1, got {getattr(settings, key)}")
     if settings.token is not None and not settings.token.strip():
         key = "REVAER_API_TOKEN" if "REVAER_API_TOKEN" in env else "api.token"
         raise ConfigError(key, "must not be empty; leave it unset for no token")

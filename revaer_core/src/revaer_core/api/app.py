@@ -45,7 +45,7 @@ from revaer_core.api.services import (
     problems,
     require_write_access,
 )
-from revaer_core.api.stream import HEARTBEAT_SECONDS, event_stream
+from revaer_core.api.stream import HEARTBEAT_SECONDS, StreamHub, TooManyStreams, event_stream
 from revaer_core.bus import EventBus
 from revaer_core.errors import (
     ConfigError,
@@ -302,7 +302,13 @@ async def events(
         if not raw.strip().isdigit():
             raise InvalidInput(f"event id {raw!r} is not a non-negative integer")
         resume = int(raw)
-    return ServerSentEvent(event_stream(services.bus, resume, heartbeat=services.heartbeat))
+    hub = services.streams
+    assert hub is not None  # there is a hub whenever there is a bus
+    try:
+        wake = hub.join()
+    except TooManyStreams as exc:
+        raise ServiceUnavailableException(detail=str(exc), headers={"Retry-After": "5"}) from None
+    return ServerSentEvent(event_stream(hub, wake, resume, heartbeat=services.heartbeat))
 
 
 @get("/health", sync_to_thread=True, tags=["operations"], summary="Runtime health", operation_id="getHealth")
@@ -379,6 +385,7 @@ def create_app(
     heartbeat: float = HEARTBEAT_SECONDS,
     controller: Controller | None = None,
     max_upload_bytes: int = ApiSettings().max_upload_bytes,
+    max_event_streams: int = ApiSettings().max_event_streams,
 ) -> Litestar:
     """The API app over ``store``; ``revaer run`` also passes its live bus, board, metrics and catalog.
 
@@ -390,6 +397,7 @@ def create_app(
     :param controller: the daemon's control operations (``revaer run``); without it the
         control routes answer 503 and a job retry waits for the daemon's next start.
     :param max_upload_bytes: the largest request body taken (a .torrent upload).
+    :param max_event_streams: event streams served at once; more get a 503 with ``Retry-After``.
     """
     loopback = is_loopback(bind_host)
     if not loopback and token is None:
@@ -409,6 +417,7 @@ def create_app(
         heartbeat=heartbeat,
         controller=controller,
         max_upload_bytes=max_upload_bytes,
+        streams=None if bus is None else StreamHub(bus, max_event_streams),
     )
     return Litestar(
         route_handlers=[

@@ -24,6 +24,7 @@ from litestar.params import PathParameter
 
 from revaer_core.api import operations
 from revaer_core.api.models import Problem, public_json
+from revaer_core.api.stream import StreamHub
 from revaer_core.bus import EventBus
 from revaer_core.control.controller import Controller
 from revaer_core.health import HealthBoard
@@ -71,6 +72,7 @@ class Services:
     heartbeat: float
     controller: Controller | None = None  #: the daemon's control operations; ``None`` in a stand-alone API
     max_upload_bytes: int = ApiSettings().max_upload_bytes  #: the largest .torrent an add takes
+    streams: StreamHub | None = None  #: the event streams' shared bus subscription, with a bus
 
     def lookup(self, ref: str) -> TorrentStatus:
         """The torrent ``ref`` names: by prefix in the live catalog, else by UUID in the store."""

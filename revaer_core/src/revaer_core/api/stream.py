@@ -4,6 +4,11 @@ The ring is the only source of events: a bus subscription merely wakes the
 stream up, and the stream then asks the ring for everything after the last id
 it sent. A slow client therefore costs no memory of its own (it cannot build a
 private backlog), and "what was missed" has one answer, the ring's ``dropped``.
+
+One :class:`StreamHub` per app holds the single bus subscription of all its
+streams: the publishing thread (the engine's) schedules at most one wake-up
+on the event loop however many clients listen, and the hub bounds how many
+may listen at once.
 """
 
 from __future__ import annotations
@@ -11,13 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from litestar.response import ServerSentEventMessage
 
 from revaer_core.api.models import public_json
 from revaer_core.bus import EventBus
+from revaer_core.errors import RevaerError
 from revaer_core.events import Event
 
 #: The ``event:`` name of the message telling a client to re-read state from ``/v1/torrents``.
@@ -25,6 +32,78 @@ RESYNC = "resync"
 
 #: Seconds between keep-alive comments on an idle stream, so proxies keep the connection open.
 HEARTBEAT_SECONDS = 15.0
+
+#: Messages a stream sends before it gives the event loop a turn: a replay of a full ring must
+#: not hold up every other request.
+CHUNK = 64
+
+
+class TooManyStreams(RevaerError):
+    """Every event-stream slot is taken (``[api] max_event_streams``)."""
+
+
+class StreamHub:
+    """The bus subscription every event stream of one app shares, and the bound on their number.
+
+    The bus calls :meth:`_on_event` on the publishing thread for each event;
+    it schedules one wake-up of all streams on the loop unless one is pending
+    already, so a burst of events costs the publisher one cross-thread call,
+    not one per client per event.
+    """
+
+    def __init__(self, bus: EventBus, limit: int) -> None:
+        self.bus = bus
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._streams: set[asyncio.Event] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduled = False
+        self._unsubscribe: Callable[[], None] | None = None
+
+    @property
+    def open_streams(self) -> int:
+        with self._lock:
+            return len(self._streams)
+
+    def join(self) -> asyncio.Event:
+        """A wake-up for a new stream; :class:`TooManyStreams` when every slot is taken."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if len(self._streams) >= self.limit:
+                raise TooManyStreams(
+                    f"{self.limit} event streams are open already, the most this daemon serves "
+                    "([api] max_event_streams); try again later"
+                )
+            wake = asyncio.Event()
+            self._streams.add(wake)
+            self._loop = loop
+            if self._unsubscribe is None:
+                self._unsubscribe = self.bus.subscribe(self._on_event)
+        return wake
+
+    def leave(self, wake: asyncio.Event) -> None:
+        with self._lock:
+            self._streams.discard(wake)
+            if not self._streams and self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
+
+    def _on_event(self, _: Event) -> None:
+        with self._lock:
+            if self._scheduled or self._loop is None:
+                return
+            self._scheduled = True
+            loop = self._loop
+        # the loop may have closed under a stream not yet cleaned up: nothing left to wake then
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._wake_all)
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            self._scheduled = False
+            streams = tuple(self._streams)
+        for wake in streams:
+            wake.set()
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -49,23 +128,16 @@ def _resync(last_id: int, reason: str, dropped: int) -> ServerSentEventMessage:
 
 
 async def event_stream(
-    bus: EventBus, after: int, *, heartbeat: float = HEARTBEAT_SECONDS
+    hub: StreamHub, wake: asyncio.Event, after: int, *, heartbeat: float = HEARTBEAT_SECONDS
 ) -> AsyncIterator[ServerSentEventMessage]:
     """Events with ids above ``after``, then every new one, until the client goes away.
 
-    A ``resync`` message comes first when the ring can no longer supply every
-    event after ``after`` (it overflowed, or ``after`` is from an earlier run of
-    the daemon, whose ids started again at 1).
+    ``wake`` is the stream's slot from :meth:`StreamHub.join`, given back when
+    the stream ends. A ``resync`` message comes first when the ring can no
+    longer supply every event after ``after`` (it overflowed, or ``after`` is
+    from an earlier run of the daemon, whose ids started again at 1).
     """
-    loop = asyncio.get_running_loop()
-    wake = asyncio.Event()
-
-    def on_event(_: Event) -> None:
-        # the loop may have closed under a stream not yet cleaned up: nothing left to wake then
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(wake.set)
-
-    unsubscribe = bus.subscribe(on_event)
+    bus = hub.bus
     try:
         last = after
         newest = bus.last_id
@@ -77,12 +149,14 @@ async def event_stream(
             replay = bus.replay(last)
             if replay.dropped:
                 yield _resync(last, "the replay ring overflowed", dropped=replay.dropped)
-            for event in replay.events:
+            for n, event in enumerate(replay.events, 1):
                 yield _message(event)
                 last = event.id
+                if n % CHUNK == 0:
+                    await asyncio.sleep(0)
             try:
                 await asyncio.wait_for(wake.wait(), timeout=heartbeat)
             except TimeoutError:
                 yield ServerSentEventMessage(data=None, comment="keep-alive")
     finally:
-        unsubscribe()
+        hub.leave(wake)
