@@ -14,6 +14,7 @@ may listen at once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import threading
@@ -37,6 +38,13 @@ HEARTBEAT_SECONDS = 15.0
 #: not hold up every other request.
 CHUNK = 64
 
+#: Events a client may fall behind the newest before it is sent a ``resync`` and skipped ahead:
+#: its queue. A client that reads too slowly then loses this backlog and no more.
+QUEUE = 1024
+
+#: Encoded messages kept for the streams to share: each event is encoded once, not once per client.
+ENCODED = 4096
+
 
 class TooManyStreams(RevaerError):
     """Every event-stream slot is taken (``[api] max_event_streams``)."""
@@ -59,6 +67,16 @@ class StreamHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
         self._unsubscribe: Callable[[], None] | None = None
+        self._encoded: collections.OrderedDict[int, ServerSentEventMessage] = collections.OrderedDict()
+
+    def message(self, event: Event) -> ServerSentEventMessage:
+        """The stream message of ``event``, encoded once for every stream (called on the loop only)."""
+        found = self._encoded.get(event.id)
+        if found is None:
+            found = self._encoded[event.id] = _message(event)
+            if len(self._encoded) > ENCODED:
+                self._encoded.popitem(last=False)
+        return found
 
     @property
     def open_streams(self) -> int:
@@ -138,6 +156,7 @@ async def event_stream(
     from an earlier run of the daemon, whose ids started again at 1).
     """
     bus = hub.bus
+    live = False  #: caught up once: from then on the client has a queue of QUEUE events
     try:
         last = after
         newest = bus.last_id
@@ -146,14 +165,19 @@ async def event_stream(
             last = newest
         while True:
             wake.clear()
+            newest = bus.last_id
+            if live and newest - last > QUEUE:  # a replay asked for is sent whole; a live client is queued
+                yield _resync(last, "the client reads too slowly to keep up", dropped=newest - QUEUE // 2 - last)
+                last = newest - QUEUE // 2
             replay = bus.replay(last)
             if replay.dropped:
                 yield _resync(last, "the replay ring overflowed", dropped=replay.dropped)
             for n, event in enumerate(replay.events, 1):
-                yield _message(event)
+                yield hub.message(event)
                 last = event.id
                 if n % CHUNK == 0:
                     await asyncio.sleep(0)
+            live = True
             try:
                 await asyncio.wait_for(wake.wait(), timeout=heartbeat)
             except TimeoutError:
