@@ -18,7 +18,7 @@ import collections
 import contextlib
 import json
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from litestar.response import ServerSentEventMessage
@@ -147,7 +147,7 @@ def _resync(last_id: int, reason: str, dropped: int) -> ServerSentEventMessage:
 
 async def event_stream(
     hub: StreamHub, wake: asyncio.Event, after: int, *, heartbeat: float = HEARTBEAT_SECONDS
-) -> AsyncIterator[ServerSentEventMessage]:
+) -> AsyncGenerator[ServerSentEventMessage, None]:
     """Events with ids above ``after``, then every new one, until the client goes away.
 
     ``wake`` is the stream's slot from :meth:`StreamHub.join`, given back when
