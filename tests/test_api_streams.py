@@ -85,7 +85,7 @@ def test_a_live_client_that_falls_a_queue_behind_gets_a_resync_and_loses_no_more
 
     async def scenario() -> list[ServerSentEventMessage]:
         hub = StreamHub(bus, limit=1)
-        stream = event_stream(hub, hub.join(), 0, heartbeat=0.05)
+        stream = event_stream(hub, 0, heartbeat=0.05)
         seen = [await stream.__anext__()]  # caught up: a keep-alive, nothing to replay
         for n in range(QUEUE + 200):  # the client reads nothing meanwhile
             bus.publish(TorrentAdded(torrent_id=uuid.UUID(int=n + 1)))

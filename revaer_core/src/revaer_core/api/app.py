@@ -305,10 +305,10 @@ async def events(
     hub = services.streams
     assert hub is not None  # there is a hub whenever there is a bus
     try:
-        wake = hub.join()
+        hub.check()
     except TooManyStreams as exc:
         raise ServiceUnavailableException(detail=str(exc), headers={"Retry-After": "5"}) from None
-    return ServerSentEvent(event_stream(hub, wake, resume, heartbeat=services.heartbeat))
+    return ServerSentEvent(event_stream(hub, resume, heartbeat=services.heartbeat))
 
 
 @get("/health", sync_to_thread=True, tags=["operations"], summary="Runtime health", operation_id="getHealth")

@@ -83,15 +83,23 @@ class StreamHub:
         with self._lock:
             return len(self._streams)
 
-    def join(self) -> asyncio.Event:
-        """A wake-up for a new stream; :class:`TooManyStreams` when every slot is taken."""
-        loop = asyncio.get_running_loop()
+    def check(self) -> None:
+        """Refuse a new stream when every slot is taken: :class:`TooManyStreams`, before the response starts."""
         with self._lock:
             if len(self._streams) >= self.limit:
                 raise TooManyStreams(
                     f"{self.limit} event streams are open already, the most this daemon serves "
                     "([api] max_event_streams); try again later"
                 )
+
+    def join(self) -> asyncio.Event:
+        """A wake-up for a stream that starts now (on the loop); :meth:`leave` gives it back.
+
+        Taken when the stream's body starts, not when the request is checked, so
+        a client that leaves before its first message holds no slot.
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
             wake = asyncio.Event()
             self._streams.add(wake)
             self._loop = loop
@@ -146,17 +154,17 @@ def _resync(last_id: int, reason: str, dropped: int) -> ServerSentEventMessage:
 
 
 async def event_stream(
-    hub: StreamHub, wake: asyncio.Event, after: int, *, heartbeat: float = HEARTBEAT_SECONDS
+    hub: StreamHub, after: int, *, heartbeat: float = HEARTBEAT_SECONDS
 ) -> AsyncGenerator[ServerSentEventMessage, None]:
     """Events with ids above ``after``, then every new one, until the client goes away.
 
-    ``wake`` is the stream's slot from :meth:`StreamHub.join`, given back when
-    the stream ends. A ``resync`` message comes first when the ring can no
+    The stream holds a slot of ``hub`` while it runs. A ``resync`` message comes first when the ring can no
     longer supply every event after ``after`` (it overflowed, or ``after`` is
     from an earlier run of the daemon, whose ids started again at 1).
     """
     bus = hub.bus
     live = False  #: caught up once: from then on the client has a queue of QUEUE events
+    wake = hub.join()
     try:
         last = after
         newest = bus.last_id
