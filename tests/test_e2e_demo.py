@@ -28,7 +28,7 @@ from revaer_core.settings import DEFAULT_API_PORT
 from tests.support.dists import fake_distribution
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]  # the demo runs the embedded server
 
 PASSWORD = "hunter2-demo"
 NAME = "Revaer Demo (2026)"

@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from revaer_runtime_pg.embedded import CLUSTER_DIR, Postmaster
+from revaer_runtime_pg.embedded import CLUSTER_DIR, Postmaster, server_user_can_run
+from tests.support.postgres import as_root_only, private_pgserver
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 # One process of the daemon's life: open the store the settings select, do one thing, exit.
 SCRIPT = textwrap.dedent(
     """
-    import sys
+    import logging, sys
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")  # what the embedded server says
     from revaer_core import StoreRole
     from revaer_core.contract import samples
     from revaer_core.plugins import open_store
@@ -57,9 +59,12 @@ def data_dir() -> Iterator[Path]:
     subprocess.run(["rm", "-rf", str(root)], check=False)
 
 
-def _daemon(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _daemon(data_dir: Path, *args: str, site: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run one process of the daemon's life; with ``site``, its ``pgserver`` is the one found there."""
     env = {k: v for k, v in os.environ.items() if k not in {"REVAER_DATABASE_URL", "REVAER_CONFIG"}}
     env.update(REVAER_RUNTIME_BACKEND="postgres", REVAER_DATA_DIR=str(data_dir))
+    if site is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-c", SCRIPT, *args], env=env, capture_output=True, text=True, timeout=120, cwd=data_dir
     )
@@ -87,3 +92,20 @@ def test_a_server_left_by_a_killed_process_is_reused(data_dir: Path) -> None:
     assert after.stdout.splitlines()[0] == "['torrent-00007']"
     still = Postmaster.read(data_dir / CLUSTER_DIR)
     assert still is not None and still.pid == left.pid, "a server this process did not start is left running"
+
+
+@as_root_only
+def test_the_embedded_server_starts_from_a_venv_postgres_cannot_read(data_dir: Path, tmp_path: Path) -> None:
+    site = private_pgserver(tmp_path / "home")
+    assert not server_user_can_run(site / "pgserver" / "pginstall" / "bin"), "meant to be out of postgres' reach"
+
+    first = _daemon(data_dir, "write", site=site)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[0] == "['torrent-00000', 'torrent-00001', 'torrent-00002']"
+    said = [line for line in first.stderr.splitlines() if "the 'postgres' user cannot read" in line]
+    assert len(said) == 1 and str(site / "pgserver") in said[0], first.stderr  # one line, saying what it did
+    assert "revaer_runtime_pg.embedded: embedded PostgreSQL: running " in said[0]
+
+    second = _daemon(data_dir, "read", site=site)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines() == first.stdout.splitlines()

@@ -4,7 +4,9 @@ Fixtures (a pytest plugin: listed in ``tests/conftest.py``):
 
 - ``pg_url`` (session): ``REVAER_TEST_DATABASE_URL``; else a throwaway container through
   testcontainers when a Docker engine answers; else a :class:`PrivateCluster` from the local
-  binaries. With none of the three, a test fails under ``CI=true`` and is skipped elsewhere.
+  binaries. With none of the three, every test that needs it fails, in CI or not, with one line
+  saying why and how to give it one: a silent skip would pass a run that tested no SQL at all.
+  Deselecting them is a choice made on purpose: ``-m "not postgres"``.
 - ``pg_schema``: a fresh schema name on that database, dropped (with all it holds) afterwards.
 - ``private_cluster``: a :class:`PrivateCluster` of the test's own, for tests that stop,
   kill or restart the server; never the shared one.
@@ -14,13 +16,19 @@ every later one copies it (a fraction of a second), then starts on a free port w
 ``fsync`` and ``full_page_writes`` off: a commit still reaches the OS before it returns, so
 killing the server (``kill``) loses nothing committed, but an OS crash would — these
 clusters are thrown away after the test anyway. (``synchronous_commit`` stays on: with it
-off, a SIGKILL loses the last commits, and fault tests would see that.)
+off, a SIGKILL loses the last commits, and fault tests would see that.) Its binaries are
+:func:`~revaer_runtime_pg.embedded.find_binaries`'s, so as root they are ones the ``postgres``
+user can run, as for the embedded server.
+
+Every test that uses one of :data:`POSTGRES_FIXTURES` is marked ``postgres`` at collection, so
+``-m "not postgres"`` leaves none that would fail for want of a server.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.util
 import os
 import pwd
 import shutil
@@ -52,8 +60,18 @@ _FAST_SETTINGS = {
 }
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+#: The fixtures that need a server: a test using any of them (directly or through another fixture) is a
+#: ``postgres`` test.
+POSTGRES_FIXTURES = frozenset({"pg_url", "pg_schema", "private_cluster"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs PostgreSQL ``postgres``, whether or not its module says so."""
+    for item in items:
+        uses = POSTGRES_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if uses and item.get_closest_marker("postgres") is None:
+            item.add_marker(pytest.mark.postgres)
 
 
 def _free_port() -> int:
@@ -263,11 +281,21 @@ def _container() -> Iterator[str]:
         yield container.get_connection_url()
 
 
-def _unavailable(reasons: list[str]) -> None:
-    message = "no PostgreSQL for tests: " + "; ".join(reasons)
-    if _in_ci():
-        pytest.fail(message + " (CI=true: a test that needs PostgreSQL fails rather than skips)", pytrace=False)
-    pytest.skip(message)
+#: How to give tests a shared database, and how to give them the binaries for servers of their own.
+GIVE_A_DATABASE = f"Give them one: {URL_ENV}=postgresql://USER@HOST:5432/DB"
+GIVE_BINARIES = (
+    "Tests that stop and restart a server need one of their own, whatever the database URL: give them "
+    "PostgreSQL's server binaries (pip install 'revaer-runtime-pg[embedded]', or the machine's PostgreSQL)"
+)
+
+
+def _unavailable(reasons: list[str], remedy: str) -> None:
+    """Fail the test, in one line: why there is no PostgreSQL, and how to give the tests one."""
+    why = " ".join("; ".join(reasons).split())  # a reason may quote a multi-line log
+    pytest.fail(
+        f'no PostgreSQL for tests: {why}. {remedy} (or leave these tests out on purpose: -m "not postgres")',
+        pytrace=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -283,12 +311,7 @@ def pg_url() -> Iterator[str]:
             yield container_url
         return
     reasons.append("no Docker engine answers")
-    try:
-        cluster = PrivateCluster()
-    except Exception as exc:  # no binaries, no postgres user, initdb refused: say which
-        reasons.append(f"no private cluster ({exc})")
-        _unavailable(reasons)
-        return
+    cluster = _private_cluster_or(reasons, "no private cluster", GIVE_A_DATABASE)
     with cluster:
         yield cluster.url
 
@@ -296,13 +319,18 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def private_cluster() -> Iterator[PrivateCluster]:
     """A running server of this test's own, to stop and start at will; gone after the test."""
-    try:
-        cluster = PrivateCluster()
-    except Exception as exc:
-        _unavailable([f"cannot make a private cluster ({exc})"])
-        return
-    with cluster:
+    with _private_cluster_or([], "cannot make a private cluster", GIVE_BINARIES) as cluster:
         yield cluster
+
+
+def _private_cluster_or(reasons: list[str], failing: str, remedy: str) -> PrivateCluster:
+    """A new :class:`PrivateCluster`; else the test fails with ``reasons``, what stopped the cluster, ``remedy``."""
+    try:
+        return PrivateCluster()
+    except Exception as exc:  # no binaries, no postgres user, initdb refused: say which
+        reasons.append(f"{failing} ({exc})")
+    _unavailable(reasons, remedy)  # out of the except block: the one line, without the traceback it handled
+    raise AssertionError("not reached: _unavailable fails the test")
 
 
 @pytest.fixture
@@ -321,3 +349,29 @@ def pg_schema(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def pg_options(url: str, schema: str, **more: Any) -> dict[str, Any]:
     """The ``[runtime.postgres]`` table of a store on ``url`` in ``schema``."""
     return {"dsn": url, "schema": schema, **more}
+
+
+#: For tests of what happens when the server must run as another user: only root hands it to ``postgres``.
+as_root_only = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason=f"only root runs PostgreSQL as the {_SERVER_USER!r} user; as uid {os.geteuid()} the server runs as "
+    "this user, who reads the venv itself (nothing to prove here, and nothing to do with a missing PostgreSQL)",
+)
+
+
+def private_pgserver(home: Path) -> Path:
+    """A site dir in ``home`` (made mode 700) whose ``pgserver`` is the installed one: a venv the server user
+    cannot read, as under root's home. The package and its ``pgserver.libs`` are symlinked, not copied: what
+    counts is the path, which no one else can pass through."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or spec.origin is None:
+        pytest.fail("pgserver is not installed: pip install 'revaer-runtime-pg[embedded]'", pytrace=False)
+    package = Path(spec.origin).parent
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    home.chmod(0o700)
+    site = home / "site-packages"
+    site.mkdir()
+    for entry in (package, package.parent / "pgserver.libs"):
+        if entry.exists():
+            (site / entry.name).symlink_to(entry, target_is_directory=True)
+    return site
