@@ -3,7 +3,7 @@
 Every member is checked before anything is written: names go through
 :func:`safe_relative` (no ``..``, no absolute paths, no NUL); links, devices
 and FIFOs are refused; tar members also pass tarfile's ``data`` filter as a
-second line of defence. Members are then written one by one with exclusive
+second line of defence where the Python has it (3.11.4 and later). Members are then written one by one with exclusive
 creates, under a directory the caller owns, so nothing lands outside it.
 """
 
@@ -23,6 +23,10 @@ from revaer_core.fsops.errors import FsOpsError, UnsafePath, describe_os_error
 from revaer_core.fsops.paths import archive_suffix, join_inside, safe_relative
 
 _CHUNK = 1 << 20
+
+#: tarfile's ``data`` filter, from Python 3.11.4 on (Debian 12's 3.11.2 lacks it): where it is
+#: missing the checks of :func:`_tar_members` stand alone, as they do everywhere anyway.
+_DATA_FILTER: Callable[[tarfile.TarInfo, str], object] | None = getattr(tarfile, "data_filter", None)
 
 Opener = Callable[[], IO[bytes]]
 
@@ -100,8 +104,9 @@ def _tar_members(archive: Path, tf: tarfile.TarFile) -> list[Member]:
         if not member.isreg():
             raise UnsafePath(f"{what} {member.name!r} is a device, FIFO or socket; refused")
         try:  # defence in depth: the standard library's own idea of a safe member
-            tarfile.data_filter(member, "/nonexistent-revaer-extract-root")
-        except tarfile.FilterError as exc:
+            if _DATA_FILTER is not None:
+                _DATA_FILTER(member, "/nonexistent-revaer-extract-root")
+        except tarfile.TarError as exc:  # FilterError is a TarError
             raise UnsafePath(f"{what} {member.name!r} refused: {exc}") from None
         members.append((rel, member.size, functools.partial(_open_tar_member, tf, member)))
     return members
