@@ -30,7 +30,7 @@ from revaer_core.jobs import FsJob, TransferMode
 from revaer_core.orchestrator import TorrentOrchestrator
 from revaer_core.orchestrator.orchestrator import StillRemoving
 from revaer_core.settings import Settings
-from revaer_core.sources import AddedVia, StoredSource
+from revaer_core.sources import DEFAULT_PRIORITY, AddedVia, StoredSource
 from revaer_core.status import FileEntry, Progress, TorrentState, TorrentStatus
 from revaer_core.store import RuntimeStore
 
@@ -51,12 +51,12 @@ class Added:
 def _files_of(info: TorrentInfo, priorities: Mapping[int, int]) -> tuple[FileEntry, ...] | None:
     if info.files is None:
         return None
-    return tuple(
-        FileEntry(index=f.index, path=f.path, size=f.size, priority=p, selected=p > 0)
-        for f in info.files
-        if not f.pad
-        for p in (priorities.get(f.index, 4),)
-    )
+    entries = []
+    for f in info.files:
+        if not f.pad:
+            priority = priorities.get(f.index, DEFAULT_PRIORITY)
+            entries.append(FileEntry(index=f.index, path=f.path, size=f.size, priority=priority, selected=priority > 0))
+    return tuple(entries)
 
 
 class Controller:
