@@ -103,7 +103,7 @@ def test_a_third_party_plugin_is_found_by_its_entry_point_name(site: Path) -> No
     assert (info.distribution, info.version, info.hooks) == (
         "revaer-runtime-dict",
         "1.2.3",
-        ("load_torrents", "upsert_torrents"),
+        ("upsert_torrents", "load_torrents"),  # in spec order: writes are specified before reads
     )
     listed = {p.name: p for p in installed_plugins()}
     assert listed["dict"].error is None and "memory" in listed

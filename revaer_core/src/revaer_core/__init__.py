@@ -3,10 +3,11 @@
 A plugin author needs only what this package exports::
 
     from revaer_core import hookimpl, TorrentStatus, FsJob, Page, StoreHealth
+
+Both of Revaer's own plugins import nothing else of it (a test checks).
 """
 
 from revaer_core.errors import ConfigError, InvalidInput, PluginError, RevaerError, StoreUnavailable
-from revaer_core.health import Capability, StoreHealth, StoreRole
 from revaer_core.hookspecs import hookimpl
 from revaer_core.jobs import (
     FsJob,
@@ -30,9 +31,13 @@ from revaer_core.query import (
     select_jobs,
     select_torrents,
 )
+from revaer_core.redact import redact
+from revaer_core.serialize import from_json, to_json
+from revaer_core.settings import build as parse_table
 from revaer_core.sources import DEFAULT_PRIORITY, AddedVia, StoredSource
 from revaer_core.status import MAX_BYTES, FileEntry, Progress, Rates, TorrentState, TorrentStatus
 from revaer_core.store import RuntimeStore
+from revaer_core.storetypes import Capability, StoreHealth, StoreRole
 
 __all__ = [
     "DEFAULT_PRIORITY",
@@ -67,9 +72,13 @@ __all__ = [
     "TransferMode",
     "TransitionRefused",
     "apply_transition",
+    "from_json",
     "history_entry",
     "hookimpl",
     "page_of",
+    "parse_table",
+    "redact",
     "select_jobs",
     "select_torrents",
+    "to_json",
 ]

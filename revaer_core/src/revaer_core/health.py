@@ -1,38 +1,14 @@
-"""What a store says about itself: its role, health and optional abilities."""
+"""The runtime's health board; the store's own types are re-exported from :mod:`revaer_core.storetypes`."""
 
 from __future__ import annotations
 
-import enum
 import threading
 from collections.abc import Callable, Mapping
 
-import attrs
-
 from revaer_core.events import HealthChanged
+from revaer_core.storetypes import Capability, StoreHealth, StoreRole
 
-
-class StoreRole(enum.StrEnum):
-    """Why a process opens the store."""
-
-    DAEMON = "daemon"  #: the one writer: ``revaer run``
-    CLIENT = "client"  #: the CLI and a stand-alone API: read and run operator commands
-
-
-class Capability(enum.StrEnum):
-    """Optional abilities a backend declares through ``store_capabilities``."""
-
-    DURABLE = "durable"  #: data survives closing and reopening the store
-    RESUME_DATA = "resume_data"  #: implements ``save_resume_data`` / ``load_resume_data``
-    SOURCES = "sources"  #: implements ``save_torrent_sources`` / ``load_torrent_sources``
-
-
-@attrs.frozen
-class StoreHealth:
-    """Whether a store can serve now, in one line, with facts for an operator."""
-
-    ok: bool
-    detail: str
-    facts: Mapping[str, str] = attrs.field(factory=dict)
+__all__ = ["RUNTIME_STORE", "Capability", "HealthBoard", "StoreHealth", "StoreRole"]
 
 
 #: The health component a failing runtime store degrades.

@@ -2,8 +2,10 @@
 
 A runtime-store plugin implements some or all of these hooks with
 ``@revaer_core.hookimpl``. Revaer registers exactly one store plugin, the one
-the ``runtime.backend`` setting names, so every store hook stops at the first
-non-None result: the value a hook returns is the value the caller gets.
+the ``runtime.backend`` setting names. Every hook that returns a value is
+``firstresult`` (it stops at the first non-None result), so the value the
+plugin returns is the value the caller gets; hooks that return ``None`` are
+plain hooks, called for their effect.
 
 Hooks are grouped in four namespaces:
 
@@ -33,11 +35,11 @@ from uuid import UUID
 
 import pluggy
 
-from revaer_core.health import StoreHealth, StoreRole
 from revaer_core.jobs import FsJob, JobHistoryEntry, JobTransition
 from revaer_core.query import JobQuery, Page, TorrentQuery
 from revaer_core.sources import StoredSource
 from revaer_core.status import TorrentStatus
+from revaer_core.storetypes import StoreHealth, StoreRole
 
 if TYPE_CHECKING:
     import click
@@ -55,18 +57,21 @@ class StoreLifecycle:
     # configuration
     # -------------------------------------------------------------------------
 
-    @hookspec(firstresult=True)
+    @hookspec
     def store_configure(self, options: Mapping[str, Any], data_dir: Path, role: StoreRole) -> None:
-        """Open the backend before any other hook is called.
+        """Open the backend before any other store hook is called.
 
         :param options: The ``[runtime.<backend>]`` table of the settings file, as
             parsed TOML (possibly empty). Reject an unknown or ill-typed key by
             raising :class:`revaer_core.ConfigError` naming it, e.g.
             ``ConfigError("runtime.postgres.pool_size", "expected an integer")``.
         :param data_dir: A directory this backend may keep files in (it exists).
-        :param role: ``DAEMON`` for the one process that writes (take any
-            exclusive lock here), ``CLIENT`` for the CLI and a stand-alone API,
-            which read and may run operator commands alongside a daemon.
+        :param role: ``DAEMON`` for ``revaer run``, whose orchestrator and FsOps
+            write all the time (take any exclusive lock here); ``CLIENT`` for the
+            CLI and a stand-alone API, which read and also write alongside a
+            daemon: ``revaer fsops retry`` records a job transition as a client.
+        :returns: Nothing; raise :class:`revaer_core.ConfigError` (bad options) or
+            :class:`revaer_core.StoreUnavailable` (the backend cannot be reached).
 
         Never put a password in a message: Revaer redacts DSNs in its logs, but
         an exception text is the backend's own.
@@ -79,7 +84,8 @@ class StoreLifecycle:
         The conformance suite runs the tests of a capability only for backends
         that declare it. Stops at the first non-None result.
 
-        :returns: The capabilities, e.g. ``{"durable", "resume_data"}``.
+        :returns: The capabilities, e.g. ``{"durable", "resume_data"}``;
+            strings that name no capability are ignored.
         """
 
     @hookspec(firstresult=True)
@@ -87,15 +93,21 @@ class StoreLifecycle:
         """Report whether the backend can serve reads and writes right now.
 
         Called by ``revaer runtime status`` and the health endpoint; keep it cheap
-        (one round trip at most) and never raise: report the fault instead.
+        (one round trip at most) and never raise, not even after ``store_close``:
+        report the fault instead. Stops at the first non-None result.
 
         :returns: A :class:`revaer_core.StoreHealth`; put facts an operator wants
             (schema revision, server version) in its ``facts`` mapping.
         """
 
-    @hookspec(firstresult=True)
+    @hookspec
     def store_close(self) -> None:
-        """Release connections, locks and threads. Called once; no hook follows it."""
+        """Release connections, locks and threads.
+
+        Called once; only ``store_health`` may follow it (and must not raise).
+
+        :returns: Nothing.
+        """
 
 
 class TorrentStore:
@@ -113,19 +125,24 @@ class TorrentStore:
         backend allows. Upserting the same status twice leaves the same row.
         A status the backend cannot store as given (a NUL byte in a name, a
         number beyond its range) must not cost the rest of the batch: store it
-        sanitised, or leave it out, log a warning with its torrent id, and
-        return its id.
+        sanitised if you can (the rest of its fields kept), or else leave it
+        out; either way log a warning with its torrent id and return its id.
+        Replacing a status keeps what hangs off the torrent: its job, job
+        history, resume data and source. Stops at the first non-None result.
 
         :param statuses: At most one status per torrent id.
-        :returns: Ids of the statuses that were not stored exactly as given,
-            or ``None`` when all were.
+        :returns: Ids of the statuses that were not stored exactly as given
+            (sanitised or left out), or ``None`` (or nothing) when all were.
         """
 
-    @hookspec(firstresult=True)
+    @hookspec
     def remove_torrents(self, torrent_ids: Sequence[UUID]) -> None:
-        """Delete the torrents with these ids, with their jobs and job history.
+        """Delete the torrents with these ids, with their jobs, job history, resume data and sources.
 
         Removing an id that is not stored is not an error.
+
+        :param torrent_ids: Ids to delete, each at most once.
+        :returns: Nothing.
         """
 
     @hookspec(firstresult=True)
@@ -135,24 +152,30 @@ class TorrentStore:
         Optional: the fast path for the most frequent write. Revaer calls it
         for torrents whose only change since their last upsert is progress, so
         every other field in the row is already what ``statuses`` say. Without
-        this hook Revaer upserts those statuses whole.
+        this hook Revaer upserts those statuses whole. Stops at the first
+        non-None result.
 
         :param statuses: At most one status per torrent id.
-        :returns: Ids of the statuses whose torrent is not stored; Revaer
-            upserts those whole. Sanitise and report out-of-range numbers as
-            ``upsert_torrents`` does (log a warning with the torrent id).
+        :returns: Ids of the statuses whose torrent is not stored (an empty
+            sequence when every one was); Revaer upserts those whole. Sanitise
+            and report out-of-range numbers as ``upsert_torrents`` does (log a
+            warning with the torrent id).
         """
 
-    @hookspec(firstresult=True)
+    @hookspec
     def save_resume_data(self, torrent_id: UUID, data: bytes) -> None:
         """Keep the engine's resume data for a stored torrent (capability ``resume_data``).
 
         Resume data is opaque bytes (about 12 KB for libtorrent). Keep it apart
         from the status: ``load_torrents`` must not read it. Data for a
         torrent that is not stored is dropped silently.
+
+        :param torrent_id: The torrent the data belongs to.
+        :param data: The engine's bytes, replacing any saved before.
+        :returns: Nothing.
         """
 
-    @hookspec(firstresult=True)
+    @hookspec
     def save_torrent_sources(self, sources: Sequence[StoredSource]) -> None:
         """Keep each torrent's source, replacing any stored before (capability ``sources``).
 
@@ -164,6 +187,7 @@ class TorrentStore:
         source for a torrent that is not stored is dropped silently.
 
         :param sources: At most one per torrent id; metainfo can be a few MiB.
+        :returns: Nothing.
         """
 
     # -------------------------------------------------------------------------
@@ -176,12 +200,18 @@ class TorrentStore:
 
         Each status must equal, field for field, the one last upserted
         (sanitised rows excepted). This reads the whole store: make it cheap
-        per row.
+        per row. Stops at the first non-None result.
+
+        :returns: The statuses (any iterable; Revaer reads it once).
         """
 
     @hookspec(firstresult=True)
     def get_torrent(self, torrent_id: UUID) -> TorrentStatus | None:
-        """The stored status of one torrent, or ``None`` if there is none."""
+        """The stored status of one torrent (stops at the first non-None result).
+
+        :param torrent_id: The torrent to read.
+        :returns: Its status, or ``None`` if it is not stored.
+        """
 
     @hookspec(firstresult=True)
     def list_torrents(self, query: TorrentQuery) -> Page[TorrentStatus]:
@@ -190,17 +220,31 @@ class TorrentStore:
         Order by ``query.key`` (descending when ``query.descending``), start
         strictly after ``query.after_key()``, and return at most ``query.limit``
         rows; set ``next_cursor`` (``query.cursor_of(last_row).encode()``) when
-        more rows follow. :func:`revaer_core.query.page_of` does the last step.
-        Names sort by code point (PostgreSQL: ``COLLATE "C"``).
+        more rows follow. :func:`revaer_core.page_of` does the last step.
+        Names sort by code point (PostgreSQL: ``COLLATE "C"``). Stops at the
+        first non-None result.
+
+        :param query: Filters, order, page size and the cursor to resume after.
+        :returns: The page.
         """
 
     @hookspec(firstresult=True)
     def load_resume_data(self) -> Mapping[UUID, bytes]:
-        """All stored resume data by torrent id (capability ``resume_data``)."""
+        """All stored resume data by torrent id (capability ``resume_data``).
+
+        Stops at the first non-None result.
+
+        :returns: Torrent id to the bytes last saved for it.
+        """
 
     @hookspec(firstresult=True)
     def load_torrent_sources(self) -> Mapping[UUID, StoredSource]:
-        """Every stored source by torrent id, each equal to the one last saved (capability ``sources``)."""
+        """Every stored source by torrent id, each equal to the one last saved (capability ``sources``).
+
+        Stops at the first non-None result.
+
+        :returns: Torrent id to its source.
+        """
 
 
 class JobStore:
@@ -214,8 +258,11 @@ class JobStore:
         that every backend follows the same rules, and store the job and one
         history row (:func:`revaer_core.jobs.history_entry`) atomically: no
         reader may see one without the other. History ``seq`` numbers count
-        1, 2, 3... per torrent.
+        1, 2, 3... per torrent. Transitions of one torrent may arrive from
+        several threads and processes at once: each must see the job the
+        previous one left. Stops at the first non-None result.
 
+        :param transition: What happened to the torrent's job, and when.
         :raises revaer_core.TransitionRefused: When ``apply_transition`` refuses
             (a start on a finished job, a retry of a job that has not failed);
             record nothing then.
@@ -224,38 +271,57 @@ class JobStore:
 
     @hookspec(firstresult=True)
     def get_job(self, torrent_id: UUID) -> FsJob | None:
-        """The current job of a torrent, or ``None`` if it never had one."""
+        """The current job of a torrent (stops at the first non-None result).
+
+        :param torrent_id: The torrent whose job to read.
+        :returns: The job, or ``None`` if it never had one.
+        """
 
     @hookspec(firstresult=True)
     def list_jobs(self, query: JobQuery) -> Page[FsJob]:
         """One page of jobs matching ``query``, ordered by ``JobQuery.key``.
 
-        Paging works as in ``list_torrents``.
+        Paging works as in ``list_torrents``. Stops at the first non-None result.
+
+        :param query: Filters, page size and the cursor to resume after.
+        :returns: The page.
         """
 
     @hookspec(firstresult=True)
     def job_history(self, torrent_id: UUID) -> Sequence[JobHistoryEntry]:
-        """Every recorded transition of a torrent's job, oldest first (empty if none)."""
+        """Every recorded transition of a torrent's job, oldest first.
+
+        Stops at the first non-None result.
+
+        :param torrent_id: The torrent whose job history to read.
+        :returns: The entries in ``seq`` order; empty if it never had a job.
+        """
 
 
 class RuntimeCommands:
     """Operator commands a backend brings along (schema migrations, say)."""
 
     @hookspec(firstresult=True)
-    def runtime_commands(self) -> Iterable[click.Command]:
+    def runtime_commands(self, options: Mapping[str, Any], data_dir: Path) -> Iterable[click.Command]:
         """Click commands to list under ``revaer runtime`` while this backend is selected.
 
         Revaer asks for them without configuring the store (``store_configure``
         is not called), so a command such as ``migrate`` works on a schema the
-        store itself would refuse to open; a command reads the settings it
-        needs from :class:`revaer_core.cli.context.CliContext` (click's ``obj``).
-        A name that clashes with a built-in ``revaer runtime`` command is
-        ignored. Report failure by raising :class:`revaer_core.RevaerError` (one
-        line, its ``exit_code``). Stops at the first non-None result.
+        store itself would refuse to open. Everything a command needs comes in
+        here: build the commands around ``options`` and ``data_dir`` (a closure),
+        and parse ``options`` only when a command runs, so that ``--help`` works
+        with bad settings. A name that clashes with a built-in ``revaer
+        runtime`` command is ignored. Report failure by raising
+        :class:`revaer_core.RevaerError` (one line, its ``exit_code``). Stops at
+        the first non-None result.
 
+        :param options: The ``[runtime.<backend>]`` table, exactly as
+            ``store_configure`` would get it.
+        :param data_dir: The data directory ``store_configure`` would get; it
+            may not exist yet.
         :returns: The commands, each with its name set.
         """
 
 
-#: The namespaces Revaer registers, in the order this module defines them.
+#: The namespaces Revaer registers, in the order this module defines them (the "spec order").
 NAMESPACES: tuple[type, ...] = (StoreLifecycle, TorrentStore, JobStore, RuntimeCommands)

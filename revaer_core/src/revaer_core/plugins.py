@@ -3,8 +3,14 @@
 Plugins advertise themselves in the ``revaer.runtime`` entry-point group; the
 entry point's name is the backend's name. Only the selected backend's entry
 point is imported, so a broken plugin that is not selected cannot stop
-startup. (pluggy's ``load_setuptools_entrypoints`` imports every entry point
-of a group, which is exactly what we must not do.)
+startup.
+
+pluggy's ``load_setuptools_entrypoints(group, name)`` can load one entry point
+by name too; Revaer has its own loader because it needs what that one does not
+do: an entry point that names a class is instantiated (pluggy would register
+the class itself, and its hooks would be unbound functions), a backend that is
+not installed gets the ``pip install`` line that fixes it, and an import that
+fails is reported with the distribution and version it came from.
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ from collections.abc import Collection, Mapping
 import attrs
 
 from revaer_core.errors import ConfigError, PluginError
-from revaer_core.health import StoreRole
-from revaer_core.hookspecs import NAMESPACES, PROJECT
+from revaer_core.hookspecs import NAMESPACES
 from revaer_core.settings import RuntimeSettings
-from revaer_core.store import RuntimeStore
+from revaer_core.store import RuntimeStore, new_plugin_manager
+from revaer_core.storetypes import StoreRole
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +39,9 @@ KNOWN_DISTRIBUTIONS: Mapping[str, str] = {
     "postgres": "revaer-runtime-pg",
 }
 
-_HOOK_NAMES = frozenset(
-    name for namespace in NAMESPACES for name, _ in inspect.getmembers(namespace, inspect.isfunction)
+#: Every hook name, in spec order: the order of :data:`NAMESPACES` and of each namespace's definitions.
+HOOK_NAMES: tuple[str, ...] = tuple(
+    name for namespace in NAMESPACES for name, member in vars(namespace).items() if inspect.isfunction(member)
 )
 
 
@@ -65,9 +72,17 @@ def _describe(ep: importlib.metadata.EntryPoint) -> InstalledPlugin:
 
 
 def implemented_hooks(plugin: object) -> tuple[str, ...]:
-    """Names of the runtime hooks ``plugin`` implements, in spec order."""
-    marker = f"{PROJECT}_impl"  # the attribute pluggy's HookimplMarker sets
-    return tuple(sorted(name for name in _HOOK_NAMES if hasattr(getattr(plugin, name, None), marker)))
+    """Names of the runtime hooks ``plugin`` implements, in spec order (:data:`HOOK_NAMES`).
+
+    Asks pluggy (``get_hookcallers``) on a plugin manager of its own, so what
+    is listed is exactly what registering the plugin makes callable.
+
+    :raises pluggy.PluginValidationError: when an implementation does not fit its spec.
+    """
+    pm = new_plugin_manager()
+    pm.register(plugin)
+    implemented = {caller.name for caller in pm.get_hookcallers(plugin) or ()}
+    return tuple(name for name in HOOK_NAMES if name in implemented)
 
 
 def instantiate(target: object) -> object:
@@ -93,12 +108,13 @@ def load_plugin(name: str) -> tuple[object, InstalledPlugin]:
     info = _describe(ep)
     try:
         plugin = instantiate(ep.load())
+        hooks = implemented_hooks(plugin)
     except Exception as exc:
         raise PluginError(
             f"runtime backend {name!r} from {info.distribution} {info.version} failed to load: "
             f"{type(exc).__name__}: {exc} (reinstall it, or select another backend)"
         ) from exc
-    return plugin, attrs.evolve(info, hooks=implemented_hooks(plugin))
+    return plugin, attrs.evolve(info, hooks=hooks)
 
 
 def installed_plugins() -> list[InstalledPlugin]:

@@ -10,8 +10,7 @@ import psycopg
 import psycopg.conninfo
 import sqlalchemy as sa
 
-from revaer_core import StoreUnavailable
-from revaer_core.redact import redact
+from revaer_core import StoreUnavailable, redact
 
 #: What ``application_name`` starts with for every connection the store opens.
 APPLICATION = "revaer"

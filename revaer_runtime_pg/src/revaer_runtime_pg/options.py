@@ -1,6 +1,6 @@
 """The ``[runtime.postgres]`` settings table, checked key by key.
 
-Parsing goes through :func:`revaer_core.settings.build`, so an unknown or
+Parsing goes through :func:`revaer_core.parse_table`, so an unknown or
 ill-typed key is a :class:`revaer_core.ConfigError` naming
 ``runtime.postgres.<key>``, exactly like every other Revaer setting.
 """
@@ -14,8 +14,7 @@ from typing import Any
 
 import attrs
 
-from revaer_core import ConfigError
-from revaer_core.settings import build
+from revaer_core import ConfigError, parse_table
 
 PREFIX = "runtime.postgres"
 DSN_ENV = "REVAER_DATABASE_URL"
@@ -45,7 +44,7 @@ class PgOptions:
 def parse_options(options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> PgOptions:
     """``options`` (the TOML table) as :class:`PgOptions`, with ``REVAER_DATABASE_URL`` applied."""
     env = os.environ if env is None else env
-    parsed = build(PgOptions, options, PREFIX)
+    parsed = parse_table(PgOptions, options, PREFIX)
     if env.get(DSN_ENV, "").strip():
         parsed = attrs.evolve(parsed, dsn=env[DSN_ENV].strip())
     if parsed.dsn is not None and not parsed.dsn.strip():

@@ -354,10 +354,10 @@ class PostgresStore:
         log.info("runtime store: PostgreSQL at %s, schema %r", database.where(self._db.dsn), self._db.options.schema)
 
     @hookimpl
-    def runtime_commands(self) -> Iterable[click.Command]:
+    def runtime_commands(self, options: Mapping[str, Any], data_dir: Path) -> Iterable[click.Command]:
         from revaer_runtime_pg.commands import all_commands  # the CLI modules load only when the CLI asks
 
-        return all_commands()
+        return all_commands(options, data_dir)
 
     @hookimpl
     def store_capabilities(self) -> Iterable[str]:

@@ -17,7 +17,8 @@ class RuntimeGroup(click.Group):
     """``revaer runtime``: the built-in commands plus those of the selected backend (``runtime_commands``).
 
     The backend's commands are looked up from the settings, without opening the
-    store, so ``migrate`` works on a schema the store would refuse to open.
+    store, so ``migrate`` works on a schema the store would refuse to open; the
+    hook gets the backend's options table and the data dir, all a command needs.
     """
 
     def _backend_commands(self, ctx: click.Context) -> dict[str, click.Command]:
@@ -26,12 +27,14 @@ class RuntimeGroup(click.Group):
             return cached
         found: dict[str, click.Command] = {}
         cli_ctx = ctx.find_object(CliContext)
-        name = None if cli_ctx is None else cli_ctx.settings.runtime.selected_backend
-        if name is not None:
+        runtime = None if cli_ctx is None else cli_ctx.settings.runtime
+        name = None if runtime is None else runtime.selected_backend
+        if runtime is not None and name is not None:
             plugin, _ = load_plugin(name)
             pm = new_plugin_manager()
             pm.register(plugin, name=name)
-            for command in pm.hook.runtime_commands() or ():
+            commands = pm.hook.runtime_commands(options=runtime.options_for(name), data_dir=runtime.data_dir)
+            for command in commands or ():
                 if command.name and command.name not in self.commands:
                     found[command.name] = command
         ctx.meta["revaer.runtime_commands"] = found

@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from revaer_core.health import Capability
 from revaer_core.store import RuntimeStore
+from revaer_core.storetypes import Capability
 
 StoreOpener = Callable[[], RuntimeStore]
 

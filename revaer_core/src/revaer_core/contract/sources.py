@@ -17,11 +17,11 @@ import pytest
 
 from revaer_core.contract import samples
 from revaer_core.contract.base import ContractBase, StoreOpener
-from revaer_core.health import Capability
 from revaer_core.query import TorrentQuery
 from revaer_core.sources import AddedVia, StoredSource
 from revaer_core.status import Progress
 from revaer_core.store import RuntimeStore
+from revaer_core.storetypes import Capability
 
 SOURCE_CASES = list(samples.source_cases())
 

@@ -10,10 +10,10 @@ import pytest
 
 from revaer_core.contract import samples
 from revaer_core.contract.base import ContractBase, StoreOpener
-from revaer_core.health import Capability
 from revaer_core.query import Cursor, TorrentQuery, TorrentSort, walk
 from revaer_core.status import MAX_BYTES, Progress, Rates, TorrentState, TorrentStatus
 from revaer_core.store import RuntimeStore
+from revaer_core.storetypes import Capability
 
 EDGE_CASES = list(samples.edge_cases())
 
