@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from revaer_core import RuntimeStore
+from revaer_core import RuntimeStore, StoreRole
 from revaer_core.contract import StoreContract
 from revaer_core.contract.base import StoreOpener
 from revaer_runtime_memory import MemoryStore
@@ -16,4 +18,8 @@ class TestMemoryStore(StoreContract):
     @pytest.fixture
     def store_opener(self, tmp_path: Path) -> StoreOpener:
         plugin = MemoryStore()  # one storage per test, shared by every open
-        return lambda: RuntimeStore.open(plugin, name="memory", data_dir=tmp_path)
+
+        def open_store(*, options: Mapping[str, Any] | None = None, role: StoreRole = StoreRole.DAEMON) -> RuntimeStore:
+            return RuntimeStore.open(plugin, name="memory", options=options, data_dir=tmp_path, role=role)
+
+        return open_store

@@ -10,12 +10,14 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
-from revaer_core import RuntimeStore
+from revaer_core import RuntimeStore, StoreRole
 from revaer_core.contract import StoreContract
 from revaer_core.contract.base import StoreOpener
 from revaer_core.hookspecs import NAMESPACES
@@ -49,7 +51,16 @@ EXAMPLE = example_module()
 class TestGuideExamplePlugin(StoreContract):
     @pytest.fixture
     def store_opener(self, tmp_path: Path) -> StoreOpener:
-        return lambda: RuntimeStore.open(EXAMPLE.SQLiteStore(), name="sqlite", data_dir=tmp_path)
+        def open_store(*, options: Mapping[str, Any] | None = None, role: StoreRole = StoreRole.DAEMON) -> RuntimeStore:
+            return RuntimeStore.open(
+                EXAMPLE.SQLiteStore(), name="sqlite", options=options, data_dir=tmp_path, role=role
+            )
+
+        return open_store
+
+    @pytest.fixture
+    def bad_options(self) -> Sequence[Mapping[str, Any]]:
+        return [{"paht": "typo.sqlite3"}, {"path": 42}]
 
 
 HOOKS = [(ns.__name__, name, fn) for ns in NAMESPACES for name, fn in inspect.getmembers(ns, inspect.isfunction)]

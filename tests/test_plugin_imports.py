@@ -46,9 +46,7 @@ def core_imports(path: Path) -> Iterator[tuple[int, str]]:
 MODULES = [(package, path) for package in PLUGINS for path in sorted(package_dir(package).rglob("*.py"))]
 
 
-@pytest.mark.parametrize(
-    ("package", "path"), MODULES, ids=[f"{p}:{m.relative_to(package_dir(p))}" for p, m in MODULES]
-)
+@pytest.mark.parametrize(("package", "path"), MODULES, ids=[f"{p}:{m.relative_to(package_dir(p))}" for p, m in MODULES])
 def test_a_plugin_imports_only_what_the_core_exports(package: str, path: Path) -> None:
     problems = [f"{path.name}:{line}: {what}" for line, what in core_imports(path)]
     assert not problems, "\n".join(problems)

@@ -361,11 +361,13 @@ class PostgresStore:
 
     @hookimpl
     def store_capabilities(self) -> Iterable[str]:
-        return {Capability.DURABLE, Capability.RESUME_DATA, Capability.SOURCES}
+        return {Capability.DURABLE, Capability.RESUME_DATA, Capability.SOURCES, Capability.SHARED}
 
     @hookimpl
     def store_health(self) -> StoreHealth:
-        db = self._database
+        db = self._db
+        if db is None:
+            return StoreHealth(ok=False, detail="the PostgreSQL runtime store is closed")
         facts = {
             "database": database.where(db.dsn),
             "mode": "embedded" if db.embedded is not None else "external",
@@ -627,8 +629,9 @@ class PostgresStore:
                     pg.insert(j)
                     .values(torrent_id=job.torrent_id, **values)
                     .on_conflict_do_nothing(index_elements=[j.c.torrent_id])
+                    .returning(j.c.torrent_id)  # rowcount is -1 here (SQLAlchemy 2.1): a returned row says it was ours
                 )
-                if connection.execute(insert).rowcount == 0:
+                if connection.execute(insert).first() is None:
                     raise _LostRace
             else:
                 connection.execute(j.update().where(j.c.torrent_id == job.torrent_id).values(**values))

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 
+import attrs
 import pytest
 
 from revaer_core.contract import samples
-from revaer_core.contract.base import ContractBase
-from revaer_core.jobs import JobEvent, JobStatus, TransferMode, TransitionRefused
+from revaer_core.contract.base import ContractBase, StoreOpener
+from revaer_core.jobs import (
+    FsJob,
+    JobEvent,
+    JobStatus,
+    JobTransition,
+    TransferMode,
+    TransitionRefused,
+    apply_transition,
+)
 from revaer_core.query import JobQuery, walk
+from revaer_core.status import Progress, Rates, TorrentStatus
 from revaer_core.store import RuntimeStore
+from revaer_core.storetypes import Capability, StoreRole
 
 SOURCE = "/srv/downloads/torrent"
 DEST = "/srv/library/Torrent"
@@ -20,6 +34,87 @@ DEST = "/srv/library/Torrent"
 
 def _at(seconds: int) -> datetime:
     return samples.EPOCH + timedelta(seconds=seconds)
+
+
+@contextlib.contextmanager
+def _busy_switching() -> Iterator[None]:
+    """Make threads switch every few microseconds, so that an unguarded read-modify-write shows."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+def _run_together(workers: Sequence[Callable[[], None]]) -> None:
+    """Run ``workers`` in threads started at once; re-raise the first error any of them hit."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(workers))
+
+    def run(work: Callable[[], None]) -> None:
+        start.wait()
+        try:
+            work()
+        except BaseException as exc:  # reported below, in the test's own thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+    with _busy_switching():
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a writer thread hung"
+    if errors:
+        raise AssertionError(f"{len(errors)} concurrent write(s) failed; the first: {errors[0]!r}") from errors[0]
+
+
+def _progress_write(base: TorrentStatus, writer: int, n: int) -> TorrentStatus:
+    """``base`` as writer ``writer`` leaves it at its ``n``-th write: progress and rates say who and when."""
+    mark = writer * 1_000_000 + n
+    return attrs.evolve(
+        base,
+        progress=Progress(downloaded=mark, total=base.progress.total, eta_seconds=mark),
+        rates=Rates(download_bps=mark, upload_bps=mark, ratio=float(mark)),
+    )
+
+
+def _attempt(store: RuntimeStore, transition: JobTransition) -> bool:
+    """Record ``transition``; whether it applied (a refusal is the store following the rules)."""
+    try:
+        store.record_job_transition(transition)
+    except TransitionRefused:
+        return False
+    return True
+
+
+def assert_history_explains_the_job(store: RuntimeStore, torrent_id: uuid.UUID, applied: int) -> None:
+    """The job's history is one serial order of the ``applied`` transitions, and the job is where it leads.
+
+    Replaying the history through ``apply_transition`` must give, entry by
+    entry, the status and attempt each entry records, and end at the stored job.
+    """
+    history = store.job_history(torrent_id)
+    assert [e.seq for e in history] == list(range(1, applied + 1)), (
+        f"{applied} transitions applied, history has seq {[e.seq for e in history]}"
+    )
+    job: FsJob | None = None
+    for entry in history:
+        transition = JobTransition(
+            torrent_id=torrent_id,
+            event=entry.event,
+            at=entry.at,
+            source=entry.source,
+            destination=entry.destination,
+            transfer_mode=entry.transfer_mode,
+            detail=entry.detail,
+        )
+        job = apply_transition(job, transition)  # raises if the history is no order the rules allow
+        assert (job.status, job.attempt) == (entry.status, entry.attempt), f"history entry {entry.seq} is torn"
+    stored = store.get_job(torrent_id)
+    assert stored is not None and job is not None
+    assert (stored.status, stored.attempt, stored.last_error) == (job.status, job.attempt, job.last_error)
 
 
 class JobStoreContract(ContractBase):
@@ -31,6 +126,25 @@ class JobStoreContract(ContractBase):
         status = samples.status(42)
         store.upsert_torrents([status])
         return status.id
+
+    def test_status_writes_after_job_transitions_keep_the_job_and_its_history(
+        self, store: RuntimeStore, torrent_id: uuid.UUID
+    ) -> None:
+        # In a real run every status upsert of a torrent follows its job's transitions.
+        store.job_started(torrent_id, SOURCE, at=_at(1))
+        store.job_failed(torrent_id, "EACCES", at=_at(2))
+        store.retry_job(torrent_id, at=_at(3))
+        job = store.job_started(torrent_id, SOURCE, at=_at(4))
+        history = store.job_history(torrent_id)
+        status = store.get_torrent(torrent_id)
+        assert status is not None
+        store.upsert_torrents([status])  # the same status again
+        changed = attrs.evolve(status, name="renamed", paused=True, library_path=DEST, last_updated=_at(5))
+        store.upsert_torrents([changed])
+        store.update_progress([_progress_write(changed, 1, 1)])
+        assert store.get_job(torrent_id) == job
+        assert store.job_history(torrent_id) == history
+        assert [j.torrent_id for j in store.list_jobs(JobQuery()).items] == [torrent_id]
 
     def test_no_job_until_one_starts(self, store: RuntimeStore, torrent_id: uuid.UUID) -> None:
         assert store.get_job(torrent_id) is None
@@ -147,3 +261,76 @@ class JobStoreContract(ContractBase):
             assert [e.seq for e in history] == list(range(1, 16))
             job = store.get_job(status.id)
             assert job is not None and job.attempt == 5 and job.status is JobStatus.PENDING
+
+    def test_writers_of_one_torrent_interleave_as_one_serial_order(
+        self, store: RuntimeStore, torrent_id: uuid.UUID
+    ) -> None:
+        # The writer upserts, the engine saves resume data, FsOps and an operator move the job: all at once.
+        base = store.get_torrent(torrent_id)
+        assert base is not None
+        resume = Capability.RESUME_DATA in store.capabilities()
+        writers, rounds = 4, 30
+        applied = [0] * writers
+
+        def writer(k: int) -> Callable[[], None]:
+            def work() -> None:
+                for n in range(rounds):
+                    store.upsert_torrents([_progress_write(base, k, 2 * n)])
+                    if _attempt(
+                        store, JobTransition(torrent_id=torrent_id, event=JobEvent.STARTED, at=_at(n), source=SOURCE)
+                    ):
+                        applied[k] += 1
+                    store.update_progress([_progress_write(base, k, 2 * n + 1)])
+                    if resume:
+                        store.save_resume_data(torrent_id, f"{k}:{n}".encode())
+                    failed = JobTransition(torrent_id=torrent_id, event=JobEvent.FAILED, at=_at(n), detail=f"w{k}")
+                    applied[k] += _attempt(store, failed)
+                    applied[k] += _attempt(store, JobTransition(torrent_id=torrent_id, event=JobEvent.RETRY, at=_at(n)))
+
+            return work
+
+        _run_together([writer(k) for k in range(writers)])
+        last_writes = [_progress_write(base, k, 2 * rounds - 1) for k in range(writers)]
+        assert store.get_torrent(torrent_id) in last_writes, (
+            "the status is no writer's last write: a torn or lost write"
+        )
+        assert store.load_torrents() == [store.get_torrent(torrent_id)]
+        assert_history_explains_the_job(store, torrent_id, sum(applied))
+        if resume:
+            assert store.load_resume_data().get(torrent_id) in {f"{k}:{rounds - 1}".encode() for k in range(writers)}
+
+    def test_a_client_writes_safely_alongside_a_daemon(
+        self, store: RuntimeStore, store_opener: StoreOpener, torrent_id: uuid.UUID
+    ) -> None:
+        # ``revaer fsops retry`` is a CLIENT writing job transitions while the daemon writes statuses and jobs.
+        self.require(store, Capability.SHARED)
+        client = store_opener(role=StoreRole.CLIENT)
+        base = store.get_torrent(torrent_id)
+        assert base is not None
+        rounds = 25
+        applied = {"daemon": 0, "client": 0}
+
+        def daemon() -> None:
+            for n in range(rounds):
+                store.upsert_torrents([_progress_write(base, 1, 2 * n)])
+                applied["daemon"] += _attempt(
+                    store, JobTransition(torrent_id=torrent_id, event=JobEvent.STARTED, at=_at(n), source=SOURCE)
+                )
+                store.update_progress([_progress_write(base, 1, 2 * n + 1)])
+                applied["daemon"] += _attempt(
+                    store, JobTransition(torrent_id=torrent_id, event=JobEvent.FAILED, at=_at(n), detail="disk full")
+                )
+
+        def operator() -> None:
+            for n in range(rounds * 2):
+                applied["client"] += _attempt(
+                    client, JobTransition(torrent_id=torrent_id, event=JobEvent.RETRY, at=_at(n))
+                )
+
+        try:
+            _run_together([daemon, operator])
+            assert client.get_torrent(torrent_id) == _progress_write(base, 1, 2 * rounds - 1)
+            assert_history_explains_the_job(client, torrent_id, applied["daemon"] + applied["client"])
+        finally:
+            client.close()
+        assert_history_explains_the_job(store, torrent_id, applied["daemon"] + applied["client"])
