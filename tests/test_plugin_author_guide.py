@@ -7,12 +7,10 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -21,29 +19,7 @@ from revaer_core import RuntimeStore, StoreRole
 from revaer_core.contract import StoreContract
 from revaer_core.contract.base import StoreOpener
 from revaer_core.hookspecs import NAMESPACES
-
-GUIDE = Path(__file__).parent.parent / "docs" / "plugin-authors.md"
-
-
-def example_source() -> tuple[str, str]:
-    """The module name and code of the block that follows the guide's ``example:`` marker."""
-    text = GUIDE.read_text(encoding="utf-8")
-    match = re.search(r"<!-- example: (\w+)\.py -->\n```python\n(.*?)```", text, re.DOTALL)
-    assert match, "the guide lost its example block"
-    name, source = match.groups()
-    return name, source
-
-
-def example_module() -> ModuleType:
-    """Import the guide's example as a module."""
-    name, source = example_source()
-    spec = importlib.util.spec_from_loader(name, loader=None)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclass-like decorators look modules up by name
-    exec(compile(source, str(GUIDE), "exec"), module.__dict__)  # noqa: S102 - our own documentation
-    return module
-
+from tests.support.guide_example import GUIDE, example_module, example_source
 
 EXAMPLE = example_module()
 
