@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 import pytest
 
 from revaer_core import RuntimeStore, StoreRole
-from revaer_core.contract import StoreContract
+from revaer_core.contract import StoreContract, samples
 from revaer_core.contract.base import UNKNOWN_OPTIONS, StoreOpener
 from revaer_runtime_pg import PostgresStore
 from tests.support.postgres import pg_options
@@ -37,3 +39,46 @@ class TestPostgresStore(StoreContract):
             {"schema": 7},
             {"pool_size": 0},
         ]
+
+
+def _first_starts_at_once(store: RuntimeStore, torrent_id: uuid.UUID, threads: int) -> list[Exception]:
+    """Start the job of ``torrent_id`` from ``threads`` threads released together; the errors they hit."""
+    start = threading.Barrier(threads)
+    errors: list[Exception] = []
+
+    def first_start() -> None:
+        start.wait()
+        try:
+            store.job_started(torrent_id, "/srv/downloads/x", at=samples.EPOCH)
+        except Exception as exc:  # reported by the caller
+            errors.append(exc)
+
+    workers = [threading.Thread(target=first_start) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return errors
+
+
+def test_first_starts_of_one_job_from_many_threads_keep_one_history(
+    pg_url: str, pg_schema: str, tmp_path: Path
+) -> None:
+    """Two first transitions of a job racing to create its row: the loser reads the winner's and goes on top.
+
+    The race check once read ``rowcount`` of ``INSERT … ON CONFLICT DO NOTHING``,
+    which is -1 there, so both wrote history row 1 and one failed.
+    """
+    store = RuntimeStore.open(
+        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
+    )
+    try:
+        for n in range(5):
+            status = samples.status(n)
+            store.upsert_torrents([status])
+            assert _first_starts_at_once(store, status.id, 6) == []
+            assert [e.seq for e in store.job_history(status.id)] == [1, 2, 3, 4, 5, 6]
+            job = store.get_job(status.id)
+            assert job is not None and job.attempt == 6
+    finally:
+        store.close()
