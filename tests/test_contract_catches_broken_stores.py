@@ -23,6 +23,7 @@ from tests.support.broken_stores import BROKEN
 
 ROOT = Path(__file__).parent.parent
 MODULE = ROOT / "tests" / "support" / "broken_stores.py"
+QUIET = ("-q", "-p", "no:randomly", "-p", "no:cacheprovider")  #: a plain run: no shuffling, no cache written
 
 
 @pytest.fixture(scope="module")
@@ -39,27 +40,16 @@ def outcomes(scratch: Path) -> Mapping[str, Mapping[str, str]]:
     """Test class name -> test name -> "passed", "failed" or "skipped"."""
     report = scratch / "report.xml"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:randomly",
-            "-p",
-            "no:cacheprovider",
-            f"--basetemp={scratch / 'tmp'}",
-            f"--junitxml={report}",
-            str(MODULE),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    command: list[str | Path] = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *QUIET,
+        f"--basetemp={scratch / 'tmp'}",
+        f"--junitxml={report}",
+        MODULE,
+    ]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert report.is_file(), result.stdout[-3000:] + result.stderr[-3000:]
     found: dict[str, dict[str, str]] = defaultdict(dict)
     for case in ET.parse(report).getroot().iter("testcase"):  # noqa: S314 - the report our own run just wrote

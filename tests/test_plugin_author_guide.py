@@ -85,15 +85,8 @@ def test_the_guide_example_type_checks_strictly_outside_the_tree(tmp_path: Path)
     (tmp_path / "uses_our_plugins.py").write_text(USES_OUR_PLUGINS, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in {"MYPYPATH", "PYTHONPATH"}}
     mypy = [sys.executable, "-m", "mypy", "--strict", "--config-file=", "--cache-dir", str(tmp_path / ".mypy_cache")]
-    result = subprocess.run(
-        [*mypy, f"{name}.py", "uses_our_plugins.py"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    command = [*mypy, f"{name}.py", "uses_our_plugins.py"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
     output = result.stdout + result.stderr
     assert "No module named mypy" not in output, "mypy must be installed with the tests (noxfile.py TEST_TOOLS)"
     assert "import-untyped" not in output and "import-not-found" not in output, output

@@ -24,7 +24,7 @@ from revaer_core.jobs import (
     apply_transition,
 )
 from revaer_core.query import JobQuery, walk
-from revaer_core.status import Progress, Rates, TorrentStatus
+from revaer_core.status import TorrentStatus
 from revaer_core.store import RuntimeStore
 from revaer_core.storetypes import Capability, StoreRole
 
@@ -71,13 +71,8 @@ def _run_together(workers: Sequence[Callable[[], None]]) -> None:
 
 
 def _progress_write(base: TorrentStatus, writer: int, n: int) -> TorrentStatus:
-    """``base`` as writer ``writer`` leaves it at its ``n``-th write: progress and rates say who and when."""
-    mark = writer * 1_000_000 + n
-    return attrs.evolve(
-        base,
-        progress=Progress(downloaded=mark, total=base.progress.total, eta_seconds=mark),
-        rates=Rates(download_bps=mark, upload_bps=mark, ratio=float(mark)),
-    )
+    """``base`` as writer ``writer`` leaves it at its ``n``-th write."""
+    return samples.progressed(base, writer * 1_000_000 + n)
 
 
 def _attempt(store: RuntimeStore, transition: JobTransition) -> bool:
@@ -101,15 +96,7 @@ def assert_history_explains_the_job(store: RuntimeStore, torrent_id: uuid.UUID, 
     )
     job: FsJob | None = None
     for entry in history:
-        transition = JobTransition(
-            torrent_id=torrent_id,
-            event=entry.event,
-            at=entry.at,
-            source=entry.source,
-            destination=entry.destination,
-            transfer_mode=entry.transfer_mode,
-            detail=entry.detail,
-        )
+        transition = JobTransition(**{f.name: getattr(entry, f.name) for f in attrs.fields(JobTransition)})
         job = apply_transition(job, transition)  # raises if the history is no order the rules allow
         assert (job.status, job.attempt) == (entry.status, entry.attempt), f"history entry {entry.seq} is torn"
     stored = store.get_job(torrent_id)

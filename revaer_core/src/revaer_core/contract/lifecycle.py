@@ -6,14 +6,12 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-import attrs
 import pytest
 
 from revaer_core.contract import samples
 from revaer_core.contract.base import ContractBase, StoreOpener
 from revaer_core.errors import ConfigError
 from revaer_core.plugins import implemented_hooks
-from revaer_core.status import Progress, Rates
 from revaer_core.store import RuntimeStore
 from revaer_core.storetypes import Capability, StoreHealth
 
@@ -66,12 +64,7 @@ class LifecycleContract(ContractBase):
         self.require_hook(store, "update_progress")
         stored = samples.status(1)
         store.upsert_torrents([stored])
-        moved = attrs.evolve(
-            stored,
-            progress=Progress(downloaded=777_777, total=1_000_000, eta_seconds=None),
-            rates=Rates(download_bps=2**33, upload_bps=0, ratio=3.75),
-            last_updated=stored.last_updated + timedelta(seconds=2),
-        )
+        moved = samples.progressed(stored, 777_777, last_updated=stored.last_updated + timedelta(seconds=2))
         absent = samples.status(2)
         missing = self.hooks(store).update_progress(statuses=[moved, absent])
         assert missing is not None, "update_progress must return the ids it does not hold (empty when none)"

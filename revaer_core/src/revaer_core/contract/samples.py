@@ -180,3 +180,13 @@ def source_cases() -> Iterator[tuple[str, StoredSource]]:
             added_at=datetime(2025, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-9, minutes=-30))),
         ),
     )
+
+
+def progressed(status: TorrentStatus, mark: int, **changes: Any) -> TorrentStatus:
+    """``status`` with progress and rates all set to ``mark``: a write that says which it was, and no torn one."""
+    return attrs.evolve(
+        status,
+        progress=Progress(downloaded=mark, total=status.progress.total, eta_seconds=mark),
+        rates=Rates(download_bps=mark, upload_bps=mark, ratio=float(mark)),
+        **changes,
+    )
