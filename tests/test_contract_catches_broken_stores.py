@@ -23,7 +23,8 @@ from tests.support.broken_stores import BROKEN
 
 ROOT = Path(__file__).parent.parent
 MODULE = ROOT / "tests" / "support" / "broken_stores.py"
-QUIET = ("-q", "-p", "no:randomly", "-p", "no:cacheprovider")  #: a plain run: no shuffling, no cache written
+#: A plain pytest run: no shuffling, no cache written.
+PYTEST = (sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider")
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +41,7 @@ def outcomes(scratch: Path) -> Mapping[str, Mapping[str, str]]:
     """Test class name -> test name -> "passed", "failed" or "skipped"."""
     report = scratch / "report.xml"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    command: list[str | Path] = [
-        sys.executable,
-        "-m",
-        "pytest",
-        *QUIET,
-        f"--basetemp={scratch / 'tmp'}",
-        f"--junitxml={report}",
-        MODULE,
-    ]
+    command = [*PYTEST, f"--basetemp={scratch / 'tmp'}", f"--junitxml={report}", str(MODULE)]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert report.is_file(), result.stdout[-3000:] + result.stderr[-3000:]
     found: dict[str, dict[str, str]] = defaultdict(dict)
