@@ -50,6 +50,19 @@ def test_every_hook_is_specified_and_in_the_guide(namespace: str, name: str, spe
     assert getattr(spec, "revaer_spec", None) is not None, f"{name} is not marked as a hook spec"
 
 
+@pytest.mark.parametrize(("namespace", "name", "spec"), HOOKS, ids=[f"{ns}.{n}" for ns, n, _ in HOOKS])
+def test_every_hook_documents_its_arguments_and_result(namespace: str, name: str, spec: Any) -> None:
+    """A plugin author implements a hook from its docstring alone; ``firstresult`` only where a result counts."""
+    doc = inspect.getdoc(spec) or ""
+    arguments = [p for p in inspect.signature(spec).parameters if p != "self"]
+    assert [a for a in arguments if f":param {a}:" not in doc] == [], f"{name}: document every argument"
+    assert ":returns:" in doc, f"{name}: say what it returns"
+    returns_none = inspect.signature(spec).return_annotation in (None, "None")
+    assert spec.revaer_spec.get("firstresult", False) is not returns_none, (
+        f"{name}: firstresult belongs on hooks that return a value, and only on them"
+    )
+
+
 def test_the_guide_example_implements_every_store_hook() -> None:
     from revaer_core.plugins import implemented_hooks
 
