@@ -252,10 +252,12 @@ class JobStoreContract(ContractBase):
     def test_writers_of_one_torrent_interleave_as_one_serial_order(
         self, store: RuntimeStore, torrent_id: uuid.UUID
     ) -> None:
-        # The writer upserts, the engine saves resume data, FsOps and an operator move the job: all at once.
+        # The writer upserts statuses and sources, the engine saves resume data, FsOps and an operator
+        # move the job: all at once, on one torrent.
         base = store.get_torrent(torrent_id)
         assert base is not None
         resume = Capability.RESUME_DATA in store.capabilities()
+        sources = Capability.SOURCES in store.capabilities()
         writers, rounds = 4, 30
         applied = [0] * writers
 
@@ -270,6 +272,8 @@ class JobStoreContract(ContractBase):
                     store.update_progress([_progress_write(base, k, 2 * n + 1)])
                     if resume:
                         store.save_resume_data(torrent_id, f"{k}:{n}".encode())
+                    if sources:  # a re-add from another surface replaces the source
+                        store.save_torrent_sources([samples.source(42, file_priorities=(k, n % 8))])
                     failed = JobTransition(torrent_id=torrent_id, event=JobEvent.FAILED, at=_at(n), detail=f"w{k}")
                     applied[k] += _attempt(store, failed)
                     applied[k] += _attempt(store, JobTransition(torrent_id=torrent_id, event=JobEvent.RETRY, at=_at(n)))
@@ -285,6 +289,9 @@ class JobStoreContract(ContractBase):
         assert_history_explains_the_job(store, torrent_id, sum(applied))
         if resume:
             assert store.load_resume_data().get(torrent_id) in {f"{k}:{rounds - 1}".encode() for k in range(writers)}
+        if sources:
+            last_sources = [samples.source(42, file_priorities=(k, (rounds - 1) % 8)) for k in range(writers)]
+            assert store.load_torrent_sources().get(torrent_id) in last_sources
 
     def test_a_client_writes_safely_alongside_a_daemon(
         self, store: RuntimeStore, store_opener: StoreOpener, torrent_id: uuid.UUID
