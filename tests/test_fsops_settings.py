@@ -68,7 +68,7 @@ def test_fsops_is_off_by_default(tmp_path: Path) -> None:
         ("exclude = [1]", "fsops.exclude[0]", "expected a string"),
         ('library_root = "relative/lib"', "fsops.library_root", "must be an absolute path"),
         ('allowed_roots = ["rel"]', "fsops.allowed_roots", "must be an absolute path"),
-        ("workers = 0", "fsops.workers", "must be >= 1"),
+        ("workers = 0", "fsops.workers", "must be between 1 and 64, got 0"),
         ("libary_root = '/x'", "fsops.libary_root", "did you mean 'library_root'?"),
         ('preset = "everything"', "fsops.preset", "one of 'none', 'skip_extras'"),
     ],
