@@ -30,9 +30,10 @@ def check_startup(settings: Settings, *, serve_api: bool = True) -> None:
     check_folders(settings)
     check_overlaps(settings)
     if settings.fsops.enabled:
-        from revaer_core.fsops.policy import FsOpsPolicy
+        from revaer_core.fsops.policy import FsOpsPolicy, journal_dir_of
 
-        FsOpsPolicy.from_settings(settings.fsops)  # owner, group and roots: named by their fsops.* key
+        # owner, group and roots: named by their fsops.* key
+        FsOpsPolicy.from_settings(settings.fsops, journal_dir=journal_dir_of(settings.runtime.data_dir))
     if serve_api:
         check_api_binding(settings)
 
