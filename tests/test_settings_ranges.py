@@ -127,6 +127,9 @@ def test_separate_folders_and_the_default_layout_pass(tmp_path: Path) -> None:
     check_startup(_settings(tmp_path), serve_api=False)
     data = tmp_path / "data"  # the default: downloads in the data dir's own downloads folder
     check_startup(_settings(tmp_path, data=data, downloads=data / "downloads" / "tv"), serve_api=False)
+    check_startup(_settings(tmp_path, data=data, allowed_save_roots=(data / "downloads",)), serve_api=False)
+    with pytest.raises(ConfigError, match=rf"give each a folder of its own \(downloads may go in {data}/downloads\)"):
+        check_startup(_settings(tmp_path, data=data, downloads=data / "incoming"), serve_api=False)
 
 
 @pytest.mark.parametrize("key", ["runtime.data_dir", "engine.download_dir", "fsops.library_root", "engine.watch_dir"])

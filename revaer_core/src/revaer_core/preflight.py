@@ -89,22 +89,23 @@ def check_overlaps(settings: Settings) -> None:
             _overlap(data, trusted[1])
     for key, root in torrent_roots:
         for other_key, other in trusted:
-            if key == "engine.download_dir" and other_key == data[0] and _downloads_of(root, other):
+            if other_key == data[0] and _downloads_of(root, other):
                 continue
             if _inside(root, other) or _inside(other, root):
-                _overlap((key, root), (other_key, other))
+                hint = f" (downloads may go in {other / DOWNLOADS_IN_DATA_DIR})" if other_key == data[0] else ""
+                _overlap((key, root), (other_key, other), hint)
 
 
 def _downloads_of(download_dir: Path, data_dir: Path) -> bool:
-    """Whether ``download_dir`` is (or lies in) the data dir's own downloads folder."""
+    """Whether a download folder is (or lies in) the data dir's own downloads folder."""
     return _inside(download_dir, data_dir / DOWNLOADS_IN_DATA_DIR)
 
 
-def _overlap(first: tuple[str, Path], second: tuple[str, Path]) -> None:
+def _overlap(first: tuple[str, Path], second: tuple[str, Path], hint: str = "") -> None:
     (a, a_path), (b, b_path) = first, second
     raise ConfigError(
         f"{a} and {b}",
-        f"{a_path} and {b_path} overlap (one lies inside the other); give each a folder of its own, "
+        f"{a_path} and {b_path} overlap (one lies inside the other); give each a folder of its own{hint}, "
         "so no torrent can write where FsOps or the daemon keep their own files",
     )
 
