@@ -356,7 +356,7 @@ def parse_listen_interfaces(key: str, text: str) -> tuple[tuple[str, int], ...]:
             elif not _HOST_NAME.fullmatch(host):
                 raise ConfigError(key, f"{host!r} in {item!r} is not an address, host name or device name")
         digits = port_text.rstrip("sl")
-        if not digits.isdigit() or not 0 <= int(digits) <= 65535:
+        if not (digits.isascii() and digits.isdigit()) or not 0 <= int(digits) <= 65535:
             raise ConfigError(key, f"port {port_text!r} in {item!r} must be between 0 and 65535")
         pairs.append((host, int(digits)))
     return tuple(pairs)

@@ -289,7 +289,10 @@ class FsOpsService:
 
     def _request_for(self, torrent_id: UUID) -> JobRequest:
         """What to run for a torrent known only by id: this process's last request, else the journal's
-        (which resumes exactly) once :mod:`revaer_core.fsops.journal` accepts it, else the stored one."""
+        (which resumes exactly) once :mod:`revaer_core.fsops.journal` accepts it, else the stored one.
+
+        Without a store, or while it cannot be read, a journal is checked against the folders only:
+        it lies in the data dir, which is the daemon's own."""
         with self._lock:
             known = self._requests.get(torrent_id)
         if known is not None:
