@@ -113,11 +113,14 @@ def test_a_store_failure_exits_3_with_one_redacted_line(revaer_downable: tuple[C
     assert revaer("torrents", "list").code == 0
 
 
-def test_debug_shows_the_traceback(revaer_downable: tuple[CliRunner, DownableStore]) -> None:
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(revaer_downable: tuple[CliRunner, DownableStore]) -> None:
     revaer, plugin = revaer_downable
     plugin.down = True
-    with pytest.raises(Exception, match="runtime store failed"):
-        revaer("--debug", "torrents", "list")
+    plain, debug = revaer("torrents", "list"), revaer("--debug", "torrents", "list")
+    assert plain.code == debug.code == 3
+    assert "Traceback" in debug.err and "Traceback" not in plain.err
+    assert debug.err.strip().splitlines()[-1] == plain.err.strip().splitlines()[-1]
+    assert SECRET not in debug.err
 
 
 def test_no_store_lists_nothing_and_explains_a_missing_torrent(

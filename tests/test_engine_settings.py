@@ -52,8 +52,8 @@ alert_poll_ms = 50
     [
         ('[engine]\nlisten_interface = "x"', "engine.listen_interface", "did you mean 'listen_interfaces'"),
         ('[engine]\nenable_dht = "maybe"', "engine.enable_dht", "true or false"),
-        ("[engine]\nresume_save_interval_s = 0", "engine.resume_save_interval_s", "> 0"),
-        ("[engine]\nstatus_interval_ms = -5", "engine.status_interval_ms", "> 0"),
+        ("[engine]\nresume_save_interval_s = 0", "engine.resume_save_interval_s", "between 0.1 and 86400 s, got 0.0"),
+        ("[engine]\nstatus_interval_ms = -5", "engine.status_interval_ms", "must be between 10 and 60000 ms, got -5"),
         ('[engine]\nlisten_interfaces = "  "', "engine.listen_interfaces", "must not be empty"),
         ('engine = "loopback"', "engine", "expected a table"),
     ],

@@ -139,4 +139,4 @@ def test_glob_semantics(glob: str, path: str, matches: bool) -> None:
 
 def test_a_broken_glob_is_a_config_error_naming_the_rule(layout: Layout) -> None:
     with pytest.raises(ConfigError, match=r"^fsops\.exclude\[1\]: glob '\[abc' has '\[' without a closing '\]'$"):
-        FsOpsPolicy.from_settings(layout.settings(exclude=["*.nfo", "[abc"]))
+        FsOpsPolicy.from_settings(layout.settings(exclude=["*.nfo", "[abc"]), journal_dir=layout.journal)

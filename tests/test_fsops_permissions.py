@@ -14,6 +14,7 @@ import pytest
 
 from revaer_core import JobStatus
 from revaer_core.fsops import FsOpsPolicy, JobRequest, Pipeline, StepFailed
+from revaer_core.fsops.policy import journal_dir_of
 from tests.support.fsops import Layout, Services, new_id, run, shared_tmp, status, tree, unprivileged
 
 
@@ -52,6 +53,8 @@ def test_owner_and_group_are_set_when_permitted(layout: Layout, services: Servic
 @pytest.fixture
 def open_dirs() -> Iterator[Path]:
     folder = shared_tmp()
+    (folder / "data").mkdir()
+    (folder / "data").chmod(0o777)  # the data dir is the daemon user's own: FsOps keeps its journal there
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -61,7 +64,7 @@ def _pipeline_text(library: Path, downloads: Path, **settings: object) -> str:
     table = Layout(root=library.parent, downloads=downloads, library=library, outside=library.parent).settings(
         **settings
     )
-    policy = FsOpsPolicy.from_settings(table)
+    policy = FsOpsPolicy.from_settings(table, journal_dir=journal_dir_of(library.parent / "data"))
     pipeline = Pipeline(policy)
     request = JobRequest(torrent_id=new_id(), name="Show", source=downloads / "Show")
     warnings: list[str] = []
@@ -117,7 +120,9 @@ def test_a_library_root_that_cannot_be_written_fails_naming_it(open_dirs: Path) 
     library.mkdir(mode=0o555)
     library.chmod(0o555)
     text = unprivileged(lambda: _pipeline_text(library, downloads))
-    assert text == (f"metadata: permission denied while writing metadata {library / '.revaer'}: Permission denied")
+    assert text == (
+        f"prepare_directories: permission denied while creating directory {library / '.revaer'}: Permission denied"
+    )
 
 
 def test_disk_full_fails_the_job_naming_the_path_and_leaves_no_partial_file(

@@ -191,7 +191,7 @@ def test_corrupt_or_foreign_metadata_is_moved_aside_and_the_job_restarts(
 ) -> None:
     layout.payload("Show", {"a.mkv": b"a"})
     torrent = status(new_id(), "Show", layout.downloads)
-    meta_dir = layout.library / ".revaer"
+    meta_dir = layout.journal
     meta_dir.mkdir(parents=True)
     path = meta_dir / f"{torrent.id}.meta.json"
     if content is None:  # another torrent's finished document under this torrent's name
@@ -222,7 +222,7 @@ def test_metadata_of_a_changed_policy_is_stale_and_the_job_restarts(layout: Layo
     events = Events()
     outcome = run(services(layout.settings(chmod_file="0600"), publish=events), torrent)
     assert outcome.resumed_from is None and events.steps() == list(STEP_NAMES)
-    assert len(list((layout.library / ".revaer").glob(f"{torrent.id}.meta.json.stale-*"))) == 1
+    assert len(list((layout.journal).glob(f"{torrent.id}.meta.json.stale-*"))) == 1
 
 
 def test_metadata_is_written_atomically_with_every_step(layout: Layout, services: Services) -> None:
@@ -230,7 +230,7 @@ def test_metadata_is_written_atomically_with_every_step(layout: Layout, services
     torrent = status(new_id(), "Show", layout.downloads)
     with pytest.raises(SimulatedCrash):
         services(layout.settings(), publish=Events(crash_before="cleanup")).submit(torrent).result(timeout=10)
-    meta_dir = layout.library / ".revaer"
+    meta_dir = layout.journal
     document = json.loads((meta_dir / f"{torrent.id}.meta.json").read_text())
     assert document["status"] == "running"
     assert [s for s in STEP_NAMES if document["steps"].get(s, {}).get("status") == "done"] == list(

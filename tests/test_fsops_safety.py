@@ -16,8 +16,8 @@ from tests.support.fsops import Layout, Services, new_id, run, status, tar_bytes
 
 
 def outside_library(layout: Layout) -> dict[str, bytes]:
-    """Every file under the test's root except the library: what FsOps must never change."""
-    return {k: v for k, v in tree(layout.root).items() if not k.startswith("library/")}
+    """Every file under the test's root except the library and FsOps' journal: what FsOps must never change."""
+    return {k: v for k, v in tree(layout.root).items() if not k.startswith(("library/", "data/fsops/"))}
 
 
 def assert_refused(layout: Layout, services: Services, name: str | None, expected: str, **settings: object) -> None:
@@ -136,7 +136,7 @@ def test_a_library_subfolder_symlinked_elsewhere_is_refused_before_any_write(
 
 def test_the_library_root_must_be_under_an_allowed_root(layout: Layout) -> None:
     with pytest.raises(ConfigError, match=r"^fsops\.library_root: .* is not under any of fsops\.allowed_roots$"):
-        FsOpsPolicy.from_settings(layout.settings(allowed_roots=[layout.outside]))
+        FsOpsPolicy.from_settings(layout.settings(allowed_roots=[layout.outside]), journal_dir=layout.journal)
 
 
 def test_a_library_root_swapped_for_a_symlink_is_refused_at_run_time(layout: Layout, services: Services) -> None:

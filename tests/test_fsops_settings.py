@@ -49,7 +49,7 @@ workers = 3
         ("*.txt",),
         ("keep.txt",),
     )
-    policy = FsOpsPolicy.from_settings(fsops)
+    policy = FsOpsPolicy.from_settings(fsops, journal_dir=tmp_path / "journal")
     assert (policy.file_mode, policy.dir_mode, policy.uid, policy.gid) == (0o644, 0o755, 65534, 65534)
 
 
@@ -68,7 +68,7 @@ def test_fsops_is_off_by_default(tmp_path: Path) -> None:
         ("exclude = [1]", "fsops.exclude[0]", "expected a string"),
         ('library_root = "relative/lib"', "fsops.library_root", "must be an absolute path"),
         ('allowed_roots = ["rel"]', "fsops.allowed_roots", "must be an absolute path"),
-        ("workers = 0", "fsops.workers", "must be >= 1"),
+        ("workers = 0", "fsops.workers", "must be between 1 and 64, got 0"),
         ("libary_root = '/x'", "fsops.libary_root", "did you mean 'library_root'?"),
         ('preset = "everything"', "fsops.preset", "one of 'none', 'skip_extras'"),
     ],
@@ -90,7 +90,7 @@ def test_an_unknown_owner_is_named(tmp_path: Path) -> None:
         _write(tmp_path, f'[fsops]\nlibrary_root = "{tmp_path}"\nowner = "no-such-user-revaer"\n'), env={}
     ).fsops
     with pytest.raises(ConfigError, match=r"^fsops\.owner: no such user 'no-such-user-revaer'$"):
-        FsOpsPolicy.from_settings(fsops)
+        FsOpsPolicy.from_settings(fsops, journal_dir=tmp_path / "journal")
 
 
 def test_unknown_section_lists_fsops(tmp_path: Path) -> None:

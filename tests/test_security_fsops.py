@@ -37,11 +37,17 @@ def test_fuzzed_names_and_paths_write_nothing_outside_the_library(name: str, pat
         payload = layout.downloads / "payload"  # real data some hostile name might reach for
         payload.mkdir()
         (payload / "data.bin").write_bytes(b"data")
-        service = FsOpsService(layout.settings(), RuntimeStore.none(), backoff=FAST)
+        service = FsOpsService(
+            layout.settings(),
+            RuntimeStore.none(),
+            journal_dir=layout.journal,
+            source_roots=(layout.downloads,),
+            backoff=FAST,
+        )
         try:
-            before = {k: v for k, v in tree(layout.root).items() if not k.startswith("library/")}
+            before = {k: v for k, v in tree(layout.root).items() if not k.startswith(("library/", "data/fsops/"))}
             run(service, status(uuid.uuid4(), name, layout.downloads, files=paths or None))
-            after = {k: v for k, v in tree(layout.root).items() if not k.startswith("library/")}
+            after = {k: v for k, v in tree(layout.root).items() if not k.startswith(("library/", "data/fsops/"))}
         finally:
             service.close(deadline=2.0)
         assert after == before, f"FsOps changed files outside the library for name {name!r}, paths {paths!r}"

@@ -34,6 +34,7 @@ from revaer_core import (
 from revaer_core.events import EventPayload, FsOpsProgress
 from revaer_core.fsops import Backoff, FsOpsOutcome, FsOpsService
 from revaer_core.fsops.paths import META_DIR
+from revaer_core.fsops.policy import journal_dir_of
 from revaer_core.health import HealthBoard
 from revaer_core.settings import FsOpsSettings, build
 from revaer_core.status import FileEntry, TorrentState
@@ -55,6 +56,11 @@ class Layout:
     downloads: Path
     library: Path
     outside: Path
+
+    @property
+    def journal(self) -> Path:
+        """FsOps' job journal, where the ``services`` fixture keeps it: ``<data dir>/fsops``."""
+        return journal_dir_of(self.root / "data")
 
     def settings(self, **overrides: Any) -> FsOpsSettings:
         """``[fsops]`` settings as the loader builds them from TOML values (paths may be given as Paths)."""
@@ -254,6 +260,8 @@ def failing_store(tmp_path: Path) -> Iterator[tuple[RuntimeStore, FailingJobStor
 class Services:
     """Builds FsOpsServices and closes every one at teardown."""
 
+    journal_dir: Path
+    source_roots: tuple[Path, ...]
     built: list[FsOpsService] = attrs.field(factory=list)
 
     def __call__(
@@ -268,6 +276,8 @@ class Services:
         service = FsOpsService(
             settings,
             store or RuntimeStore.none(),
+            journal_dir=self.journal_dir,
+            source_roots=self.source_roots,
             publish=publish,
             health=health,
             on_library_path=on_library_path,
@@ -278,8 +288,9 @@ class Services:
 
 
 @pytest.fixture
-def services() -> Iterator[Services]:
-    made = Services()
+def services(tmp_path: Path) -> Iterator[Services]:
+    """FsOps services sharing one journal (as restarts of one daemon do), the layout's downloads as source root."""
+    made = Services(journal_dir=journal_dir_of(tmp_path / "data"), source_roots=(tmp_path / "downloads",))
     yield made
     for service in made.built:
         service.close(deadline=2.0)

@@ -27,6 +27,7 @@ from revaer_core.engine import Engine, RestoreRequest, restore_plan
 from revaer_core.engine.registry import open_engine
 from revaer_core.engine.simulated import SimulationScript
 from revaer_core.eventlog import EventLog
+from revaer_core.fsops.policy import journal_dir_of
 from revaer_core.fsops.service import FsOpsService
 from revaer_core.health import HealthBoard, StoreRole
 from revaer_core.jobs import JobTransition
@@ -95,6 +96,8 @@ class Daemon:
         self.fsops = FsOpsService(
             self.settings.fsops,
             self.store,
+            journal_dir=journal_dir_of(self.settings.runtime.data_dir),
+            source_roots=self.settings.engine.save_roots,
             publish=self.bus.publish,
             health=self.health,
             on_library_path=self._on_library_path,

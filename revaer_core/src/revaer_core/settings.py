@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import difflib
 import enum
+import ipaddress
+import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -62,6 +65,12 @@ def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
 
 #: attrs metadata of a path setting that must be written absolute: it is not resolved against the settings file.
 ABSOLUTE_ONLY: Mapping[str, bool] = {"absolute_only": True}
+#: Ranges of the numbers the writer runs on (low, high): a shorter flush interval is a flush per event,
+#: a longer one loses more than a minute of progress to a crash; the deadline bounds how long a stop may take.
+FLUSH_INTERVAL_MS = (10, 60_000)
+SHUTDOWN_DEADLINE_S = (0.5, 3600)
+#: The largest body ``[api] max_upload_bytes`` may allow: a .torrent of a huge payload is a few MiB.
+MAX_UPLOAD_BYTES = 1 << 30
 _ROOTS = " (a root that bounds where files go is never taken relative to the settings file)"
 
 
@@ -291,6 +300,68 @@ def build(
     return cls(**values)
 
 
+def check_range(key: str, value: float, low: float, high: float, unit: str = "") -> None:
+    """A ConfigError naming ``key`` unless ``low <= value <= high`` (NaN and infinities never are).
+
+    Every number a daemon runs on has a sane range: a flush interval of 0 means
+    one flush per event, one of 10**13 ms overflows the writer's timer.
+    """
+    if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
+        raise ConfigError(key, f"must be between {_number(low)} and {_number(high)}{unit}, got {value!r}")
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+#: A host name or device name as libtorrent takes it in ``listen_interfaces`` (``eth0``, ``seed.example``).
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,252})")
+_LISTEN_EXAMPLE = "e.g. '0.0.0.0:6881,[::]:6881'"
+
+
+def parse_listen_interfaces(key: str, text: str) -> tuple[tuple[str, int], ...]:
+    """``listen_interfaces`` as (host, port) pairs, or one ConfigError naming ``key`` and the bad item.
+
+    The syntax is libtorrent's: a comma-separated list of ``host:port``, where
+    host is an IPv4 address, an IPv6 address in brackets, or a host or device
+    name, and the port may end in ``s`` (SSL) or ``l`` (local network).
+    """
+    pairs: list[tuple[str, int]] = []
+    items = [item.strip() for item in text.split(",")]
+    if not any(items):
+        raise ConfigError(key, f"must not be empty; {_LISTEN_EXAMPLE}")
+    for item in items:
+        if not item:
+            raise ConfigError(key, f"has an empty item in {text!r}; {_LISTEN_EXAMPLE}")
+        if item.startswith("["):
+            host, close, rest = item[1:].partition("]")
+            if not close or not rest.startswith(":"):
+                raise ConfigError(key, f"{item!r} is not [IPv6]:port; {_LISTEN_EXAMPLE}")
+            port_text = rest[1:]
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                raise ConfigError(key, f"{host!r} in {item!r} is not an IPv6 address") from None
+        else:
+            host, colon, port_text = item.rpartition(":")
+            if not colon or not host:
+                raise ConfigError(key, f"{item!r} has no port; write host:port, {_LISTEN_EXAMPLE}")
+            if ":" in host:
+                raise ConfigError(key, f"{item!r}: write an IPv6 address in brackets, e.g. '[::]:6881'")
+            if re.fullmatch(r"[0-9.]+", host):
+                try:
+                    ipaddress.IPv4Address(host)
+                except ValueError:
+                    raise ConfigError(key, f"{host!r} in {item!r} is not an IPv4 address") from None
+            elif not _HOST_NAME.fullmatch(host):
+                raise ConfigError(key, f"{host!r} in {item!r} is not an address, host name or device name")
+        digits = port_text.rstrip("sl")
+        if not (digits.isascii() and digits.isdigit()) or not 0 <= int(digits) <= 65535:
+            raise ConfigError(key, f"port {port_text!r} in {item!r} must be between 0 and 65535")
+        pairs.append((host, int(digits)))
+    return tuple(pairs)
+
+
 def _runtime(table: Mapping[str, Any], env: Mapping[str, str], base: Path) -> RuntimeSettings:
     if not isinstance(table, Mapping):
         raise ConfigError("runtime", "expected a table ([runtime])")
@@ -311,6 +382,8 @@ def _runtime(table: Mapping[str, Any], env: Mapping[str, str], base: Path) -> Ru
     if not backend:
         raise ConfigError("runtime.backend", "must not be empty; use 'none' for no store")
     overrides["backend"] = backend
+    check_range("runtime.flush_interval_ms", settings.flush_interval_ms, *FLUSH_INTERVAL_MS, " ms")
+    check_range("runtime.shutdown_deadline_s", settings.shutdown_deadline_s, *SHUTDOWN_DEADLINE_S, " s")
     return attrs.evolve(settings, backend_options={k: table[k] for k in sub_tables}, **overrides)
 
 
@@ -324,16 +397,14 @@ def _engine(table: Mapping[str, Any], env: Mapping[str, str], base: Path) -> Eng
     if not isinstance(watch, Mapping):
         raise ConfigError("engine.watch", "expected a table ([engine.watch])")
     settings = attrs.evolve(settings, watch=build(WatchSettings, watch, "engine.watch", base=base))
-    if settings.watch.poll_interval_s <= 0:
-        raise ConfigError("engine.watch.poll_interval_s", f"must be > 0, got {settings.watch.poll_interval_s!r}")
+    check_range("engine.watch.poll_interval_s", settings.watch.poll_interval_s, 0.05, 3600, " s")
     for n, root in enumerate(settings.allowed_save_roots):
         if not root.is_absolute():
             raise ConfigError(f"engine.allowed_save_roots[{n}]", f"must be an absolute path, got {str(root)!r}{_ROOTS}")
-    if not settings.listen_interfaces.strip():
-        raise ConfigError("engine.listen_interfaces", "must not be empty; e.g. '127.0.0.1:0'")
-    for key in ("resume_save_interval_s", "alert_poll_ms", "status_interval_ms"):
-        if getattr(settings, key) <= 0:
-            raise ConfigError(f"engine.{key}", f"must be > 0, got {getattr(settings, key)!r}")
+    parse_listen_interfaces("engine.listen_interfaces", settings.listen_interfaces)
+    check_range("engine.resume_save_interval_s", settings.resume_save_interval_s, 0.1, 86400, " s")
+    check_range("engine.alert_poll_ms", settings.alert_poll_ms, 1, 10_000, " ms")
+    check_range("engine.status_interval_ms", settings.status_interval_ms, 10, 60_000, " ms")
     return settings
 
 
@@ -345,11 +416,9 @@ def _api(table: Mapping[str, Any], env: Mapping[str, str]) -> ApiSettings:
         settings = attrs.evolve(settings, token=env["REVAER_API_TOKEN"])
     if not settings.host.strip():
         raise ConfigError("api.host", "must not be empty; e.g. '127.0.0.1'")
-    if not 0 <= settings.port <= 65535:
-        raise ConfigError("api.port", f"must be between 0 and 65535, got {settings.port}")
-    for key in ("max_upload_bytes", "max_event_streams"):
-        if getattr(settings, key) < 1:
-            raise ConfigError(f"api.{key}", f"must be >= 1, got {getattr(settings, key)}")
+    check_range("api.port", settings.port, 0, 65535)
+    check_range("api.max_upload_bytes", settings.max_upload_bytes, 1, MAX_UPLOAD_BYTES, " bytes")
+    check_range("api.max_event_streams", settings.max_event_streams, 1, 100_000)
     if settings.token is not None and not settings.token.strip():
         key = "REVAER_API_TOKEN" if "REVAER_API_TOKEN" in env else "api.token"
         raise ConfigError(key, "must not be empty; leave it unset for no token")
@@ -378,8 +447,7 @@ def _fsops(table: Mapping[str, Any], base: Path) -> FsOpsSettings:
     octal_mode("fsops.chmod_file", settings.chmod_file)
     octal_mode("fsops.chmod_dir", settings.chmod_dir)
     octal_mode("fsops.umask", settings.umask, maximum=0o777)
-    if settings.workers < 1:
-        raise ConfigError("fsops.workers", f"must be >= 1, got {settings.workers}")
+    check_range("fsops.workers", settings.workers, 1, 64)
     return settings
 
 

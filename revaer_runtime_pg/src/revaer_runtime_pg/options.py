@@ -45,7 +45,9 @@ def parse_options(options: Mapping[str, Any], env: Mapping[str, str] | None = No
     """``options`` (the TOML table) as :class:`PgOptions`, with ``REVAER_DATABASE_URL`` applied."""
     env = os.environ if env is None else env
     parsed = parse_table(PgOptions, options, PREFIX)
-    if env.get(DSN_ENV, "").strip():
+    if DSN_ENV in env:
+        if not env[DSN_ENV].strip():
+            raise ConfigError(DSN_ENV, "is set but blank; unset it for the embedded server, or set a postgresql:// URL")
         parsed = attrs.evolve(parsed, dsn=env[DSN_ENV].strip())
     if parsed.dsn is not None and not parsed.dsn.strip():
         raise ConfigError(f"{PREFIX}.dsn", "must not be empty; leave it unset for the embedded server")

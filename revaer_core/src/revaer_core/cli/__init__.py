@@ -2,13 +2,15 @@
 
 Every command reports failure as one line on stderr and an exit code: 2 for
 input the user can fix (a bad option, setting or id), 3 for a runtime or store
-failure. ``--debug`` adds the traceback.
+failure. ``--debug`` adds the traceback and changes nothing else: the exit
+code is the same with it and without it.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -69,6 +71,12 @@ cli.add_command(run_command)
 cli.add_command(demo_command)
 
 
+def _traceback(debug: bool) -> None:
+    """With ``--debug``, the traceback of the error being handled (redacted): output changes, the exit code not."""
+    if debug:
+        click.echo(redact(traceback.format_exc()).rstrip(), err=True)
+
+
 def main(argv: list[str] | None = None, *, obj: CliContext | None = None) -> int:
     """Run the CLI; errors become one line and an exit code instead of a traceback.
 
@@ -88,14 +96,13 @@ def main(argv: list[str] | None = None, *, obj: CliContext | None = None) -> int
         exc.show()
         return 2
     except RevaerError as exc:
-        if debug:
-            raise
+        _traceback(debug)
         click.echo(f"revaer: error: {redact(str(exc))}", err=True)
         return exc.exit_code
     except Exception as exc:
-        if debug:
-            raise
-        click.echo(f"revaer: error: {redact(f'{type(exc).__name__}: {exc}')} (run with --debug for details)", err=True)
+        _traceback(debug)
+        hint = "" if debug else " (run with --debug for details)"
+        click.echo(f"revaer: error: {redact(f'{type(exc).__name__}: {exc}')}{hint}", err=True)
         return 3
     return result if isinstance(result, int) else 0
 

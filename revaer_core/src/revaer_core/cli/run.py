@@ -14,6 +14,7 @@ from revaer_core.cli.context import CliContext, pass_cli
 from revaer_core.daemon import Daemon
 from revaer_core.engine.registry import ENGINES
 from revaer_core.engine.simulated import Removal, SimulationScript
+from revaer_core.preflight import check_startup
 
 
 @click.command("run")
@@ -63,6 +64,7 @@ def run_command(
     if not ctx.debug:
         logging.getLogger().setLevel(logging.INFO)  # a daemon reports what it does
     settings = ctx.settings
+    check_startup(settings, serve_api=not no_api)  # every settings error before the store opens
     script = SimulationScript(
         torrents=sim_torrents,
         files_per_torrent=sim_files,

@@ -1,4 +1,4 @@
-"""``<library_root>/.revaer/<torrent_id>.meta.json``: each step's outcome, written atomically.
+"""``<data_dir>/fsops/<torrent_id>.meta.json``, the job journal: each step's outcome, written atomically.
 
 The file is what makes a job resumable: a step is marked done only once its
 effects are on disk, and every write goes to a temp file that is fsynced and
@@ -143,9 +143,9 @@ def write_atomically(path: Path, data: bytes) -> None:
 class MetaFile:
     """The metadata file of one torrent's job."""
 
-    def __init__(self, meta_dir: Path, torrent_id: UUID) -> None:
+    def __init__(self, journal_dir: Path, torrent_id: UUID) -> None:
         self.torrent_id = torrent_id
-        self.path = meta_dir / f"{torrent_id}.meta.json"
+        self.path = journal_dir / f"{torrent_id}.meta.json"
 
     def load(self, fingerprint: str) -> JobMeta | None:
         """The job's document, or ``None`` to start afresh.
@@ -174,7 +174,7 @@ class MetaFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(self.path, json.dumps(meta.to_json(), indent=1, sort_keys=True).encode())
 
-    def move_aside(self, reason: str, detail: str) -> Path:
+    def move_aside(self, reason: str, detail: str, consequence: str = "the job starts over") -> Path:
         """Rename the file to ``<name>.<reason>-<utc time>[-n]`` so nobody loses it; returns the new path."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         target = self.path.with_name(f"{self.path.name}.{reason}-{stamp}")
@@ -185,10 +185,11 @@ class MetaFile:
         with contextlib.suppress(FileNotFoundError):
             os.rename(self.path, target)
         log.warning(
-            "FsOps metadata of torrent %s is %s (%s): moved aside to %s; the job starts over",
+            "FsOps journal of torrent %s is %s (%s): moved aside to %s; %s",
             self.torrent_id,
             reason,
             detail,
             target,
+            consequence,
         )
         return target

@@ -1,4 +1,4 @@
-"""The runner: the steps in order, each outcome written to the metadata file, resuming where a run stopped."""
+"""The runner: the steps in order, each outcome written to the job's journal, resuming where a run stopped."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Callable
 import attrs
 
 from revaer_core.fsops.errors import FsOpsError, describe_os_error
+from revaer_core.fsops.journal import check_state
 from revaer_core.fsops.meta import JobMeta, MetaFile, MetaStatus
 from revaer_core.fsops.policy import FsOpsPolicy
 from revaer_core.fsops.request import JobRequest
@@ -58,9 +59,13 @@ class Pipeline:
 
     def open(self, request: JobRequest) -> tuple[MetaFile, JobMeta]:
         """The job's metadata file and document: the stored one to resume, or a fresh one."""
-        meta_file = MetaFile(self.policy.meta_dir, request.torrent_id)
+        meta_file = MetaFile(self.policy.journal_dir, request.torrent_id)
         fingerprint = self.fingerprint(request)
         meta = meta_file.load(fingerprint)
+        refused = None if meta is None else check_state(meta, self.policy)
+        if refused is not None:
+            meta_file.move_aside("refused", refused)
+            meta = None
         return meta_file, meta or JobMeta(torrent_id=request.torrent_id, fingerprint=fingerprint, request=request)
 
     def run(self, request: JobRequest, meta_file: MetaFile, meta: JobMeta) -> PipelineResult:

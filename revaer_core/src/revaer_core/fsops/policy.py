@@ -40,6 +40,16 @@ def _group_id(name: str | None, key: str) -> int | None:
         raise ConfigError(key, f"no such group {name!r}") from None
 
 
+def journal_dir_of(data_dir: Path) -> Path:
+    """``<data_dir>/fsops``: the job journal's folder, which no torrent can write into.
+
+    A torrent writes anything it likes under its save path; the library root
+    may lie there by mistake (start refuses it, but FsOps does not trust that
+    alone), the data dir never holds a torrent's files.
+    """
+    return data_dir / "fsops"
+
+
 @attrs.frozen
 class FsOpsPolicy:
     """Checked FsOps settings; build with :meth:`from_settings`, which names the key of any problem."""
@@ -52,10 +62,15 @@ class FsOpsPolicy:
     uid: int | None
     gid: int | None
     rules: Rules
+    #: where each job's journal (``<torrent id>.meta.json``) is kept: under the data dir, where no torrent writes
+    journal_dir: Path
 
     @classmethod
-    def from_settings(cls, settings: FsOpsSettings) -> FsOpsPolicy:
-        """The policy for ``settings``; :class:`ConfigError` naming ``fsops.<key>`` when unusable."""
+    def from_settings(cls, settings: FsOpsSettings, *, journal_dir: Path) -> FsOpsPolicy:
+        """The policy for ``settings``; :class:`ConfigError` naming ``fsops.<key>`` when unusable.
+
+        :param journal_dir: the job journal's folder, normally :func:`journal_dir_of` the data dir.
+        """
         root = settings.library_root
         if root is None:
             raise ConfigError("fsops.library_root", "required to run FsOps")
@@ -85,6 +100,7 @@ class FsOpsPolicy:
             uid=_user_id(settings.owner, "fsops.owner"),
             gid=_group_id(settings.group, "fsops.group"),
             rules=rules,
+            journal_dir=journal_dir,
         )
 
     @property
@@ -92,8 +108,13 @@ class FsOpsPolicy:
         return self.settings.transfer_mode
 
     @property
-    def meta_dir(self) -> Path:
-        """``<library_root>/.revaer``: metadata files and work dirs."""
+    def work_root(self) -> Path:
+        """``<library_root>/.revaer/work``: extraction happens on the library's filesystem, so a move is a rename."""
+        return self.library_root / META_DIR / "work"
+
+    @property
+    def legacy_journal_dir(self) -> Path:
+        """``<library_root>/.revaer``: where earlier versions kept the journal (not trusted, see ``service.py``)."""
         return self.library_root / META_DIR
 
     def fingerprint(self) -> str:

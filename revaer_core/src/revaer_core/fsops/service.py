@@ -13,8 +13,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from uuid import UUID
 
 import attrs
@@ -22,6 +23,7 @@ import attrs
 from revaer_core.backoff import Backoff
 from revaer_core.errors import InvalidInput, RevaerError
 from revaer_core.events import EventPayload, FsOpsCompleted, FsOpsFailed, FsOpsProgress, FsOpsStarted
+from revaer_core.fsops.journal import check_request, check_state
 from revaer_core.fsops.meta import JobMeta, MetaFile, MetaStatus
 from revaer_core.fsops.pipeline import Pipeline, StepFailed
 from revaer_core.fsops.policy import FsOpsPolicy
@@ -60,6 +62,11 @@ class FsOpsService:
     :param settings: the ``[fsops]`` settings; with ``enabled = false`` every
         submission ends ``skipped`` at once and nothing is recorded.
     :param store: the runtime store (the no-store facade is fine).
+    :param journal_dir: where each job's journal is kept; the daemon passes
+        ``<data_dir>/fsops`` (:func:`revaer_core.fsops.policy.journal_dir_of`), a
+        folder no torrent writes into.
+    :param source_roots: the folders torrents are saved to; a job resumed from
+        its journal must have its source inside one (empty: not checked).
     :param publish: where events go, normally ``EventBus.publish``.
     :param health: the runtime's health board (``runtime_store`` degrades while job writes fail).
     :param on_library_path: called as ``(torrent_id, library_path)`` from a worker thread
@@ -72,12 +79,15 @@ class FsOpsService:
         settings: FsOpsSettings,
         store: RuntimeStore,
         *,
+        journal_dir: Path,
+        source_roots: Sequence[Path] = (),
         publish: Publish | None = None,
         health: HealthBoard | None = None,
         on_library_path: LibraryPathCallback | None = None,
         backoff: Backoff | None = None,
     ) -> None:
-        self.policy = FsOpsPolicy.from_settings(settings) if settings.enabled else None
+        self.policy = FsOpsPolicy.from_settings(settings, journal_dir=journal_dir) if settings.enabled else None
+        self._source_roots = tuple(source_roots)
         self._store = store
         self._publish_to = publish
         self.health = health or HealthBoard(publish=publish)
@@ -152,7 +162,8 @@ class FsOpsService:
             ids.update((job.torrent_id, None) for job in walk(self._store.list_jobs, unfinished))
         except Exception as exc:
             log.warning("FsOps cannot list unfinished jobs from the store (%s); resuming from metadata only", exc)
-        for path in sorted(self.policy.meta_dir.glob("*.meta.json")):
+        self._warn_of_legacy_journal(self.policy)
+        for path in sorted(self.policy.journal_dir.glob("*.meta.json")):
             meta = _read_meta(path)
             if meta is not None and meta.status is MetaStatus.RUNNING:
                 ids.setdefault(meta.torrent_id, None)
@@ -199,7 +210,7 @@ class FsOpsService:
             meta_file, meta = pipeline.open(request)
         except OSError as exc:
             self.recorder.started(tid, str(request.source))
-            return self._fail(request, f"metadata: cannot read {policy.meta_dir}: {exc}")
+            return self._fail(request, f"metadata: cannot read {policy.journal_dir}: {exc}")
         if meta.status.finished:
             return self._already_done(request, meta)
         readable, job = self._read_job(tid)
@@ -277,26 +288,59 @@ class FsOpsService:
             return False, None
 
     def _request_for(self, torrent_id: UUID) -> JobRequest:
-        """What to run for a torrent known only by id: this process's last request, the metadata's
-        (which resumes exactly), the stored torrent, or the stored job's source."""
+        """What to run for a torrent known only by id: this process's last request, else the journal's
+        (which resumes exactly) once :mod:`revaer_core.fsops.journal` accepts it, else the stored one.
+
+        Without a store, or while it cannot be read, a journal is checked against the folders only:
+        it lies in the data dir, which is the daemon's own."""
         with self._lock:
             known = self._requests.get(torrent_id)
         if known is not None:
             return known
         assert self.policy is not None
-        meta = _read_meta(MetaFile(self.policy.meta_dir, torrent_id).path)
+        stored, answered = self._stored_request(torrent_id)
+        meta_file = MetaFile(self.policy.journal_dir, torrent_id)
+        meta = _read_meta(meta_file.path)
         if meta is not None and meta.torrent_id == torrent_id:
-            return meta.request
+            refused = check_request(
+                meta, stored=stored, store_answered=answered, source_roots=self._source_roots
+            ) or check_state(meta, self.policy)
+            if refused is None:
+                return meta.request
+            then = "the stored job runs afresh" if stored is not None else "nothing is copied or moved"
+            meta_file.move_aside("refused", refused, consequence=then)
+        if stored is not None:
+            return stored
+        raise InvalidInput(f"no FsOps job is known for torrent {torrent_id}")
+
+    def _stored_request(self, torrent_id: UUID) -> tuple[JobRequest | None, bool]:
+        """(the request the store's torrent or job gives, whether a persistent store answered)."""
         try:
             status = self._store.get_torrent(torrent_id)
             if status is not None:
-                return JobRequest.from_status(status)
+                return JobRequest.from_status(status), self._store.persistent
             job = self._store.get_job(torrent_id)
             if job is not None and job.source:
-                return JobRequest.from_source(torrent_id, job.source)
+                return JobRequest.from_source(torrent_id, job.source), self._store.persistent
         except Exception as exc:
             log.warning("FsOps cannot read torrent %s from the store: %s", torrent_id, exc)
-        raise InvalidInput(f"no FsOps job is known for torrent {torrent_id}")
+            return None, False
+        return None, self._store.persistent
+
+    @staticmethod
+    def _warn_of_legacy_journal(policy: FsOpsPolicy) -> None:
+        """Journals in ``<library_root>/.revaer`` (earlier versions) are ignored: a torrent could have written them."""
+        try:
+            found = sorted(policy.legacy_journal_dir.glob("*.meta.json"))
+        except OSError:
+            return
+        if found:
+            log.warning(
+                "FsOps ignores %d job journal(s) in %s, where earlier versions kept them and a torrent could "
+                "have written them; unfinished jobs the store lists run afresh. Remove those files once checked",
+                len(found),
+                policy.legacy_journal_dir,
+            )
 
 
 def _read_meta(path: object) -> JobMeta | None:

@@ -71,7 +71,7 @@ class JobContext:
 
     @property
     def work_dir(self) -> Path:
-        return self.policy.meta_dir / "work" / str(self.request.torrent_id)
+        return self.policy.work_root / str(self.request.torrent_id)
 
 
 # -- 1-4: policy, allow-list, directories, rules ---------------------------------------------
@@ -102,8 +102,8 @@ def allow_list(ctx: JobContext) -> None:
 
 
 def prepare_directories(ctx: JobContext) -> None:
-    """Create the library root and FsOps' own folder in it; fail early when it is not writable."""
-    for path in (ctx.policy.library_root, ctx.policy.meta_dir):
+    """Create the library root, FsOps' work folder in it and the journal's folder; fail early when not writable."""
+    for path in (ctx.policy.library_root, ctx.policy.work_root, ctx.policy.journal_dir):
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
