@@ -162,7 +162,7 @@ def _run(ctx: CliContext, client: str, folder: Path, dry_run: bool, as_json: boo
                 raise ConfigError(
                     "runtime.backend",
                     f"no daemon answers at {daemon.url} and no runtime store is selected, so nothing would keep "
-                    "the import: start 'revaer run', or set runtime.backend"
+                    "the import: start 'revaer run', or set runtime.backend",
                 ) from None
             from revaer_core.importers.delivery import into_store
 

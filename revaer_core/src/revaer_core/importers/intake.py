@@ -77,6 +77,9 @@ def planned(
     count = len(info.files or ())
     chosen = {i: p for i, p in enumerate(priorities[:count]) if 0 <= p <= 7 and p != 4}
     padding = {f.index for f in info.files or () if f.pad}
+    params.file_priorities = [
+        priorities[i] if i < len(priorities) and 0 <= priorities[i] <= 7 else 4 for i in range(count)
+    ]
     try:
         request = add_request(
             info,

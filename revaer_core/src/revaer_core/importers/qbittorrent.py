@@ -19,6 +19,8 @@ from revaer_core.importers.plan import Client, FolderRefused, ImportPlan, Planne
 from revaer_core.importers.resume import read_resume, torrent_info
 from revaer_core.settings import EngineSettings
 
+#: qBittorrent's file priorities as libtorrent's: its "normal" is libtorrent's 1, Revaer's (and libtorrent's) default 4.
+PRIORITIES = {0: 0, 1: 4, 6: 6, 7: 7}
 #: qBittorrent's "use the global setting" for its share limits.
 _GLOBAL_LIMITS = {-2, -2000}
 
@@ -91,9 +93,10 @@ def _one(path: Path, engine: EngineSettings) -> Planned | Skipped:
         metainfo,
         params,
         save_path=params.save_path or _text(keys.get(b"qBt-savePath")),
-        paused=bool(flags & lt.torrent_flags.paused),
+        # qBittorrent's own pause is paused and not auto-managed; paused and auto-managed is its queue's to start
+        paused=bool(flags & lt.torrent_flags.paused) and not flags & lt.torrent_flags.auto_managed,
         sequential=bool(flags & lt.torrent_flags.sequential_download),
-        priorities=[int(p) for p in params.file_priorities],
+        priorities=[PRIORITIES.get(int(p), int(p)) for p in params.file_priorities],
         labels=[*([category] if category else []), *(_text(t) for t in tags if isinstance(t, bytes))],
         download_limit=rate(params.download_limit),
         upload_limit=rate(params.upload_limit),
