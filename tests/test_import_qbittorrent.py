@@ -7,14 +7,17 @@ category; it quits through its API and Revaer imports its ``BT_backup``.
 
 from __future__ import annotations
 
+import base64
 import shutil
 from pathlib import Path
 
 import pytest
 
 from revaer_core.cli import main
+from revaer_core.cli.client import DaemonClient
 from revaer_core.daemon import Daemon
 from revaer_core.engine.loopback import FAST_SESSION
+from revaer_core.errors import InvalidInput
 from revaer_core.health import StoreRole
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings
@@ -161,3 +164,28 @@ def test_a_folder_that_is_not_a_bt_backup_is_one_error_and_exit_2(
     assert len(err) == 1 and "holds no .fastresume files" in err[0]
     assert main(["import", "qbittorrent", str(tmp_path / "missing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_the_daemon_refuses_resume_data_that_is_broken_or_of_another_torrent(
+    settings: Settings, qbt_state: tuple[Path, Path, dict[str, Expected]]
+) -> None:
+    backup = qbt_state[0]
+    first, second = sorted(backup.glob("*.torrent"))[:2]
+    metainfo = base64.b64encode(first.read_bytes()).decode()
+    other = base64.b64encode(second.with_suffix(".fastresume").read_bytes()).decode()
+    daemon = Daemon(settings, engine="libtorrent", engine_overrides=FAST_SESSION)
+    daemon.start()
+    try:
+        client = DaemonClient.from_settings(settings)
+        cases = {
+            "not valid base64": {"metainfo": metainfo, "resume_data": "%%%"},
+            "not with a magnet link": {"magnet": "magnet:?xt=urn:btih:" + "a" * 40, "resume_data": other},
+            "of another torrent": {"metainfo": metainfo, "resume_data": other},
+            "cannot read": {"metainfo": metainfo, "resume_data": base64.b64encode(b"d1:x").decode()},
+        }
+        for words, body in cases.items():
+            with pytest.raises(InvalidInput, match=words):
+                client.request("POST", "/v1/torrents", json_body=body)
+        assert daemon.orchestrator is not None and len(daemon.orchestrator.catalog) == 0, "a refused add was kept"
+    finally:
+        assert daemon.stop().clean

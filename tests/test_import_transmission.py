@@ -12,9 +12,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import libtorrent as lt
 import pytest
 
 from revaer_core.cli import main
+from revaer_core.control.metainfo import bdecode
 from revaer_core.daemon import Daemon
 from revaer_core.engine.loopback import FAST_SESSION
 from revaer_core.health import StoreRole
@@ -116,20 +118,24 @@ def test_an_import_goes_through_the_running_daemons_add(
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_corrupt_and_orphan_files_are_named_and_the_rest_imported(
+def test_corrupt_orphan_and_moved_torrents_are_each_named_and_nothing_is_stored(
     settings: Settings, tmp_path: Path, tr_state: State, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = shutil.copytree(tr_state[0], tmp_path / "config")
     resumes = sorted((folder / "resume").glob("*.resume"))
     resumes[0].write_bytes(b"\x00garbage")
     resumes[1].unlink()  # its .torrent is left without a .resume
+    moved = bdecode(resumes[2].read_bytes())
+    moved[b"destination"] = str(tmp_path / "gone").encode()
+    resumes[2].write_bytes(bytes(lt.bencode(moved)))
     open_store(settings.runtime, StoreRole.DAEMON).close()
     config = config_for(tmp_path / "revaer.toml", settings)
     assert main(["--config", str(config), "import", "transmission", str(folder), "--dry-run"]) == 1
     captured = capsys.readouterr()
     assert f"skipped {resumes[0]}: corrupt" in captured.err
     assert "no .resume beside it" in captured.err
-    assert "would import 1, already there 0, skipped 2" in captured.out
+    assert f"skipped {resumes[2]}: its save path {tmp_path / 'gone'} no longer exists" in captured.err
+    assert "would import 0, already there 0, skipped 3" in captured.out
     store = open_store(settings.runtime, StoreRole.CLIENT)
     try:
         assert store.load_torrents() == [], "a dry run stored something"
