@@ -69,8 +69,8 @@ def planned(
         info = read_metainfo(metainfo)
     except (BencodeError, InvalidInput) as exc:
         return Skipped(file, f"its .torrent is corrupt: {exc}")
-    if not save_path:
-        return Skipped(file, "it names no save path")
+    if not save_path or "\x00" in save_path or not Path(save_path).is_absolute():
+        return Skipped(file, f"its save path {save_path[:200]!r} is not an absolute path")
     if not Path(save_path).is_dir():
         return Skipped(file, f"its save path {save_path} no longer exists; put the data back there and import again")
     kept = kept_labels(labels, lost)

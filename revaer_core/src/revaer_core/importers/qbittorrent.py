@@ -21,8 +21,8 @@ from revaer_core.settings import EngineSettings
 
 #: qBittorrent's file priorities as libtorrent's: its "normal" is libtorrent's 1, Revaer's (and libtorrent's) default 4.
 PRIORITIES = {0: 0, 1: 4, 6: 6, 7: 7}
-#: qBittorrent's "use the global setting" for its share limits.
-_GLOBAL_LIMITS = {-2, -2000}
+#: qBittorrent's "use the global setting" (-2) and "no limit" (-1) for its share limits; the ratio is kept x1000.
+_NO_OWN_LIMIT = {-2, -2000, -1, -1000}
 
 
 def _text(value: Any) -> str:
@@ -108,11 +108,11 @@ def _one(path: Path, engine: EngineSettings) -> Planned | Skipped:
 def _lost(keys: dict[bytes, Any], flags: int) -> list[str]:
     """What qBittorrent kept for this torrent that Revaer has no place for."""
     lost = []
-    if keys.get(b"qBt-ratioLimit", -2) not in _GLOBAL_LIMITS:
+    if keys.get(b"qBt-ratioLimit", -2) not in _NO_OWN_LIMIT:
         lost.append("share ratio limit")
-    if keys.get(b"qBt-seedingTimeLimit", -2) not in _GLOBAL_LIMITS:
+    if keys.get(b"qBt-seedingTimeLimit", -2) not in _NO_OWN_LIMIT:
         lost.append("seeding time limit")
-    if keys.get(b"qBt-inactiveSeedingTimeLimit", -2) not in _GLOBAL_LIMITS:
+    if keys.get(b"qBt-inactiveSeedingTimeLimit", -2) not in _NO_OWN_LIMIT:
         lost.append("inactive seeding time limit")
     if name := _text(keys.get(b"qBt-name")):
         lost.append(f"custom name {name!r} (Revaer shows the torrent's own name)")
