@@ -8,13 +8,16 @@ category; it quits through its API and Revaer imports its ``BT_backup``.
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 from pathlib import Path
 
+import libtorrent as lt
 import pytest
 
 from revaer_core.cli import main
 from revaer_core.cli.client import DaemonClient
+from revaer_core.control.metainfo import bdecode
 from revaer_core.daemon import Daemon
 from revaer_core.engine.loopback import FAST_SESSION
 from revaer_core.errors import InvalidInput
@@ -22,6 +25,7 @@ from revaer_core.health import StoreRole
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings
 from tests.support.clients import Qbittorrent, free_port, make_torrents
+from tests.support.daemon import write_config
 from tests.support.imports import Expected, check_engine, config_for, settings_for
 from tests.support.waiting import wait_for
 
@@ -189,3 +193,24 @@ def test_the_daemon_refuses_resume_data_that_is_broken_or_of_another_torrent(
         assert daemon.orchestrator is not None and len(daemon.orchestrator.catalog) == 0, "a refused add was kept"
     finally:
         assert daemon.stop().clean
+
+
+def test_the_dry_runs_json_says_what_each_torrent_keeps_and_loses(
+    tmp_path: Path, qbt_state: tuple[Path, Path, dict[str, Expected]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    backup = shutil.copytree(qbt_state[0], tmp_path / "BT_backup")
+    changed = sorted(backup.glob("*.fastresume"))[0]
+    keys = bdecode(changed.read_bytes())
+    keys |= {b"qBt-name": b"My name", b"qBt-ratioLimit": 1500, b"download_rate_limit": 51200}
+    changed.write_bytes(bytes(lt.bencode(keys)))
+    config = write_config(
+        tmp_path / "revaer.toml", {"engine": {"download_dir": str(qbt_state[1])}, "api": {"port": free_port()}}
+    )
+    assert main(["--config", str(config), "import", "qbittorrent", str(backup), "--dry-run", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["client"], report["dry_run"], report["counts"]["would_import"]) == ("qbittorrent", True, 3)
+    row = next(r for r in report["torrents"] if r["file"] == str(changed))
+    assert row["download_limit"] == 51200 and row["outcome"] == "would_import"
+    assert "share ratio limit" in row["lost"] and any("My name" in lost for lost in row["lost"])
+    want = qbt_state[2][row["info_hash"]]
+    assert (row["paused"], tuple(row["labels"])) == (want.paused, want.labels)
