@@ -52,6 +52,8 @@ def qbt_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
         client.call("torrents/filePrio", {"hash": torrents[2].info_hash, "id": "0", "priority": "7"})
         client.call("torrents/pause", {"hashes": torrents[0].info_hash})
         wait_for(lambda: client.torrents()[torrents[0].info_hash]["state"].startswith("paused"), "the pause", 30)
+        full = client.torrents()[torrents[2].info_hash]["size"]  # the same layout, nothing skipped
+        wait_for(lambda: client.torrents()[torrents[1].info_hash]["size"] < full, "the skip to show in its size", 30)
         expected = {}
         for h, t in client.torrents().items():
             files = client.call("torrents/files", {"hash": h})
