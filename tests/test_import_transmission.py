@@ -24,6 +24,7 @@ from revaer_core.importers.transmission import pieces_had
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings
 from tests.support.clients import Transmission, free_port, make_torrents
+from tests.support.daemon import Daemons
 from tests.support.imports import Expected, check_engine, config_for, settings_for
 from tests.support.waiting import wait_for
 
@@ -157,3 +158,24 @@ def test_a_block_bitfield_counts_a_piece_only_when_all_its_blocks_are_there() ->
     assert pieces_had({b"blocks": bytes([0b11100000])}, 3, 32 * 1024, 96 * 1024) == [True, False, False]
     assert pieces_had({b"have": b"all"}, 2, 16 * 1024, 20 * 1024) == [True, True]
     assert pieces_had({b"blocks": b"none"}, 2, 16 * 1024, 20 * 1024) == [False, False]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_an_import_through_revaer_run_survives_a_kill_9_right_after_without_a_recheck(
+    settings: Settings, tmp_path: Path, tr_state: State, daemons: Daemons, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, _, expected = tr_state
+    config = config_for(tmp_path / "revaer.toml", settings)
+    running = daemons(config=config)
+    running.wait_running()
+    assert main(["--config", str(config), "import", "transmission", str(folder)]) == 0
+    assert "imported 3" in capsys.readouterr().out
+    running.kill()  # before its first resume-data save: the import's own resume data must carry the progress
+
+    daemon = Daemon(settings, engine="libtorrent", serve_api=False, engine_overrides=FAST_SESSION)
+    daemon.start()
+    try:
+        check_engine(daemon, expected)
+    finally:
+        assert daemon.stop().clean
