@@ -24,8 +24,9 @@ def into_store(store: RuntimeStore, torrents: Sequence[Planned]) -> list[Result]
     results: list[Result] = []
     new: list[Planned] = []
     seen: set[str] = set()
+    known = {s.id for s in store.load_torrents()} if torrents else set()  # one read, not one a torrent
     for planned in torrents:
-        if store.get_torrent(planned.info.torrent_id) is not None or planned.info.info_hash in seen:
+        if planned.info.torrent_id in known or planned.info.info_hash in seen:
             results.append(Result(planned.file, Outcome.ALREADY_THERE, planned))
         else:
             seen.add(planned.info.info_hash)
