@@ -99,7 +99,7 @@ def _json_of(plan: ImportPlan, results: Sequence[Result], *, dry_run: bool, via:
                 "info_hash": p.info.info_hash,
                 "name": p.info.name,
                 "save_path": str(request.save_path),
-                "progress": round(p.progress, 6),
+                "progress": round(p.progress, 6),  # verified pieces / all pieces
                 "pieces_had": p.pieces_had,
                 "pieces_total": p.pieces_total,
                 "paused": request.paused,
@@ -142,7 +142,7 @@ def _table(results: Sequence[Result]) -> None:
             ]
         )
     if rows:
-        emit_table(["OUTCOME", "NAME", "PROGRESS", "PAUSED", "SKIPPED FILES", "LABELS", "SAVE PATH", "LOST"], rows)
+        emit_table(["OUTCOME", "NAME", "VERIFIED", "PAUSED", "SKIPPED FILES", "LABELS", "SAVE PATH", "LOST"], rows)
 
 
 def _run(ctx: CliContext, client: str, folder: Path, dry_run: bool, as_json: bool) -> None:
