@@ -9,7 +9,8 @@ An add takes one of three bodies:
 
 - ``application/x-bittorrent``: the .torrent file itself, options in the query string;
 - ``multipart/form-data``: the .torrent in the field ``torrent``, options as form fields;
-- ``application/json``: ``{"magnet": "magnet:?xt=..."}`` or ``{"metainfo": "<base64>"}``, with options.
+- ``application/json``: ``{"magnet": "magnet:?xt=..."}`` or ``{"metainfo": "<base64>"}``, with options;
+  with metainfo, ``resume_data`` (base64 libtorrent resume data, as ``revaer import`` sends) spares a recheck.
 
 Options have the same names everywhere: ``paused``, ``sequential``,
 ``save_path``, ``labels`` (``label`` repeated in a query or form),
@@ -66,6 +67,7 @@ class AddTorrentJson:
     file_priorities: dict[str, int] = attrs.field(factory=dict)  #: file index -> priority 0..7
     download_limit: int | None = None  #: bytes/s; 0 or null for none
     upload_limit: int | None = None
+    resume_data: str | None = None  #: libtorrent resume data, base64, with metainfo only: progress without a recheck
 
 
 @attrs.frozen
@@ -177,6 +179,13 @@ def _decode(data: bytes, kind: type[Any]) -> Any:
         raise InvalidInput("request body is not valid JSON") from None
 
 
+def _base64(field: str, text: str | None) -> bytes:
+    try:
+        return base64.b64decode(text or "", validate=True)
+    except binascii.Error:
+        raise InvalidInput(f"JSON add: '{field}' is not valid base64") from None
+
+
 async def _parse_add(request: Request[Any, Any, Any], limit: int) -> tuple[TorrentInfo, dict[str, Any]]:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -212,12 +221,13 @@ async def _parse_add(request: Request[Any, Any, Any], limit: int) -> tuple[Torre
         if (parsed.magnet is None) == (parsed.metainfo is None):
             raise InvalidInput("JSON add: give exactly one of 'magnet' or 'metainfo' (base64)")
         if parsed.magnet is not None:
+            if parsed.resume_data is not None:
+                raise InvalidInput("JSON add: 'resume_data' comes with 'metainfo', not with a magnet link")
             return read_magnet(parsed.magnet), _json_options(parsed)
-        try:
-            data = base64.b64decode(parsed.metainfo or "", validate=True)
-        except binascii.Error:
-            raise InvalidInput("JSON add: 'metainfo' is not valid base64") from None
-        return read_metainfo(data), _json_options(parsed)
+        data, resume = _base64("metainfo", parsed.metainfo), None
+        if parsed.resume_data is not None:
+            resume = _base64("resume_data", parsed.resume_data)
+        return read_metainfo(data), {**_json_options(parsed), "resume_data": resume}
     raise InvalidInput(
         f"cannot add from a {kind or 'body without a content type'}: send {BITTORRENT}, "
         "multipart/form-data (field 'torrent') or application/json (magnet or base64 metainfo)"

@@ -20,6 +20,7 @@ from revaer_core.cli.api import api_command
 from revaer_core.cli.context import CliContext
 from revaer_core.cli.demo import demo_command
 from revaer_core.cli.fsops import fsops_group
+from revaer_core.cli.importer import import_group
 from revaer_core.cli.plugins import plugins_command
 from revaer_core.cli.run import run_command
 from revaer_core.cli.runtime import runtime_group
@@ -69,6 +70,7 @@ cli.add_command(fsops_group)
 cli.add_command(api_command)
 cli.add_command(run_command)
 cli.add_command(demo_command)
+cli.add_command(import_group)
 
 
 def _traceback(debug: bool) -> None:

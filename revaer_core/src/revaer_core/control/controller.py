@@ -59,6 +59,40 @@ def _files_of(info: TorrentInfo, priorities: Mapping[int, int]) -> tuple[FileEnt
     return tuple(entries)
 
 
+def admission(request: AddRequest, via: AddedVia, now: datetime) -> tuple[TorrentStatus, StoredSource]:
+    """The status and source an add stores: the one shape whether the daemon or ``revaer import`` stores it."""
+    info = request.info
+    files = _files_of(info, request.file_priorities)
+    wanted = sum(f.size for f in files or () if f.selected)
+    state = TorrentState.FETCHING_METADATA if info.files is None else TorrentState.QUEUED
+    status = TorrentStatus(
+        id=info.torrent_id,
+        added_at=now,
+        last_updated=now,
+        name=info.name,
+        state=TorrentState.STOPPED if request.paused else state,
+        progress=Progress(total=wanted),
+        files=files,
+        download_dir=str(request.save_path),
+        sequential=request.sequential,
+        info_hash=info.info_hash,
+        paused=request.paused,
+        labels=request.labels,
+        download_limit=request.download_limit,
+        upload_limit=request.upload_limit,
+    )
+    count = None if info.files is None else len(info.files)
+    source = StoredSource(
+        torrent_id=info.torrent_id,
+        added_at=now,
+        metainfo=info.metainfo,
+        magnet=info.magnet,
+        file_priorities=dense(request.file_priorities, count) if request.file_priorities else (),
+        added_via=via,
+    )
+    return status, source
+
+
 class Controller:
     """Adds, removes, pauses, resumes, rechecks, reannounces and changes torrents; retries FsOps jobs."""
 
@@ -105,35 +139,7 @@ class Controller:
             existing = self.catalog.get(torrent_id)
             if existing is not None:
                 return Added(existing, created=False)
-            now = datetime.now(UTC)
-            files = _files_of(info, request.file_priorities)
-            wanted = sum(f.size for f in files or () if f.selected)
-            state = TorrentState.FETCHING_METADATA if info.files is None else TorrentState.QUEUED
-            status = TorrentStatus(
-                id=torrent_id,
-                added_at=now,
-                last_updated=now,
-                name=info.name,
-                state=TorrentState.STOPPED if request.paused else state,
-                progress=Progress(total=wanted),
-                files=files,
-                download_dir=str(request.save_path),
-                sequential=request.sequential,
-                info_hash=info.info_hash,
-                paused=request.paused,
-                labels=request.labels,
-                download_limit=request.download_limit,
-                upload_limit=request.upload_limit,
-            )
-            count = None if info.files is None else len(info.files)
-            source = StoredSource(
-                torrent_id=torrent_id,
-                added_at=now,
-                metainfo=info.metainfo,
-                magnet=info.magnet,
-                file_priorities=dense(request.file_priorities, count) if request.file_priorities else (),
-                added_via=via,
-            )
+            status, source = admission(request, via, datetime.now(UTC))
             try:
                 ticket = self._orchestrator.admit(status, source)
             except StillRemoving:
@@ -146,7 +152,7 @@ class Controller:
             )
         try:
             self._engine.add(
-                TorrentSource(metainfo=info.metainfo, magnet=info.magnet),
+                TorrentSource(metainfo=info.metainfo, magnet=info.magnet, resume_data=request.resume_data),
                 AddOptions(
                     save_path=request.save_path,
                     paused=request.paused,
@@ -159,8 +165,19 @@ class Controller:
         except Exception:
             self._withdraw(torrent_id)
             raise
+        if request.resume_data is not None:
+            self._keep_resume_data(torrent_id, request.resume_data)
         self._announce(torrent_id, "added", via, _add_changes(request))
         return Added(self.catalog.get(torrent_id, status), created=True)
+
+    def _keep_resume_data(self, torrent_id: UUID, data: bytes) -> None:
+        """Store imported resume data with the torrent, so a crash before the engine's own save spares the recheck."""
+        try:
+            self._store.save_resume_data(torrent_id, data)
+        except Exception as exc:  # the engine saves its own shortly; the add stands
+            log.warning(
+                "torrent %s: its imported resume data is not stored yet (%s); the engine saves it", torrent_id, exc
+            )
 
     def _withdraw(self, torrent_id: UUID) -> None:
         """Undo an admission the engine never took: the store forgets it too."""

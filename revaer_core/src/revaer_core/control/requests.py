@@ -128,6 +128,8 @@ class AddRequest:
     labels: tuple[str, ...] = ()
     download_limit: int | None = None
     upload_limit: int | None = None
+    #: libtorrent resume data another client's progress became (``revaer import``): spares a recheck
+    resume_data: bytes | None = attrs.field(default=None, repr=False)
 
 
 def add_request(
@@ -142,9 +144,12 @@ def add_request(
     priorities: Mapping[int, int] | None = None,
     download_limit: int | None = None,
     upload_limit: int | None = None,
+    resume_data: bytes | None = None,
 ) -> AddRequest:
     """An add of ``info`` with these choices, every one checked against the ``[engine]`` settings."""
     files = None if info.files is None else [f.index for f in info.files if not f.pad]
+    if resume_data is not None and info.metainfo is None:
+        raise InvalidInput("resume data comes with the torrent's metainfo, not with a magnet link")
     return AddRequest(
         info=info,
         save_path=save_path_of(save_path, engine.save_roots, engine.download_dir),
@@ -154,6 +159,7 @@ def add_request(
         labels=labels_of(labels),
         download_limit=rate_of("download_limit", download_limit),
         upload_limit=rate_of("upload_limit", upload_limit),
+        resume_data=resume_data,
     )
 
 

@@ -40,16 +40,23 @@ def torrent_id_for(info_hash_hex: str) -> uuid.UUID:
 
 @attrs.frozen
 class TorrentSource:
-    """Where a torrent comes from: exactly one of a .torrent file, a magnet link or bencoded metainfo."""
+    """Where a torrent comes from: exactly one of a .torrent file, a magnet link or bencoded metainfo.
+
+    ``resume_data`` (libtorrent's, with metainfo) carries progress another
+    client verified (``revaer import``), so the engine adds without a recheck.
+    """
 
     torrent_file: Path | None = None
     magnet: str | None = None
     metainfo: bytes | None = None
+    resume_data: bytes | None = None
 
     def __attrs_post_init__(self) -> None:
         given = [v for v in (self.torrent_file, self.magnet, self.metainfo) if v is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of torrent_file, magnet or metainfo")
+        if self.resume_data is not None and self.metainfo is None:
+            raise ValueError("resume_data comes with the metainfo it belongs to")
 
 
 def _priorities(values: Iterable[int]) -> tuple[int, ...]:

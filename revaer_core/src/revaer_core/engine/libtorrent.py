@@ -129,6 +129,18 @@ def _params_for(source: TorrentSource) -> lt.add_torrent_params:
         raise InvalidInput(f"not a torrent libtorrent can read: {exc}") from None
 
 
+def _resumed(data: bytes, params: lt.add_torrent_params, torrent_id: uuid.UUID) -> lt.add_torrent_params:
+    """``params`` with the progress of resume ``data``; data that is unreadable or of another torrent is refused."""
+    try:
+        resumed = lt.read_resume_data(data)
+    except RuntimeError as exc:
+        raise InvalidInput(f"resume data libtorrent cannot read: {exc}") from None
+    if _id_of(_hashes_of(resumed)) != torrent_id:
+        raise InvalidInput("the resume data is of another torrent than the metainfo")
+    resumed.ti = params.ti
+    return resumed
+
+
 def _hashes_of(params: lt.add_torrent_params) -> lt.info_hash_t:
     return params.ti.info_hashes() if params.ti is not None else params.info_hashes
 
@@ -338,6 +350,8 @@ class LibtorrentEngine:
         session = self._require_session()
         params = _params_for(source)
         torrent_id = _id_of(_hashes_of(params))
+        if source.resume_data is not None:  # progress verified elsewhere: no recheck
+            params = _resumed(source.resume_data, params, torrent_id)
         params.flags = _BASE_FLAGS
         _apply_options(params, options)
         with self._lock:

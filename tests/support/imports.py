@@ -1,0 +1,85 @@
+"""What an import test checks: the client's view of its torrents before it stopped, against Revaer's engine after.
+
+A client's state is made by :mod:`tests.support.clients`; :class:`Expected`
+holds what the client's own API said of each torrent. :func:`check_engine`
+waits until the libtorrent engine of a Revaer daemon reports the same
+progress, paused state, file priorities and labels, and asserts that it
+never entered ``checking_files`` (libtorrent's hash check of the data on disk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from uuid import UUID
+
+import attrs
+
+from revaer_core.daemon import Daemon
+from revaer_core.engine import torrent_id_for
+from revaer_core.engine.libtorrent import LibtorrentEngine
+from revaer_core.engine.loopback import loopback_settings
+from revaer_core.settings import ApiSettings, RuntimeSettings, Settings
+from tests.support.daemon import write_config
+from tests.support.postgres import pg_options
+from tests.support.waiting import wait_for
+
+
+@attrs.frozen
+class Expected:
+    """One torrent as its client reported it just before it stopped."""
+
+    name: str
+    downloaded: int  #: verified bytes of the wanted files
+    total: int  #: bytes of the wanted files
+    paused: bool
+    priorities: tuple[int, ...]  #: libtorrent priorities by file index (0 skips)
+    labels: tuple[str, ...]
+
+
+def settings_for(root: Path, pg_url: str, pg_schema: str, downloads: Path, api_port: int) -> Settings:
+    return Settings(
+        runtime=RuntimeSettings(
+            backend="postgres",
+            data_dir=root / "data",
+            flush_interval_ms=50,
+            backend_options={"postgres": pg_options(pg_url, pg_schema)},
+        ),
+        engine=loopback_settings(downloads),
+        api=ApiSettings(host="127.0.0.1", port=api_port),
+    )
+
+
+def config_for(path: Path, settings: Settings) -> Path:
+    """The settings file the CLI reads: the same store, download dir and API port as ``settings``."""
+    return write_config(
+        path,
+        {
+            "runtime": {"backend": "postgres", "data_dir": str(settings.runtime.data_dir)},
+            "runtime.postgres": dict(settings.runtime.options_for("postgres")),
+            "engine": {"download_dir": str(settings.engine.download_dir)},
+            "api": {"host": "127.0.0.1", "port": settings.api.port},
+        },
+    )
+
+
+def check_engine(daemon: Daemon, expected: Mapping[str, Expected]) -> None:
+    """Every expected torrent is in the engine with its progress and choices, and none was hash-checked."""
+    engine, orchestrator = daemon.engine, daemon.orchestrator
+    assert isinstance(engine, LibtorrentEngine) and orchestrator is not None
+    for info_hash, want in expected.items():
+        torrent_id = torrent_id_for(info_hash)
+
+        def reported(tid: UUID = torrent_id, w: Expected = want) -> bool:
+            status = orchestrator.catalog.get(tid)
+            return status is not None and (status.progress.downloaded, status.progress.total) == (w.downloaded, w.total)
+
+        wait_for(reported, f"the engine to report {want.name} at {want.downloaded}/{want.total} bytes", 30)
+        status = orchestrator.catalog[torrent_id]
+        applied = engine.applied(torrent_id)
+        assert applied is not None
+        assert "checking_files" not in engine.native_states(torrent_id), f"{want.name} was rechecked"
+        assert applied.paused == want.paused, want.name
+        assert tuple(applied.file_priorities) == want.priorities, want.name
+        assert status.labels == want.labels, want.name
+        assert status.paused == want.paused, want.name
