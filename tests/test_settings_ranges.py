@@ -171,6 +171,18 @@ def test_overlapping_folders_are_refused_naming_both_settings(
     assert "overlap (one lies inside the other)" in str(caught.value)
 
 
+@pytest.mark.parametrize("watch", ["downloads/watch", "."])
+def test_a_watch_dir_a_torrent_could_write_into_is_refused(tmp_path: Path, watch: str) -> None:
+    """A torrent that plants a ``.torrent`` file in the watch dir would have it added unasked."""
+    settings = _settings(tmp_path)
+    settings = attrs.evolve(settings, engine=attrs.evolve(settings.engine, watch_dir=tmp_path / watch))
+    with pytest.raises(ConfigError) as caught:
+        check_startup(settings, serve_api=False)
+    assert caught.value.key == "engine.download_dir and engine.watch_dir"
+    beside = attrs.evolve(settings, engine=attrs.evolve(settings.engine, watch_dir=tmp_path / "watch"))
+    check_startup(beside, serve_api=False)
+
+
 def test_a_save_root_around_the_library_is_refused(tmp_path: Path) -> None:
     settings = _settings(tmp_path, allowed_save_roots=(tmp_path,))
     with pytest.raises(ConfigError) as caught:

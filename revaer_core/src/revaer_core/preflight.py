@@ -72,11 +72,12 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def check_overlaps(settings: Settings) -> None:
-    """Refuse a download dir, library root and data dir of which one lies inside another.
+    """Refuse a download dir, library root, watch dir and data dir of which one lies inside another.
 
     A torrent writes anything it likes under its save path: with the library
-    root (or the data dir, where FsOps keeps its journal and the API its token)
-    inside it, a torrent could plant files the daemon trusts. The one layout
+    root (or the data dir, where FsOps keeps its journal and the API its token,
+    or the watch dir, whose ``.torrent`` files are added unasked) inside it, a
+    torrent could plant files the daemon trusts. The one layout
     allowed is the default: downloads in the data dir's own ``downloads`` folder.
     """
     data = ("runtime.data_dir", settings.runtime.data_dir)
@@ -87,6 +88,8 @@ def check_overlaps(settings: Settings) -> None:
         trusted.append(("fsops.library_root", settings.fsops.library_root))
         if _inside(settings.fsops.library_root, data[1]) or _inside(data[1], settings.fsops.library_root):
             _overlap(data, trusted[1])
+    if settings.engine.watch_dir is not None:
+        trusted.append(("engine.watch_dir", settings.engine.watch_dir))
     for key, root in torrent_roots:
         for other_key, other in trusted:
             if other_key == data[0] and _downloads_of(root, other):
