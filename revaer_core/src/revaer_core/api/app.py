@@ -28,11 +28,12 @@ from litestar.exceptions import (
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import HeaderParameter, QueryParameter
-from litestar.response import ServerSentEvent
+from litestar.response import Stream
 from litestar.types import ExceptionHandlersMap
 
 from revaer_core.api import control, operations
 from revaer_core.api.models import HealthReport, JobDetail, JobPage, Problem, TorrentPage
+from revaer_core.api.probe import StoreProbe
 from revaer_core.api.services import (
     BEARER,
     PROBLEM_JSON,
@@ -73,6 +74,7 @@ log = logging.getLogger(__name__)
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  #: Litestar appends the charset
 OPENAPI_PATH = "/schema"  #: the document is at /schema/openapi.json
+STREAMS_STATE = "revaer_streams"  #: the app state key of its :class:`StreamHub` (``None`` without a bus)
 
 #: Host names a loopback-bound API answers to; any other Host header is a DNS-rebinding attempt.
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -290,7 +292,7 @@ async def events(
     after: Annotated[
         str | None, QueryParameter(description="Resume after this event id, for clients that cannot set headers.")
     ] = None,
-) -> ServerSentEvent:
+) -> Stream:
     """Events as they happen; ``event: resync`` means some were missed: re-read ``/v1/torrents``."""
     if services.bus is None:
         raise ServiceUnavailableException(
@@ -308,13 +310,21 @@ async def events(
         hub.check()
     except TooManyStreams as exc:
         raise ServiceUnavailableException(detail=str(exc), headers={"Retry-After": "5"}) from None
-    return ServerSentEvent(event_stream(hub, resume, heartbeat=services.heartbeat))
+    return Stream(
+        event_stream(hub, resume, heartbeat=services.heartbeat),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
-@get("/health", sync_to_thread=True, tags=["operations"], summary="Runtime health", operation_id="getHealth")
-def health_handler(services: NamedDependency[Services]) -> HealthReport:
-    """``ok``, or ``degraded`` with each degraded component and why; always 200 (a degraded runtime still serves)."""
-    return operations.health_report(services.store, services.health)
+@get("/health", tags=["operations"], summary="Runtime health", operation_id="getHealth")
+async def health_handler(services: NamedDependency[Services]) -> HealthReport:
+    """``ok``, or ``degraded`` with each degraded component and why; always 200 (a degraded runtime still serves).
+
+    Answers within a second whatever the store does: the store is probed in the
+    background, and a probe it leaves unanswered is reported as such.
+    """
+    return operations.health_report(services.store, services.health, await services.probe.report())
 
 
 @get(
@@ -408,8 +418,10 @@ def create_app(
         )
     metrics = metrics if metrics is not None else Metrics()
     metrics.register_sampled("revaer_fsops_jobs", "FsOps jobs in the store, by status.", _jobs_sampler(store))
+    probe = StoreProbe(lambda: operations.store_health(store))
     services = Services(
         store=store,
+        probe=probe,
         bus=bus,
         health=health,
         metrics=metrics,
@@ -432,7 +444,7 @@ def create_app(
             *control.ROUTES,
         ],
         request_max_body_size=max_upload_bytes + 64 * 1024,  # room for a multipart envelope; the add checks exactly
-        state=State({TOKEN_STATE: token}),
+        state=State({TOKEN_STATE: token, STREAMS_STATE: services.streams}),
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
         response_class=ShapedResponse,
         exception_handlers=EXCEPTION_HANDLERS,
@@ -444,6 +456,8 @@ def create_app(
             path=OPENAPI_PATH,
             components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
         ),
+        on_startup=[probe.start],
+        on_shutdown=[probe.close],
         debug=False,
         logging_config=None,  # the process owns logging (and its redaction filter), not the app
     )

@@ -221,9 +221,15 @@ def store_health(store: RuntimeStore) -> StoreHealth:
     )
 
 
-def health_report(store: RuntimeStore, board: HealthBoard | None = None) -> HealthReport:
-    """Overall health: the board's degraded components, plus ``runtime_store`` when the store says it is failing."""
-    store_report = store_health(store)
+def health_report(
+    store: RuntimeStore, board: HealthBoard | None = None, store_report: StoreHealth | None = None
+) -> HealthReport:
+    """Overall health: the board's degraded components, plus ``runtime_store`` when the store says it is failing.
+
+    :param store_report: the store's health as already probed; asked of the store here when absent.
+    """
+    if store_report is None:
+        store_report = store_health(store)
     degraded = {k: redact(v) for k, v in (board.degraded if board is not None else {}).items()}
     if not store_report.ok:
         degraded.setdefault(RUNTIME_STORE, store_report.detail)

@@ -24,6 +24,7 @@ from litestar.params import PathParameter
 
 from revaer_core.api import operations
 from revaer_core.api.models import Problem, public_json
+from revaer_core.api.probe import StoreProbe
 from revaer_core.api.stream import StreamHub
 from revaer_core.bus import EventBus
 from revaer_core.control.controller import Controller
@@ -65,6 +66,7 @@ class Services:
     """What the handlers read: the store always, the live runtime when ``revaer run`` serves the API."""
 
     store: RuntimeStore
+    probe: StoreProbe  #: the store's health, probed off the request path
     bus: EventBus | None
     health: HealthBoard | None
     metrics: Metrics
