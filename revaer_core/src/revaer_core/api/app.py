@@ -32,22 +32,27 @@ from litestar.response import Stream
 from litestar.types import ExceptionHandlersMap
 
 from revaer_core.api import control, operations
-from revaer_core.api.models import HealthReport, JobDetail, JobPage, Problem, TorrentPage
+from revaer_core.api.models import HealthReport, JobDetail, JobPage, Liveness, Problem, TorrentPage
 from revaer_core.api.probe import StoreProbe
 from revaer_core.api.services import (
+    ACCESS_STATE,
     BEARER,
+    METRICS,
     PROBLEM_JSON,
-    TOKEN_STATE,
+    PUBLIC,
     Services,
     ShapedResponse,
     TorrentIdPath,
     TorrentRefPath,
     blocking,
+    may_read,
     problems,
+    require_read_access,
     require_write_access,
 )
 from revaer_core.api.stream import HEARTBEAT_SECONDS, StreamHub, TooManyStreams, event_stream
 from revaer_core.bus import EventBus
+from revaer_core.control.token import ApiAccess
 from revaer_core.errors import (
     ConfigError,
     Conflict,
@@ -317,14 +322,20 @@ async def events(
     )
 
 
-@get("/health", tags=["operations"], summary="Runtime health", operation_id="getHealth")
-async def health_handler(services: NamedDependency[Services]) -> HealthReport:
+@get("/health", tags=["operations"], summary="Runtime health", operation_id="getHealth", opt=PUBLIC)
+async def health_handler(
+    services: NamedDependency[Services], request: Request[Any, Any, Any]
+) -> HealthReport | Liveness:
     """``ok``, or ``degraded`` with each degraded component and why; always 200 (a degraded runtime still serves).
 
     Answers within a second whatever the store does: the store is probed in the
-    background, and a probe it leaves unanswered is reported as such.
+    background, and a probe it leaves unanswered is reported as such. Off
+    loopback without a token it answers the overall state only (a liveness check).
     """
-    return operations.health_report(services.store, services.health, await services.probe.report())
+    report = operations.health_report(services.store, services.health, await services.probe.report())
+    if not may_read(request):
+        return Liveness(status=report.status)
+    return report
 
 
 @get(
@@ -334,6 +345,7 @@ async def health_handler(services: NamedDependency[Services]) -> HealthReport:
     summary="Prometheus metrics",
     operation_id="getMetrics",
     media_type=PROMETHEUS_TEXT,
+    opt=METRICS,
 )
 def metrics_handler(services: NamedDependency[Services]) -> str:
     """Counters and gauges in the Prometheus text format, FsOps jobs by status sampled from the store."""
@@ -391,6 +403,8 @@ def create_app(
     metrics: Metrics | None = None,
     catalog: Mapping[UUID, TorrentStatus] | None = None,
     token: str | None = None,
+    read_token: str | None = None,
+    metrics_public: bool = False,
     bind_host: str = "127.0.0.1",
     heartbeat: float = HEARTBEAT_SECONDS,
     controller: Controller | None = None,
@@ -400,10 +414,13 @@ def create_app(
     """The API app over ``store``; ``revaer run`` also passes its live bus, board, metrics and catalog.
 
     :param bind_host: the address the server will listen on. Off loopback a
-        ``token`` is required (ConfigError otherwise), and it guards the write
-        endpoints; on loopback only loopback Host headers are answered.
+        ``token`` is required (ConfigError otherwise), and every endpoint but the
+        liveness answer of ``/health`` needs a token; on loopback reads are open,
+        and only loopback Host headers are answered.
     :param heartbeat: seconds between keep-alive comments on an idle event stream.
     :param token: the bearer token every write needs (``None``: writes are refused).
+    :param read_token: a bearer token that reads only; a write with it gets 403.
+    :param metrics_public: off loopback, serve ``/metrics`` without a token.
     :param controller: the daemon's control operations (``revaer run``); without it the
         control routes answer 503 and a job retry waits for the daemon's next start.
     :param max_upload_bytes: the largest request body taken (a .torrent upload).
@@ -416,6 +433,7 @@ def create_app(
             f"required when the API listens on {bind_host!r}, which is not loopback "
             "(set [api] token or REVAER_API_TOKEN, or bind to 127.0.0.1)",
         )
+    access = ApiAccess(token=token, read_token=read_token, loopback=loopback, metrics_public=metrics_public)
     metrics = metrics if metrics is not None else Metrics()
     metrics.register_sampled("revaer_fsops_jobs", "FsOps jobs in the store, by status.", _jobs_sampler(store))
     probe = StoreProbe(lambda: operations.store_health(store))
@@ -444,7 +462,8 @@ def create_app(
             *control.ROUTES,
         ],
         request_max_body_size=max_upload_bytes + 64 * 1024,  # room for a multipart envelope; the add checks exactly
-        state=State({TOKEN_STATE: token, STREAMS_STATE: services.streams}),
+        state=State({ACCESS_STATE: access, STREAMS_STATE: services.streams}),
+        guards=[require_read_access],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
         response_class=ShapedResponse,
         exception_handlers=EXCEPTION_HANDLERS,

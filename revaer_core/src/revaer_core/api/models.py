@@ -85,6 +85,13 @@ class HealthReport:
 
 
 @attrs.frozen
+class Liveness:
+    """What ``GET /health`` answers off loopback without a token: the overall state, nothing about the runtime."""
+
+    status: HealthStatus
+
+
+@attrs.frozen
 class Problem:
     """An RFC 9457 problem document (``application/problem+json``): every API error has this shape."""
 

@@ -6,7 +6,6 @@ control routes in :mod:`revaer_core.api.control` use one definition of each.
 
 from __future__ import annotations
 
-import hmac
 import http
 import json
 from collections.abc import Callable, Mapping
@@ -17,7 +16,7 @@ import attrs
 from anyio import to_thread
 from litestar import Response
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.params import PathParameter
@@ -28,6 +27,7 @@ from revaer_core.api.probe import StoreProbe
 from revaer_core.api.stream import StreamHub
 from revaer_core.bus import EventBus
 from revaer_core.control.controller import Controller
+from revaer_core.control.token import Access, ApiAccess
 from revaer_core.health import HealthBoard
 from revaer_core.metrics import Metrics
 from revaer_core.settings import ApiSettings
@@ -107,18 +107,57 @@ def problems(*codes: int) -> dict[int, ResponseSpec]:
     }
 
 
-TOKEN_STATE = "revaer_write_token"  # noqa: S105 - the key under which the token is kept, not a token
+ACCESS_STATE = "revaer_access"  #: the app state key of its :class:`ApiAccess`
+
+#: ``opt`` of a route that answers without a token everywhere (the liveness answer of ``/health``).
+PUBLIC = {"revaer_public": True}
+#: ``opt`` of ``/metrics``: public off loopback when ``[api] metrics_public`` says so.
+METRICS = {"revaer_metrics": True}
+
+_WHERE = (
+    "the token is in the daemon's data dir (api-token), or [api] token / REVAER_API_TOKEN when set; "
+    "[api] read_token / REVAER_API_READ_TOKEN is enough to read"
+)
+
+
+def _access(connection: ASGIConnection[Any, Any, Any, Any]) -> ApiAccess:
+    access: ApiAccess = connection.app.state[ACCESS_STATE]
+    return access
+
+
+def may_read(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """Whether this request may read: always on loopback, with either token off it."""
+    return _access(connection).may_read(connection.headers.get("authorization", ""))
+
+
+def require_read_access(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Off loopback every route needs a token (the read-only one will do), the OpenAPI document included.
+
+    Exempt: routes marked :data:`PUBLIC`, and ``/metrics`` when ``[api] metrics_public`` is set.
+    """
+    access = _access(connection)
+    if handler.opt.get("revaer_public") or (handler.opt.get("revaer_metrics") and access.metrics_public):
+        return
+    if not access.may_read(connection.headers.get("authorization", "")):
+        raise NotAuthorizedException(
+            detail=f"this API listens off loopback and every endpoint needs 'Authorization: Bearer <token>': {_WHERE}",
+            headers={"WWW-Authenticate": 'Bearer realm="revaer"'},
+        )
 
 
 def require_write_access(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Every write needs ``Authorization: Bearer <token>``, on loopback too.
+    """Every write needs ``Authorization: Bearer <token>``, on loopback too; the read-only token gets 403.
 
     A web page cannot read the token, so no page a user visits can act on the
     daemon through a loopback API, with or without the browser's ``Origin``.
     """
-    token: str | None = connection.app.state.get(TOKEN_STATE)
-    scheme, _sep, given = connection.headers.get("authorization", "").partition(" ")
-    if token is None or scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    granted = _access(connection).grant(connection.headers.get("authorization", ""))
+    if granted is Access.READ:
+        raise PermissionDeniedException(
+            detail="the token sent is the read-only one ([api] read_token); this endpoint changes the runtime "
+            "and needs the token ([api] token, or the api-token file in the daemon's data dir)"
+        )
+    if granted is not Access.WRITE:
         raise NotAuthorizedException(
             detail="this endpoint needs 'Authorization: Bearer <token>': the token is in the daemon's data dir "
             "(api-token), or [api] token / REVAER_API_TOKEN when set",
