@@ -31,7 +31,8 @@ from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import Stream
 from litestar.types import ExceptionHandlersMap
 
-from revaer_core.api import control, operations
+from revaer_core.api import control, incidents, operations
+from revaer_core.api.incidents import StoreIncident
 from revaer_core.api.models import HealthReport, JobDetail, JobPage, Liveness, Problem, TorrentPage
 from revaer_core.api.probe import StoreProbe
 from revaer_core.api.services import (
@@ -120,7 +121,12 @@ def bounded(text: str, limit: int = MAX_ECHO) -> str:
 
 
 def _problem_response(
-    status: int, kind: str, detail: str, path: str, headers: Mapping[str, str] | None = None
+    status: int,
+    kind: str,
+    detail: str,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    incident: str | None = None,
 ) -> Response[Any]:
     problem = Problem(
         type=f"urn:revaer:problem:{kind}",
@@ -128,6 +134,7 @@ def _problem_response(
         status=status,
         detail=bounded(redact(detail)),
         instance=bounded(path, 200),
+        incident=incident,
     )
     return ShapedResponse(content=problem, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
 
@@ -147,8 +154,13 @@ def _revaer_error(request: Request[Any, Any, Any], exc: RevaerError) -> Response
     for kind, status, name in _INPUT_PROBLEMS:
         if isinstance(exc, kind):
             return _problem_response(status, name, str(exc), request.url.path)
-    log.warning("%s %s: %s", request.method, request.url.path, redact(str(exc)))
-    return _problem_response(503, "store-unavailable", str(exc), request.url.path)
+    if isinstance(exc, StoreIncident):  # the store's words are in the log already, under this id
+        return _problem_response(503, "store-unavailable", str(exc), request.url.path, incident=exc.incident)
+    # the runtime's own words (a write the store did not confirm in time): said, and logged under an id
+    incident = incidents.new_id()
+    log.warning("incident %s: %s %s: %s", incident, request.method, bounded(request.url.path, 200), redact(str(exc)))
+    detail = f"{exc} (incident {incident})"
+    return _problem_response(503, "store-unavailable", detail, request.url.path, incident=incident)
 
 
 def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -167,8 +179,21 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.error("request %s %s failed: %s", request.method, request.url.path, redact(f"{type(exc).__name__}: {exc}"))
-    return _problem_response(500, "internal-error", "internal error; the server log has the details", request.url.path)
+    incident = incidents.new_id()
+    log.error(
+        "incident %s: request %s %s failed: %s",
+        incident,
+        request.method,
+        bounded(request.url.path, 200),
+        redact(f"{type(exc).__name__}: {exc}"),
+    )
+    return _problem_response(
+        500,
+        "internal-error",
+        f"internal error (incident {incident}: the server log line 'incident {incident}' has the details)",
+        request.url.path,
+        incident=incident,
+    )
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
@@ -433,6 +458,7 @@ def create_app(
             f"required when the API listens on {bind_host!r}, which is not loopback "
             "(set [api] token or REVAER_API_TOKEN, or bind to 127.0.0.1)",
         )
+    incidents.serving()
     access = ApiAccess(token=token, read_token=read_token, loopback=loopback, metrics_public=metrics_public)
     metrics = metrics if metrics is not None else Metrics()
     metrics.register_sampled("revaer_fsops_jobs", "FsOps jobs in the store, by status.", _jobs_sampler(store))

@@ -100,3 +100,5 @@ class Problem:
     status: int
     detail: str  #: one line saying what is wrong and how to fix it
     instance: str | None = None  #: the request path the problem is about
+    #: for a store or server failure: the id of the server's log line that has the details
+    incident: str | None = None

@@ -6,8 +6,8 @@ refuses too, with the same words. Errors come out as:
 - :class:`~revaer_core.errors.InvalidInput` for input the caller can fix (CLI exit 2, HTTP 400),
 - :class:`~revaer_core.errors.NotFound` for an unknown id (CLI exit 2, HTTP 404),
 - :class:`~revaer_core.errors.RetryRefused` for a retry the job's state does not allow (CLI exit 2, HTTP 409),
-- :class:`~revaer_core.errors.StoreUnavailable` for any failure of the store (CLI exit 3, HTTP 503),
-  its message redacted.
+- :class:`~revaer_core.api.incidents.StoreIncident` for any failure of the store (CLI exit 3, HTTP 503):
+  the store's message is logged under an incident id, and only the id is in the error.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TypeVar
 from uuid import UUID
 
+from revaer_core.api import incidents
+from revaer_core.api.incidents import StoreIncident
 from revaer_core.api.models import HealthReport, HealthStatus, JobDetail, JobPage, TorrentPage
 from revaer_core.errors import InvalidInput, RevaerError, StoreUnavailable
 from revaer_core.errors import NotFound as NotFound  # re-exported: callers of these operations catch it here
@@ -130,21 +132,25 @@ def job_query(*, statuses: Iterable[str] = (), limit: int = DEFAULT_PAGE_SIZE, c
 
 
 def _call(what: str, fn: Callable[[], T]) -> T:
-    """Run a store call; a failure the caller cannot fix becomes a redacted StoreUnavailable.
+    """Run a store call; a failure the caller cannot fix becomes a :class:`StoreIncident`.
 
     Backends raise StoreUnavailable or let their driver's errors through; to an
-    operator both mean the same: the store cannot answer now.
+    operator both mean the same: the store cannot answer now. Either way the
+    store's words go to the log under an incident id, and only the id goes on.
     """
     try:
         return fn()
+    except StoreIncident:
+        raise
+    except StoreUnavailable as exc:
+        raise incidents.record(what, exc) from exc
     except (RevaerError, TransitionRefused):
         raise
     except InvalidQuery as exc:
         raise InvalidInput(str(exc)) from None
     except Exception as exc:
-        message = redact(f"{type(exc).__name__}: {exc}")
-        log.debug("runtime store failed to %s: %s", what, message, exc_info=True)  # callers report it
-        raise StoreUnavailable(f"runtime store failed to {what}: {message}") from exc
+        log.debug("runtime store failed to %s", what, exc_info=True)  # the traceback, for --debug
+        raise incidents.record(what, exc) from exc
 
 
 def list_torrents(store: RuntimeStore, query: TorrentQuery) -> TorrentPage:
