@@ -71,15 +71,14 @@ def test_a_store_error_is_logged_under_an_incident_id_that_the_answer_names(
         text=True,
     )
     try:
-        body = None
+        answer: tuple[int, bytes] | None = None
         deadline = time.monotonic() + 30
-        while body is None:
+        while answer is None:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/torrents", timeout=5)
-                raise AssertionError("a listing over a damaged schema answered 200")
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/torrents", timeout=5) as ok:
+                    answer = (ok.status, ok.read())
             except urllib.error.HTTPError as exc:
-                assert exc.code == 503
-                body = json.loads(exc.read())
+                answer = (exc.code, exc.read())
             except urllib.error.URLError:
                 assert time.monotonic() < deadline, "revaer api did not start"
                 time.sleep(0.1)
