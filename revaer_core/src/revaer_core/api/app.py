@@ -11,6 +11,7 @@ from __future__ import annotations
 import http
 import ipaddress
 import logging
+import re
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,13 +26,14 @@ from litestar.exceptions import (
     ServiceUnavailableException,
     ValidationException,
 )
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import Stream
 from litestar.types import ExceptionHandlersMap
 
 from revaer_core.api import control, incidents, operations
+from revaer_core.api.event_schema import EventData
 from revaer_core.api.incidents import StoreIncident
 from revaer_core.api.models import HealthReport, JobDetail, JobPage, Liveness, Problem, TorrentPage
 from revaer_core.api.probe import StoreProbe
@@ -46,6 +48,7 @@ from revaer_core.api.services import (
     TorrentIdPath,
     TorrentRefPath,
     blocking,
+    check_ref,
     may_read,
     problems,
     require_read_access,
@@ -67,7 +70,7 @@ from revaer_core.errors import (
 from revaer_core.health import HealthBoard
 from revaer_core.jobs import FsJob, JobStatus
 from revaer_core.metrics import Metrics
-from revaer_core.query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TorrentSort
+from revaer_core.query import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, TorrentSort
 from revaer_core.redact import redact
 from revaer_core.settings import ApiSettings
 from revaer_core.status import TorrentState, TorrentStatus
@@ -214,6 +217,18 @@ def _host_name(host: str) -> str:
     return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
+def _check_ref(request: Request[Any, Any, Any]) -> None:
+    """A ``{torrent_id}`` in the path must have a form the document states, on every route that has one."""
+    ref = request.path_params.get("torrent_id")
+    if isinstance(ref, str):
+        check_ref(ref)
+
+
+def _check_loopback_request(request: Request[Any, Any, Any]) -> None:
+    _check_host(request)
+    _check_ref(request)
+
+
 def _check_host(request: Request[Any, Any, Any]) -> None:
     """On loopback, answer only requests addressed to a loopback name: no DNS rebinding from a web page."""
     host = request.headers.get("host", "")
@@ -227,8 +242,17 @@ def _check_host(request: Request[Any, Any, Any]) -> None:
 
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description=f"Rows per page, 1 to {MAX_PAGE_SIZE}.")]
 PageCursor = Annotated[
-    str | None, QueryParameter(description="`next_cursor` of the previous page; absent for the first page.")
+    str | None,
+    QueryParameter(
+        description=f"`next_cursor` of the previous page, as given (at most {MAX_CURSOR_LENGTH} characters); "
+        "absent for the first page. A cursor that was not made by this API is refused with 400.",
+        schema_extra={"maxLength": MAX_CURSOR_LENGTH},  # checked by Cursor.decode, in its words
+    ),
 ]
+
+#: An event id as a client sends it back: decimal digits only, at most 19 (a 64-bit id).
+EVENT_ID_PATTERN = r"^[0-9]{1,19}$"
+_EVENT_ID = re.compile(EVENT_ID_PATTERN)
 
 
 @get(
@@ -244,7 +268,14 @@ def list_torrents(
     states: Annotated[
         list[TorrentState] | None, QueryParameter(name="state", description="Only these states (repeat for several).")
     ] = None,
-    name: Annotated[str | None, QueryParameter(description="Case-insensitive substring of the name.")] = None,
+    name: Annotated[
+        str | None,
+        QueryParameter(
+            description=f"Case-insensitive substring of the name, at most {operations.MAX_SEARCH_LENGTH} characters, "
+            "without NUL.",
+            schema_extra={"maxLength": operations.MAX_SEARCH_LENGTH},  # checked in operations, in its words
+        ),
+    ] = None,
     sort: Annotated[TorrentSort, QueryParameter(description="Sort key; ties are broken by id.")] = TorrentSort.ADDED,
     desc: Annotated[bool, QueryParameter(description="Newest (or last by name) first.")] = False,
     limit: Limit = DEFAULT_PAGE_SIZE,
@@ -311,16 +342,33 @@ def show_job(services: NamedDependency[Services], torrent_id: TorrentIdPath) -> 
     media_type="text/event-stream",
     response_description="Server-sent events: `id` is the event id, `event` its kind, `data` the event as JSON.",
     operation_id="streamEvents",
-    responses=problems(400, 503),
+    responses={
+        200: ResponseSpec(
+            data_container=EventData,
+            media_type="text/event-stream",
+            description="Server-sent events. Each `data:` is one JSON object: an event whose `payload` has the "
+            "schema its `kind` names, or, after `event: resync`, a notice that some events were missed.",
+            generate_examples=False,
+        ),
+        **problems(400, 503),
+    },
 )
 async def events(
     services: NamedDependency[Services],
     last_event_id: Annotated[
         str | None,
-        HeaderParameter(name="Last-Event-ID", description="Resume after this event id (set by EventSource)."),
+        HeaderParameter(
+            name="Last-Event-ID",
+            description="Resume after this event id (set by EventSource): decimal digits only.",
+            schema_extra={"pattern": EVENT_ID_PATTERN},
+        ),
     ] = None,
     after: Annotated[
-        str | None, QueryParameter(description="Resume after this event id, for clients that cannot set headers.")
+        str | None,
+        QueryParameter(
+            description="Resume after this event id, for clients that cannot set headers: decimal digits only.",
+            schema_extra={"pattern": EVENT_ID_PATTERN},
+        ),
     ] = None,
 ) -> Stream:
     """Events as they happen; ``event: resync`` means some were missed: re-read ``/v1/torrents``."""
@@ -331,8 +379,8 @@ async def events(
     raw = last_event_id if last_event_id is not None else after
     resume = 0
     if raw is not None:
-        if not raw.strip().isdigit():
-            raise InvalidInput(f"event id {raw!r} is not a non-negative integer")
+        if not _EVENT_ID.match(raw):
+            raise InvalidInput(f"event id {raw!r} is not an event id (decimal digits only, at most 19)")
         resume = int(raw)
     hub = services.streams
     assert hub is not None  # there is a hub whenever there is a bus
@@ -493,7 +541,7 @@ def create_app(
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
         response_class=ShapedResponse,
         exception_handlers=EXCEPTION_HANDLERS,
-        before_request=_check_host if loopback else None,
+        before_request=_check_loopback_request if loopback else _check_ref,
         openapi_config=OpenAPIConfig(
             title="Revaer API",
             version=_version(),

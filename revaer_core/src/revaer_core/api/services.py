@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
@@ -28,6 +29,7 @@ from revaer_core.api.stream import StreamHub
 from revaer_core.bus import EventBus
 from revaer_core.control.controller import Controller
 from revaer_core.control.token import Access, ApiAccess
+from revaer_core.errors import InvalidInput
 from revaer_core.health import HealthBoard
 from revaer_core.metrics import Metrics
 from revaer_core.settings import ApiSettings
@@ -52,11 +54,33 @@ async def blocking(call: Callable[[], T]) -> T:
 #: The OpenAPI security requirement of every write route.
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
-TorrentIdPath = Annotated[str, PathParameter(description="The torrent's id, a UUID.", schema_extra={"format": "uuid"})]
+TorrentIdPath = Annotated[
+    str,
+    PathParameter(
+        description="The torrent's id: a UUID in its 8-4-4-4-12 form (braces, `urn:uuid:` and bare hex are refused).",
+        schema_extra={"format": "uuid", "pattern": operations.UUID_PATTERN},
+    ),
+]
+#: What a torrent reference may look like: at least 4 hex digits first, then hex digits and hyphens.
+REF_PATTERN = r"^[0-9a-fA-F]{4}[0-9a-fA-F-]{0,60}$"
+_REF = re.compile(REF_PATTERN)
+
+
+def check_ref(ref: str) -> None:
+    """Refuse a torrent reference of a form the document does not state (braces, ``urn:uuid:``, too short)."""
+    if not _REF.match(ref):
+        raise InvalidInput(
+            f"{ref!r} is not a torrent id: give its UUID (8-4-4-4-12 form), or at least 4 leading hex digits "
+            "of the UUID or of the info-hash (see 'revaer torrents list')"
+        )
+
+
 TorrentRefPath = Annotated[
     str,
     PathParameter(
-        description="The torrent's id (a UUID), or inside `revaer run` a unique prefix of it or of the info-hash."
+        description="The torrent's id (a UUID in its 8-4-4-4-12 form), or inside `revaer run` a unique prefix "
+        "of it or of the info-hash, at least 4 hex digits.",
+        pattern=REF_PATTERN,
     ),
 ]
 
