@@ -407,7 +407,7 @@ async def health_handler(
     """
     report = operations.health_report(services.store, services.health, await services.probe.report())
     if not may_read(request):
-        return Liveness(status=report.status)
+        return Liveness(status=report.status, detail="send 'Authorization: Bearer <token>' for the full report")
     return report
 
 

@@ -89,8 +89,8 @@ class Liveness:
     """What ``GET /health`` answers off loopback without a token: the overall state, nothing about the runtime."""
 
     status: HealthStatus
-    #: why there is no more: always present, so that this shape and :class:`HealthReport` never both match
-    detail: str = "send 'Authorization: Bearer <token>' for the full report"
+    #: why there is no more: required, so that this shape and :class:`HealthReport` never both match
+    detail: str
 
 
 @attrs.frozen
