@@ -9,6 +9,7 @@ without them, measured side by side. ``/health`` is timed all along.
 from __future__ import annotations
 
 import socket
+import statistics
 import threading
 import time
 import uuid
@@ -110,12 +111,27 @@ def measure(idle: int, slow: int) -> tuple[float, float]:
         store.close()
 
 
+#: Rounds of (no clients, 200 clients), alternated so that a load change on the machine hits both alike.
+ROUNDS = 3
+
+
 def main() -> None:
-    alone, alone_health = measure(0, 0)
-    crowded, crowded_health = measure(100, 100)
-    print(f"events/s without clients {alone:,.0f}, worst /health {alone_health * 1000:.1f} ms")
-    print(f"events/s with 100 idle + 100 slow clients {crowded:,.0f}, worst /health {crowded_health * 1000:.1f} ms")
-    print(f"ratio {crowded / alone:.2f} (target >= 0.8); /health under 100 ms: {crowded_health < 0.1}")
+    ratios, worst = [], []
+    for n in range(1, ROUNDS + 1):
+        alone, alone_health = measure(0, 0)
+        crowded, crowded_health = measure(100, 100)
+        ratios.append(crowded / alone)
+        worst.append(crowded_health)
+        print(
+            f"round {n}: events/s without clients {alone:,.0f} (worst /health {alone_health * 1000:.1f} ms), "
+            f"with 100 idle + 100 slow clients {crowded:,.0f} (worst /health {crowded_health * 1000:.1f} ms), "
+            f"ratio {crowded / alone:.2f}"
+        )
+    median = statistics.median(ratios)
+    print(
+        f"median ratio {median:.2f} (target >= 0.8); worst /health with clients, median of rounds "
+        f"{statistics.median(worst) * 1000:.1f} ms (target < 100 ms)"
+    )
 
 
 if __name__ == "__main__":

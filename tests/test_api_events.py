@@ -6,7 +6,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -34,8 +34,13 @@ class Message:
 
 def messages(response: httpx.Response) -> Iterator[Message]:
     """Parse the stream into messages (comments included), as an EventSource would."""
+    return messages_of(response.iter_lines())
+
+
+def messages_of(lines: Iterable[str]) -> Iterator[Message]:
+    """Messages from the lines of a stream."""
     fields: dict[str, str] = {}
-    for line in response.iter_lines():
+    for line in lines:
         if line == "":
             if fields:
                 data = fields.get("data")

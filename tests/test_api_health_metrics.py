@@ -56,7 +56,8 @@ def test_health_reports_a_down_store_and_its_recovery(downable: tuple[RuntimeSto
         listing = api.get("/v1/torrents")
         assert listing.status_code == 503
         problem(listing.json(), 503)
-        assert SECRET not in listing.text and "***" in listing.json()["detail"]
+        assert SECRET not in listing.text and "incident" in listing.json()["detail"]
+        assert listing.json()["incident"] in listing.json()["detail"]
         assert api.get("/v1/fsops/jobs").status_code == 503
 
         plugin.down = False

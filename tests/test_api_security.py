@@ -64,7 +64,8 @@ def test_off_loopback_writes_need_the_bearer_token(
 
     accepted = exposed.post(url, headers={"Authorization": f"Bearer {TOKEN}"})
     assert accepted.status_code == 200 and accepted.json()["status"] == "pending"
-    assert exposed.get("/v1/fsops/jobs").status_code == 200  # reads stay open
+    assert exposed.get("/v1/fsops/jobs").status_code == 401  # off loopback reads need it too
+    assert exposed.get("/v1/fsops/jobs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     assert TOKEN not in caplog.text
 
 

@@ -45,6 +45,7 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
+import psycopg.sql
 import pytest
 
 from revaer_runtime_pg.embedded import Postmaster, find_binaries
@@ -100,7 +101,14 @@ class PrivateCluster:
     _template: Path | None = None
     _template_lock = threading.Lock()
 
-    def __init__(self) -> None:
+    #: The role :meth:`role_url` logs in as when the cluster was made with a ``role_password``.
+    ROLE = "revaer_app"
+
+    def __init__(self, *, role_password: str | None = None) -> None:
+        """:param role_password: also make role :attr:`ROLE` with this password, and ask every TCP
+        login but the superuser's for it (``scram-sha-256``)."""
+        self.role_password = role_password
+        self._role_made = False
         self.binaries = find_binaries()
         self.root = Path(tempfile.mkdtemp(prefix="revaer-pg-"))
         self.root.chmod(0o755)  # the server user must reach its data dir inside
@@ -125,6 +133,10 @@ class PrivateCluster:
     def running(self) -> bool:
         return Postmaster.read(self.pgdata) is not None
 
+    def role_url(self, password: str) -> str:
+        """The URL of role :attr:`ROLE` with ``password`` (right or wrong), over TCP."""
+        return f"postgresql://{self.ROLE}:{password}@127.0.0.1:{self.port}/postgres"
+
     def start(self) -> None:
         """Start the server (a no-op when it runs); a taken port is swapped for a free one."""
         if self.running:
@@ -132,12 +144,42 @@ class PrivateCluster:
         for attempt in range(3):
             try:
                 self._pg_ctl("start", "-w", "-t", "30", "-l", str(self.log_file))
-                return
+                break
             except ClusterError:
                 if attempt == 2 or "could not bind" not in self._log_tail():
                     raise
                 self.port = _free_port()
                 self._write_settings()
+        if self.role_password is not None and not self._role_made:
+            with psycopg.connect(self.url, autocommit=True) as connection:
+                connection.execute("SET password_encryption = 'scram-sha-256'")
+                connection.execute(
+                    psycopg.sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
+                        psycopg.sql.Identifier(self.ROLE), psycopg.sql.Literal(self.role_password)
+                    )
+                )
+            self._role_made = True
+
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster and every backend: a hung server, whose connections stay open and silent."""
+        for pid in self._server_pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT what :meth:`freeze` stopped."""
+        for pid in self._server_pids():
+            os.kill(pid, signal.SIGCONT)
+
+    def _server_pids(self) -> list[int]:
+        running = Postmaster.read(self.pgdata)
+        if running is None:
+            return []
+        pids = [running.pid]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(stat.read_text().rpartition(")")[2].split()[1]) == running.pid:
+                    pids.append(int(stat.parent.name))
+        return pids
 
     def stop(self) -> None:
         """Stop the server cleanly (fast mode: sessions are cut, as in a real outage)."""
@@ -233,9 +275,23 @@ class PrivateCluster:
         text = "".join(f"{key} = {value}\n" for key, value in settings.items())
         conf = self.pgdata / "postgresql.auto.conf"
         conf.write_text(text, encoding="utf-8")
+        written = [conf]
+        if (
+            self.role_password is not None
+        ):  # the superuser keeps trust (the harness's url); every other login a password
+            hba = self.pgdata / "pg_hba.conf"
+            hba.write_text(
+                "local all all trust\n"
+                "host all postgres 127.0.0.1/32 trust\n"
+                "host all all 127.0.0.1/32 scram-sha-256\n"
+                "host all all ::1/128 scram-sha-256\n",
+                encoding="utf-8",
+            )
+            written.append(hba)
         if os.geteuid() == 0:
             user = pwd.getpwnam(_SERVER_USER)
-            os.chown(conf, user.pw_uid, user.pw_gid)
+            for path in written:
+                os.chown(path, user.pw_uid, user.pw_gid)
 
     def _log_tail(self) -> str:
         try:

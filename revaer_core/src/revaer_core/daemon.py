@@ -185,6 +185,8 @@ class Daemon:
             metrics=self.metrics,
             catalog=self.orchestrator.catalog,
             token=daemon_token(self.settings),
+            read_token=api.read_token,
+            metrics_public=api.metrics_public,
             bind_host=api.host,
             controller=self.controller,
             max_upload_bytes=api.max_upload_bytes,

@@ -161,6 +161,9 @@ class ApiSettings:
     host: str = "127.0.0.1"  #: loopback by default; any other address needs ``token``
     port: int = DEFAULT_API_PORT
     token: str | None = attrs.field(default=None, repr=False)  #: bearer token; env ``REVAER_API_TOKEN`` wins
+    #: a second bearer token that reads only (writes with it get 403); env ``REVAER_API_READ_TOKEN`` wins
+    read_token: str | None = attrs.field(default=None, repr=False)
+    metrics_public: bool = False  #: off loopback, ``/metrics`` answers without a token (for a scraper)
     max_upload_bytes: int = 10 * 1024 * 1024  #: largest .torrent (or request body) an add accepts
     max_event_streams: int = 256  #: ``/v1/events`` clients served at once; more get a 503
 
@@ -414,6 +417,8 @@ def _api(table: Mapping[str, Any], env: Mapping[str, str]) -> ApiSettings:
     settings = build(ApiSettings, table, "api")
     if "REVAER_API_TOKEN" in env:
         settings = attrs.evolve(settings, token=env["REVAER_API_TOKEN"])
+    if "REVAER_API_READ_TOKEN" in env:
+        settings = attrs.evolve(settings, read_token=env["REVAER_API_READ_TOKEN"])
     if not settings.host.strip():
         raise ConfigError("api.host", "must not be empty; e.g. '127.0.0.1'")
     check_range("api.port", settings.port, 0, 65535)
@@ -422,6 +427,11 @@ def _api(table: Mapping[str, Any], env: Mapping[str, str]) -> ApiSettings:
     if settings.token is not None and not settings.token.strip():
         key = "REVAER_API_TOKEN" if "REVAER_API_TOKEN" in env else "api.token"
         raise ConfigError(key, "must not be empty; leave it unset for no token")
+    if settings.read_token is not None and not settings.read_token.strip():
+        key = "REVAER_API_READ_TOKEN" if "REVAER_API_READ_TOKEN" in env else "api.read_token"
+        raise ConfigError(key, "must not be empty; leave it unset for no read-only token")
+    if settings.read_token is not None and settings.read_token == settings.token:
+        raise ConfigError("api.read_token", "must differ from api.token, or a read-only token would also write")
     return settings
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http
 import ipaddress
 import logging
+import re
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,28 +26,37 @@ from litestar.exceptions import (
     ServiceUnavailableException,
     ValidationException,
 )
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import HeaderParameter, QueryParameter
-from litestar.response import ServerSentEvent
+from litestar.response import Stream
 from litestar.types import ExceptionHandlersMap
 
-from revaer_core.api import control, operations
-from revaer_core.api.models import HealthReport, JobDetail, JobPage, Problem, TorrentPage
+from revaer_core.api import control, incidents, operations
+from revaer_core.api.event_schema import EventData
+from revaer_core.api.incidents import StoreIncident
+from revaer_core.api.models import HealthReport, JobDetail, JobPage, Liveness, Problem, TorrentPage
+from revaer_core.api.probe import StoreProbe
 from revaer_core.api.services import (
+    ACCESS_STATE,
     BEARER,
+    METRICS,
     PROBLEM_JSON,
-    TOKEN_STATE,
+    PUBLIC,
     Services,
     ShapedResponse,
     TorrentIdPath,
     TorrentRefPath,
     blocking,
+    check_ref,
+    may_read,
     problems,
+    require_read_access,
     require_write_access,
 )
 from revaer_core.api.stream import HEARTBEAT_SECONDS, StreamHub, TooManyStreams, event_stream
 from revaer_core.bus import EventBus
+from revaer_core.control.token import ApiAccess
 from revaer_core.errors import (
     ConfigError,
     Conflict,
@@ -60,7 +70,7 @@ from revaer_core.errors import (
 from revaer_core.health import HealthBoard
 from revaer_core.jobs import FsJob, JobStatus
 from revaer_core.metrics import Metrics
-from revaer_core.query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TorrentSort
+from revaer_core.query import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, TorrentSort
 from revaer_core.redact import redact
 from revaer_core.settings import ApiSettings
 from revaer_core.status import TorrentState, TorrentStatus
@@ -73,6 +83,7 @@ log = logging.getLogger(__name__)
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  #: Litestar appends the charset
 OPENAPI_PATH = "/schema"  #: the document is at /schema/openapi.json
+STREAMS_STATE = "revaer_streams"  #: the app state key of its :class:`StreamHub` (``None`` without a bus)
 
 #: Host names a loopback-bound API answers to; any other Host header is a DNS-rebinding attempt.
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -113,7 +124,12 @@ def bounded(text: str, limit: int = MAX_ECHO) -> str:
 
 
 def _problem_response(
-    status: int, kind: str, detail: str, path: str, headers: Mapping[str, str] | None = None
+    status: int,
+    kind: str,
+    detail: str,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    incident: str | None = None,
 ) -> Response[Any]:
     problem = Problem(
         type=f"urn:revaer:problem:{kind}",
@@ -121,6 +137,7 @@ def _problem_response(
         status=status,
         detail=bounded(redact(detail)),
         instance=bounded(path, 200),
+        incident=incident,
     )
     return ShapedResponse(content=problem, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
 
@@ -140,8 +157,13 @@ def _revaer_error(request: Request[Any, Any, Any], exc: RevaerError) -> Response
     for kind, status, name in _INPUT_PROBLEMS:
         if isinstance(exc, kind):
             return _problem_response(status, name, str(exc), request.url.path)
-    log.warning("%s %s: %s", request.method, request.url.path, redact(str(exc)))
-    return _problem_response(503, "store-unavailable", str(exc), request.url.path)
+    if isinstance(exc, StoreIncident):  # the store's words are in the log already, under this id
+        return _problem_response(503, "store-unavailable", str(exc), request.url.path, incident=exc.incident)
+    # the runtime's own words (a write the store did not confirm in time): said, and logged under an id
+    incident = incidents.new_id()
+    log.warning("incident %s: %s %s: %s", incident, request.method, bounded(request.url.path, 200), redact(str(exc)))
+    detail = f"{exc} (incident {incident})"
+    return _problem_response(503, "store-unavailable", detail, request.url.path, incident=incident)
 
 
 def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -160,8 +182,21 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.error("request %s %s failed: %s", request.method, request.url.path, redact(f"{type(exc).__name__}: {exc}"))
-    return _problem_response(500, "internal-error", "internal error; the server log has the details", request.url.path)
+    incident = incidents.new_id()
+    log.error(
+        "incident %s: request %s %s failed: %s",
+        incident,
+        request.method,
+        bounded(request.url.path, 200),
+        redact(f"{type(exc).__name__}: {exc}"),
+    )
+    return _problem_response(
+        500,
+        "internal-error",
+        f"internal error (incident {incident}: the server log line 'incident {incident}' has the details)",
+        request.url.path,
+        incident=incident,
+    )
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
@@ -182,6 +217,18 @@ def _host_name(host: str) -> str:
     return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
+def _check_ref(request: Request[Any, Any, Any]) -> None:
+    """A ``{torrent_id}`` in the path must have a form the document states, on every route that has one."""
+    ref = request.path_params.get("torrent_id")
+    if isinstance(ref, str):
+        check_ref(ref)
+
+
+def _check_loopback_request(request: Request[Any, Any, Any]) -> None:
+    _check_host(request)
+    _check_ref(request)
+
+
 def _check_host(request: Request[Any, Any, Any]) -> None:
     """On loopback, answer only requests addressed to a loopback name: no DNS rebinding from a web page."""
     host = request.headers.get("host", "")
@@ -195,8 +242,17 @@ def _check_host(request: Request[Any, Any, Any]) -> None:
 
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description=f"Rows per page, 1 to {MAX_PAGE_SIZE}.")]
 PageCursor = Annotated[
-    str | None, QueryParameter(description="`next_cursor` of the previous page; absent for the first page.")
+    str | None,
+    QueryParameter(
+        description=f"`next_cursor` of the previous page, as given (at most {MAX_CURSOR_LENGTH} characters); "
+        "absent for the first page. A cursor that was not made by this API is refused with 400.",
+        schema_extra={"maxLength": MAX_CURSOR_LENGTH},  # checked by Cursor.decode, in its words
+    ),
 ]
+
+#: An event id as a client sends it back: decimal digits only, at most 19 (a 64-bit id).
+EVENT_ID_PATTERN = r"^[0-9]{1,19}$"
+_EVENT_ID = re.compile(EVENT_ID_PATTERN)
 
 
 @get(
@@ -212,7 +268,14 @@ def list_torrents(
     states: Annotated[
         list[TorrentState] | None, QueryParameter(name="state", description="Only these states (repeat for several).")
     ] = None,
-    name: Annotated[str | None, QueryParameter(description="Case-insensitive substring of the name.")] = None,
+    name: Annotated[
+        str | None,
+        QueryParameter(
+            description=f"Case-insensitive substring of the name, at most {operations.MAX_SEARCH_LENGTH} characters, "
+            "without NUL.",
+            schema_extra={"maxLength": operations.MAX_SEARCH_LENGTH},  # checked in operations, in its words
+        ),
+    ] = None,
     sort: Annotated[TorrentSort, QueryParameter(description="Sort key; ties are broken by id.")] = TorrentSort.ADDED,
     desc: Annotated[bool, QueryParameter(description="Newest (or last by name) first.")] = False,
     limit: Limit = DEFAULT_PAGE_SIZE,
@@ -279,18 +342,35 @@ def show_job(services: NamedDependency[Services], torrent_id: TorrentIdPath) -> 
     media_type="text/event-stream",
     response_description="Server-sent events: `id` is the event id, `event` its kind, `data` the event as JSON.",
     operation_id="streamEvents",
-    responses=problems(400, 503),
+    responses={
+        200: ResponseSpec(
+            data_container=EventData,
+            media_type="text/event-stream",
+            description="Server-sent events. Each `data:` is one JSON object: an event whose `payload` has the "
+            "schema its `kind` names, or, after `event: resync`, a notice that some events were missed.",
+            generate_examples=False,
+        ),
+        **problems(400, 503),
+    },
 )
 async def events(
     services: NamedDependency[Services],
     last_event_id: Annotated[
         str | None,
-        HeaderParameter(name="Last-Event-ID", description="Resume after this event id (set by EventSource)."),
+        HeaderParameter(
+            name="Last-Event-ID",
+            description="Resume after this event id (set by EventSource): decimal digits only.",
+            schema_extra={"pattern": EVENT_ID_PATTERN},
+        ),
     ] = None,
     after: Annotated[
-        str | None, QueryParameter(description="Resume after this event id, for clients that cannot set headers.")
+        str | None,
+        QueryParameter(
+            description="Resume after this event id, for clients that cannot set headers: decimal digits only.",
+            schema_extra={"pattern": EVENT_ID_PATTERN},
+        ),
     ] = None,
-) -> ServerSentEvent:
+) -> Stream:
     """Events as they happen; ``event: resync`` means some were missed: re-read ``/v1/torrents``."""
     if services.bus is None:
         raise ServiceUnavailableException(
@@ -299,8 +379,8 @@ async def events(
     raw = last_event_id if last_event_id is not None else after
     resume = 0
     if raw is not None:
-        if not raw.strip().isdigit():
-            raise InvalidInput(f"event id {raw!r} is not a non-negative integer")
+        if not _EVENT_ID.match(raw):
+            raise InvalidInput(f"event id {raw!r} is not an event id (decimal digits only, at most 19)")
         resume = int(raw)
     hub = services.streams
     assert hub is not None  # there is a hub whenever there is a bus
@@ -308,13 +388,27 @@ async def events(
         hub.check()
     except TooManyStreams as exc:
         raise ServiceUnavailableException(detail=str(exc), headers={"Retry-After": "5"}) from None
-    return ServerSentEvent(event_stream(hub, resume, heartbeat=services.heartbeat))
+    return Stream(
+        event_stream(hub, resume, heartbeat=services.heartbeat),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
-@get("/health", sync_to_thread=True, tags=["operations"], summary="Runtime health", operation_id="getHealth")
-def health_handler(services: NamedDependency[Services]) -> HealthReport:
-    """``ok``, or ``degraded`` with each degraded component and why; always 200 (a degraded runtime still serves)."""
-    return operations.health_report(services.store, services.health)
+@get("/health", tags=["operations"], summary="Runtime health", operation_id="getHealth", opt=PUBLIC)
+async def health_handler(
+    services: NamedDependency[Services], request: Request[Any, Any, Any]
+) -> HealthReport | Liveness:
+    """``ok``, or ``degraded`` with each degraded component and why; always 200 (a degraded runtime still serves).
+
+    Answers within a second whatever the store does: the store is probed in the
+    background, and a probe it leaves unanswered is reported as such. Off
+    loopback without a token it answers the overall state only (a liveness check).
+    """
+    report = operations.health_report(services.store, services.health, await services.probe.report())
+    if not may_read(request):
+        return Liveness(status=report.status, detail="send 'Authorization: Bearer <token>' for the full report")
+    return report
 
 
 @get(
@@ -324,6 +418,7 @@ def health_handler(services: NamedDependency[Services]) -> HealthReport:
     summary="Prometheus metrics",
     operation_id="getMetrics",
     media_type=PROMETHEUS_TEXT,
+    opt=METRICS,
 )
 def metrics_handler(services: NamedDependency[Services]) -> str:
     """Counters and gauges in the Prometheus text format, FsOps jobs by status sampled from the store."""
@@ -381,6 +476,8 @@ def create_app(
     metrics: Metrics | None = None,
     catalog: Mapping[UUID, TorrentStatus] | None = None,
     token: str | None = None,
+    read_token: str | None = None,
+    metrics_public: bool = False,
     bind_host: str = "127.0.0.1",
     heartbeat: float = HEARTBEAT_SECONDS,
     controller: Controller | None = None,
@@ -390,10 +487,13 @@ def create_app(
     """The API app over ``store``; ``revaer run`` also passes its live bus, board, metrics and catalog.
 
     :param bind_host: the address the server will listen on. Off loopback a
-        ``token`` is required (ConfigError otherwise), and it guards the write
-        endpoints; on loopback only loopback Host headers are answered.
+        ``token`` is required (ConfigError otherwise), and every endpoint but the
+        liveness answer of ``/health`` needs a token; on loopback reads are open,
+        and only loopback Host headers are answered.
     :param heartbeat: seconds between keep-alive comments on an idle event stream.
     :param token: the bearer token every write needs (``None``: writes are refused).
+    :param read_token: a bearer token that reads only; a write with it gets 403.
+    :param metrics_public: off loopback, serve ``/metrics`` without a token.
     :param controller: the daemon's control operations (``revaer run``); without it the
         control routes answer 503 and a job retry waits for the daemon's next start.
     :param max_upload_bytes: the largest request body taken (a .torrent upload).
@@ -406,10 +506,14 @@ def create_app(
             f"required when the API listens on {bind_host!r}, which is not loopback "
             "(set [api] token or REVAER_API_TOKEN, or bind to 127.0.0.1)",
         )
+    incidents.serving()
+    access = ApiAccess(token=token, read_token=read_token, loopback=loopback, metrics_public=metrics_public)
     metrics = metrics if metrics is not None else Metrics()
     metrics.register_sampled("revaer_fsops_jobs", "FsOps jobs in the store, by status.", _jobs_sampler(store))
+    probe = StoreProbe(lambda: operations.store_health(store))
     services = Services(
         store=store,
+        probe=probe,
         bus=bus,
         health=health,
         metrics=metrics,
@@ -432,11 +536,12 @@ def create_app(
             *control.ROUTES,
         ],
         request_max_body_size=max_upload_bytes + 64 * 1024,  # room for a multipart envelope; the add checks exactly
-        state=State({TOKEN_STATE: token}),
+        state=State({ACCESS_STATE: access, STREAMS_STATE: services.streams}),
+        guards=[require_read_access],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
         response_class=ShapedResponse,
         exception_handlers=EXCEPTION_HANDLERS,
-        before_request=_check_host if loopback else None,
+        before_request=_check_loopback_request if loopback else _check_ref,
         openapi_config=OpenAPIConfig(
             title="Revaer API",
             version=_version(),
@@ -444,6 +549,8 @@ def create_app(
             path=OPENAPI_PATH,
             components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
         ),
+        on_startup=[probe.start],
+        on_shutdown=[probe.close],
         debug=False,
         logging_config=None,  # the process owns logging (and its redaction filter), not the app
     )

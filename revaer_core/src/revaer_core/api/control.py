@@ -245,6 +245,9 @@ TAGS = ["torrents"]
     operation_id="addTorrent",
     status_code=201,
     response_description="The torrent: 201 with Location when new, 200 when it was there already.",
+    description="The body is at most `[api] max_upload_bytes` (10 MiB by default; 413 past it): "
+    "a .torrent as `application/x-bittorrent` or as the `torrent` part of `multipart/form-data`, "
+    "or JSON with a magnet link or base64 metainfo.",
     responses=problems(400, 401, 403, 409, 413, 422, 503),
     guards=GUARDS,
     security=BEARER,

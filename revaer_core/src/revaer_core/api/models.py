@@ -85,6 +85,15 @@ class HealthReport:
 
 
 @attrs.frozen
+class Liveness:
+    """What ``GET /health`` answers off loopback without a token: the overall state, nothing about the runtime."""
+
+    status: HealthStatus
+    #: why there is no more: required, so that this shape and :class:`HealthReport` never both match
+    detail: str
+
+
+@attrs.frozen
 class Problem:
     """An RFC 9457 problem document (``application/problem+json``): every API error has this shape."""
 
@@ -93,3 +102,5 @@ class Problem:
     status: int
     detail: str  #: one line saying what is wrong and how to fix it
     instance: str | None = None  #: the request path the problem is about
+    #: for a store or server failure: the id of the server's log line that has the details
+    incident: str | None = None

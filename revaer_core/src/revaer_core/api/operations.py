@@ -6,17 +6,20 @@ refuses too, with the same words. Errors come out as:
 - :class:`~revaer_core.errors.InvalidInput` for input the caller can fix (CLI exit 2, HTTP 400),
 - :class:`~revaer_core.errors.NotFound` for an unknown id (CLI exit 2, HTTP 404),
 - :class:`~revaer_core.errors.RetryRefused` for a retry the job's state does not allow (CLI exit 2, HTTP 409),
-- :class:`~revaer_core.errors.StoreUnavailable` for any failure of the store (CLI exit 3, HTTP 503),
-  its message redacted.
+- :class:`~revaer_core.api.incidents.StoreIncident` for any failure of the store (CLI exit 3, HTTP 503):
+  the store's message is logged under an incident id, and only the id is in the error.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TypeVar
 from uuid import UUID
 
+from revaer_core.api import incidents
+from revaer_core.api.incidents import StoreIncident
 from revaer_core.api.models import HealthReport, HealthStatus, JobDetail, JobPage, TorrentPage
 from revaer_core.errors import InvalidInput, RevaerError, StoreUnavailable
 from revaer_core.errors import NotFound as NotFound  # re-exported: callers of these operations catch it here
@@ -48,14 +51,20 @@ MAX_SEARCH_LENGTH = 256
 # -- input -------------------------------------------------------------------------
 
 
+#: A torrent id as the API and the CLI take it: a UUID in its canonical 8-4-4-4-12 form, either case.
+#: Python's UUID() also takes braces, ``urn:uuid:`` and bare hex; those are refused, so one form is documented.
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_UUID = re.compile(UUID_PATTERN)
+
+
 def parse_torrent_id(text: str) -> UUID:
     """``text`` as a torrent id, or InvalidInput quoting it."""
-    try:
-        return UUID(text.strip())
-    except (ValueError, AttributeError):
+    candidate = text.strip() if isinstance(text, str) else ""
+    if not _UUID.match(candidate):
         raise InvalidInput(
-            f"{text!r} is not a torrent id (expected a UUID such as 123e4567-e89b-12d3-a456-426614174000)"
-        ) from None
+            f"{text!r} is not a torrent id (expected a UUID in the form 123e4567-e89b-12d3-a456-426614174000)"
+        )
+    return UUID(candidate)
 
 
 def _choices(kind: str, values: Iterable[str], allowed: type[TorrentState] | type[JobStatus]) -> frozenset[str]:
@@ -130,21 +139,25 @@ def job_query(*, statuses: Iterable[str] = (), limit: int = DEFAULT_PAGE_SIZE, c
 
 
 def _call(what: str, fn: Callable[[], T]) -> T:
-    """Run a store call; a failure the caller cannot fix becomes a redacted StoreUnavailable.
+    """Run a store call; a failure the caller cannot fix becomes a :class:`StoreIncident`.
 
     Backends raise StoreUnavailable or let their driver's errors through; to an
-    operator both mean the same: the store cannot answer now.
+    operator both mean the same: the store cannot answer now. Either way the
+    store's words go to the log under an incident id, and only the id goes on.
     """
     try:
         return fn()
+    except StoreIncident:
+        raise
+    except StoreUnavailable as exc:
+        raise incidents.record(what, exc) from exc
     except (RevaerError, TransitionRefused):
         raise
     except InvalidQuery as exc:
         raise InvalidInput(str(exc)) from None
     except Exception as exc:
-        message = redact(f"{type(exc).__name__}: {exc}")
-        log.debug("runtime store failed to %s: %s", what, message, exc_info=True)  # callers report it
-        raise StoreUnavailable(f"runtime store failed to {what}: {message}") from exc
+        log.debug("runtime store failed to %s", what, exc_info=True)  # the traceback, for --debug
+        raise incidents.record(what, exc) from exc
 
 
 def list_torrents(store: RuntimeStore, query: TorrentQuery) -> TorrentPage:
@@ -221,9 +234,15 @@ def store_health(store: RuntimeStore) -> StoreHealth:
     )
 
 
-def health_report(store: RuntimeStore, board: HealthBoard | None = None) -> HealthReport:
-    """Overall health: the board's degraded components, plus ``runtime_store`` when the store says it is failing."""
-    store_report = store_health(store)
+def health_report(
+    store: RuntimeStore, board: HealthBoard | None = None, store_report: StoreHealth | None = None
+) -> HealthReport:
+    """Overall health: the board's degraded components, plus ``runtime_store`` when the store says it is failing.
+
+    :param store_report: the store's health as already probed; asked of the store here when absent.
+    """
+    if store_report is None:
+        store_report = store_health(store)
     degraded = {k: redact(v) for k, v in (board.degraded if board is not None else {}).items()}
     if not store_report.ok:
         degraded.setdefault(RUNTIME_STORE, store_report.detail)

@@ -20,6 +20,11 @@ from revaer_core.errors import RevaerError
 #: Seconds open requests (event streams above all) get to finish when the server stops.
 DEFAULT_GRACE_SECONDS = 2
 
+#: The kernel send buffer of every connection (accepted sockets inherit the listener's). Left to
+#: autotuning, loopback buffers grow to megabytes, and the loop spent its time filling them for
+#: event-stream clients that never read; with a fixed size such a client soon parks its stream.
+SEND_BUFFER_BYTES = 32 * 1024
+
 
 def listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port``, or a RevaerError saying why not.
@@ -27,7 +32,8 @@ def listen(host: str, port: int) -> socket.socket:
     The socket is made with protocol ``IPPROTO_TCP`` and ``TCP_NODELAY`` (which
     accepted connections inherit): asyncio turns Nagle's algorithm off only for
     sockets whose protocol says TCP, and with it on, every response (headers,
-    then body) waited about 40 ms for the client's delayed ACK.
+    then body) waited about 40 ms for the client's delayed ACK. Its send buffer
+    is fixed at :data:`SEND_BUFFER_BYTES`, for the same accepted sockets.
     """
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
@@ -37,6 +43,7 @@ def listen(host: str, port: int) -> socket.socket:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
             sock.bind(address)
             sock.listen()
         except OSError:

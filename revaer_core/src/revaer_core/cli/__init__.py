@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from revaer_core.api.incidents import quiet_incidents
 from revaer_core.cli import control
 from revaer_core.cli.api import api_command
 from revaer_core.cli.context import CliContext
@@ -34,6 +35,7 @@ def _setup_logging(debug: bool) -> None:
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler], force=True)
+    quiet_incidents(debug)  # a command's one error line names the incident; --debug prints its log line too
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

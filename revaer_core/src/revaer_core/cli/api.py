@@ -25,8 +25,10 @@ def api_command(ctx: CliContext, host: str | None, port: int | None) -> None:
 
     Torrents, FsOps jobs, health and metrics come from the store; live events
     are only served by the API inside `revaer run`. The write endpoint (job
-    retry) needs `Authorization: Bearer <token>` when [api] token or
-    REVAER_API_TOKEN is set, which it must be to listen off loopback.
+    retry) needs `Authorization: Bearer <token>` ([api] token or
+    REVAER_API_TOKEN). Off loopback a token is required, and every endpoint
+    but the liveness answer of /health asks for it; [api] read_token gives
+    read-only access, and [api] metrics_public = true opens /metrics alone.
     """
     try:
         from revaer_core.api.app import create_app
@@ -37,7 +39,13 @@ def api_command(ctx: CliContext, host: str | None, port: int | None) -> None:
         ) from exc
     settings = ctx.settings.api
     bind = host or settings.host
-    app = create_app(ctx.store, token=settings.token, bind_host=bind)  # refuses non-loopback without a token
+    app = create_app(  # refuses to listen off loopback without a token
+        ctx.store,
+        token=settings.token,
+        read_token=settings.read_token,
+        metrics_public=settings.metrics_public,
+        bind_host=bind,
+    )
     server = ApiServer(app, host=bind, port=settings.port if port is None else port)
     store = f"the {ctx.store.backend} store" if ctx.store.backend else "no store (persistence is off)"
     click.echo(f"revaer: API over {store} on {server.url} (Ctrl-C stops)", err=True)

@@ -1,16 +1,22 @@
-"""The API token: every write to the daemon needs it, on loopback too.
+"""The API tokens: every write to the daemon needs the token, on loopback too; off loopback, every read a token.
 
-The daemon makes one on its first start and keeps it in its data dir, readable
-by its user only; the CLI of the same user on the same machine reads it from
-there. ``[api] token`` or ``REVAER_API_TOKEN`` replace it.
+The daemon makes its token on its first start and keeps it in its data dir,
+readable by its user only; the CLI of the same user on the same machine reads
+it from there. ``[api] token`` or ``REVAER_API_TOKEN`` replace it. A second,
+read-only token (``[api] read_token`` or ``REVAER_API_READ_TOKEN``) lets a
+dashboard or a scraper read off loopback without being able to change anything.
 """
 
 from __future__ import annotations
 
+import enum
+import hmac
 import logging
 import os
 import secrets
 from pathlib import Path
+
+import attrs
 
 from revaer_core.errors import RevaerError
 from revaer_core.settings import Settings
@@ -47,10 +53,10 @@ def daemon_token(settings: Settings) -> str:
 
 
 def client_token(settings: Settings) -> str | None:
-    """The token the CLI sends: the configured one, else the data dir's, if this user can read it."""
+    """The token the CLI sends: the configured one, else the data dir's (if readable), else the read-only one."""
     if settings.api.token is not None:
         return settings.api.token
-    return _read(token_path(settings))
+    return _read(token_path(settings)) or settings.api.read_token
 
 
 def _read(path: Path) -> str | None:
@@ -62,3 +68,42 @@ def _read(path: Path) -> str | None:
         log.warning("cannot read the API token at %s: %s", path, exc)
         return None
     return text or None
+
+
+class Access(enum.IntEnum):
+    """What a request may do, from the token it presents."""
+
+    NONE = 0
+    READ = 1  #: the read-only token (``[api] read_token``)
+    WRITE = 2  #: the token (``[api] token``, or the data dir's)
+
+
+@attrs.frozen
+class ApiAccess:
+    """Who may read and who may write, for one API.
+
+    On loopback reads are open and writes need the token. Off loopback every
+    endpoint needs a token (the read-only one is enough to read), except the
+    liveness answer of ``/health`` and, when ``metrics_public``, ``/metrics``.
+    """
+
+    token: str | None = attrs.field(repr=False)
+    read_token: str | None = attrs.field(default=None, repr=False)
+    loopback: bool = True
+    metrics_public: bool = False
+
+    def grant(self, authorization: str) -> Access:
+        """What an ``Authorization`` header allows; tokens compared in constant time."""
+        scheme, _sep, given = authorization.partition(" ")
+        if scheme.lower() != "bearer":
+            return Access.NONE
+        presented = given.strip().encode()
+        if self.token is not None and hmac.compare_digest(presented, self.token.encode()):
+            return Access.WRITE
+        if self.read_token is not None and hmac.compare_digest(presented, self.read_token.encode()):
+            return Access.READ
+        return Access.NONE
+
+    def may_read(self, authorization: str) -> bool:
+        """Whether a request with this header may read (everything on loopback)."""
+        return self.loopback or self.grant(authorization) >= Access.READ
