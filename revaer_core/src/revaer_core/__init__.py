@@ -5,7 +5,16 @@ A plugin author needs only what this package exports::
     from revaer_core import hookimpl, TorrentStatus, FsJob, Page, StoreHealth
 """
 
-from revaer_core.errors import ConfigError, InvalidInput, PluginError, RevaerError, StoreUnavailable
+from revaer_core.errors import (
+    HELD_ELSEWHERE,
+    WRITER_LOCK_FACT,
+    ConfigError,
+    InvalidInput,
+    PluginError,
+    RevaerError,
+    StoreUnavailable,
+    WriterFenced,
+)
 from revaer_core.health import Capability, StoreHealth, StoreRole
 from revaer_core.hookspecs import hookimpl
 from revaer_core.jobs import (
@@ -36,7 +45,9 @@ from revaer_core.store import RuntimeStore
 
 __all__ = [
     "DEFAULT_PRIORITY",
+    "HELD_ELSEWHERE",
     "MAX_BYTES",
+    "WRITER_LOCK_FACT",
     "AddedVia",
     "Capability",
     "ConfigError",
@@ -66,6 +77,7 @@ __all__ = [
     "TorrentStatus",
     "TransferMode",
     "TransitionRefused",
+    "WriterFenced",
     "apply_transition",
     "history_entry",
     "hookimpl",

@@ -30,6 +30,8 @@ from psycopg import sql
 from sqlalchemy.dialects import postgresql as pg
 
 from revaer_core import (
+    HELD_ELSEWHERE,
+    WRITER_LOCK_FACT,
     Capability,
     FsJob,
     JobHistoryEntry,
@@ -263,6 +265,8 @@ def open_database(options: PgOptions, data_dir: Path, role: StoreRole) -> Connec
         problem = status.problem()
         if problem is not None:
             raise problem
+        if lock is not None:
+            lock.claim()  # fences out every write of an earlier holder still on its way
     except BaseException as exc:
         if lock is not None:
             lock.release()
@@ -384,9 +388,9 @@ class PostgresStore:
             return StoreHealth(ok=False, detail=str(problem), facts=facts)
         if db.lock is not None:
             lost = db.lock.check()
-            facts["writer lock"] = "held" if lost is None else "lost"
+            facts[WRITER_LOCK_FACT] = "held" if lost is None else HELD_ELSEWHERE if lost.elsewhere else "lost"
             if lost is not None:
-                return StoreHealth(ok=False, detail=lost, facts=facts)
+                return StoreHealth(ok=False, detail=lost.reason, facts=facts)
         return StoreHealth(ok=True, detail=f"PostgreSQL {server}, {status.describe()}", facts=facts)
 
     @hookimpl
@@ -409,6 +413,18 @@ class PostgresStore:
         if db is None:
             raise StoreUnavailable("the PostgreSQL runtime store is closed (or was never configured)")
         return db
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        """A write transaction; a daemon's first checks, inside it, that it still holds the writer lock.
+
+        :raises WriterFenced: it does not (nothing is written).
+        """
+        db = self._database
+        with db.engine.begin() as connection:
+            if db.lock is not None:
+                db.lock.verify(_raw(connection))
+            yield connection
 
     @contextlib.contextmanager
     def _faults(self) -> Iterator[None]:
@@ -451,8 +467,7 @@ class PostgresStore:
         Three round trips whatever the batch's size (two once the pooled
         connection has the table). Returns the rows the statement returns.
         """
-        db = self._database
-        with db.engine.begin() as connection:
+        with self._writing() as connection:
             raw = _raw(connection)
             info = connection.connection.info
             if not info.get(write.ready):
@@ -492,13 +507,13 @@ class PostgresStore:
     @hookimpl
     def remove_torrents(self, torrent_ids: Sequence[UUID]) -> None:
         t = self._database.tables.torrents
-        with self._faults(), self._database.engine.begin() as connection:
+        with self._faults(), self._writing() as connection:
             connection.execute(t.delete().where(t.c.id == sa.any_(sa.literal(list(torrent_ids), pg.ARRAY(sa.Uuid)))))
 
     @hookimpl
     def save_resume_data(self, torrent_id: UUID, data: bytes) -> None:
         t = self._database.tables.torrents
-        with self._faults(), self._database.engine.begin() as connection:
+        with self._faults(), self._writing() as connection:
             connection.execute(t.update().where(t.c.id == torrent_id).values(resume_data=bytes(data)))
 
     # -- torrents: reads ----------------------------------------------------------------------
@@ -606,7 +621,7 @@ class PostgresStore:
             .where(j.c.torrent_id == transition.torrent_id)
             .with_for_update()
         )
-        with self._database.engine.begin() as connection:
+        with self._writing() as connection:
             row = connection.execute(lookup).first()
             current = None if row is None else rows.job_from_row(row[: len(JOB_COLUMNS)])
             job = apply_transition(current, transition)  # TransitionRefused rolls back: nothing recorded
