@@ -23,6 +23,7 @@ from revaer_core import HELD_ELSEWHERE, WRITER_LOCK_FACT, RuntimeStore, StoreRol
 from revaer_core.contract import samples
 from revaer_core.daemon import Daemon
 from revaer_core.engine.simulated import SimulationScript
+from revaer_core.events import TorrentAdded
 from revaer_core.settings import ApiSettings, EngineSettings, RuntimeSettings, Settings, WatchSettings
 from revaer_runtime_memory import MemoryStore
 from revaer_runtime_pg import PostgresStore, migrate
@@ -68,18 +69,20 @@ def _open(url: str, schema: str, tmp_path: Path, role: StoreRole = StoreRole.DAE
 
 
 @pytest.mark.postgres
-def test_a_store_that_lost_the_lock_writes_nothing_once_another_daemon_took_it(
+def test_a_store_that_lost_the_lock_takes_it_back_or_writes_nothing_once_another_daemon_took_it(
     pg_url: str, pg_schema: str, tmp_path: Path
 ) -> None:
     first = _open(pg_url, pg_schema, tmp_path)
     second: RuntimeStore | None = None
     try:
         first.upsert_torrents([samples.status(1)])
+        (lock_session,) = _lock_backends(pg_url, pg_schema)
         _terminate_lock(pg_url, pg_schema)
-        with pytest.raises(WriterFenced, match="went with its connection") as lost:
-            first.upsert_torrents([samples.status(2)])  # nobody else has it yet: still refused
-        assert lost.value.holder is None
+        first.upsert_torrents([samples.status(2)])  # nobody else took it: taken back, then written
+        assert _lock_backends(pg_url, pg_schema) not in ([], [lock_session])
+        first.remove_torrents([samples.status(2).id])
 
+        _terminate_lock(pg_url, pg_schema)
         second = _open(pg_url, pg_schema, tmp_path)
         writes: dict[str, Callable[[], object]] = {
             "upsert": lambda: first.upsert_torrents([samples.status(3)]),
@@ -144,6 +147,46 @@ def test_a_new_holder_waits_for_a_write_in_flight_then_fences_the_next(
         for store in opened:
             store.close()
         first.close()
+
+
+@pytest.mark.postgres
+def test_a_fenced_daemon_reports_failed_naming_the_holder_and_stops(
+    pg_url: str, pg_schema: str, tmp_path: Path
+) -> None:
+    downloads = tmp_path / "downloads"
+    settings = Settings(
+        runtime=RuntimeSettings(backend="postgres", data_dir=tmp_path / "data", flush_interval_ms=20),
+        engine=EngineSettings(download_dir=downloads),
+        api=ApiSettings(host="127.0.0.1", port=0),
+    )
+    daemon = Daemon(
+        settings,
+        engine="simulated",
+        store=_open(pg_url, pg_schema, tmp_path),
+        script=SimulationScript(save_path=downloads),
+    )
+    daemon.start()
+    second: RuntimeStore | None = None
+    try:
+        _terminate_lock(pg_url, pg_schema)  # the daemon has nothing to write: it does not notice
+        second = _open(pg_url, pg_schema, tmp_path)
+        (holder,) = _lock_backends(pg_url, pg_schema)
+        daemon.bus.publish(TorrentAdded(torrent_id=uuid.uuid4(), name="after the second daemon"))
+        assert daemon.wait(timeout=30), "the fenced daemon did not stop"
+        answer = httpx.get(f"{daemon.api.url}/health", timeout=30).json()
+        assert answer["status"] == "failed", answer
+        assert "another Revaer daemon (revaer daemon " in answer["degraded"]["writer_lock"], answer
+        assert f"backend pid {holder}" in answer["degraded"]["daemon"], answer
+        assert _stored(pg_url, pg_schema) == set()
+    finally:
+        report = daemon.stop()
+        assert daemon.store is not None
+        daemon.store.close()
+        if second is not None:
+            second.close()
+    assert report.failure is not None and "writes were fenced" in report.failure
+    assert report.unwritten_torrents and "1 torrent status(es) not written" in report.summary()
+    assert _stored(pg_url, pg_schema) == set()
 
 
 # -- real daemons ---------------------------------------------------------------------------------------------
@@ -218,7 +261,7 @@ def test_a_daemon_takes_a_lost_lock_back_when_nobody_has_it_and_writes_what_it_b
     first.wait_running()
     wait_for(lambda: _flushes(log_a) >= 5, "the first daemon's flushes", timeout=30)
     _terminate_lock(private_cluster.url, SCHEMA)
-    wait_for(lambda: "writer lock taken back" in first.stderr, "the lock to be taken back", timeout=30)
+    wait_for(lambda: "taken again after its connection dropped" in first.stderr, "the lock taken back", timeout=30)
     wait_for(lambda: len(_lock_backends(private_cluster.url, SCHEMA)) == 1, "the lock held again")
     flushed = _flushes(log_a)
     wait_for(lambda: _flushes(log_a) > flushed + 5, "flushes after the lock came back", timeout=30)

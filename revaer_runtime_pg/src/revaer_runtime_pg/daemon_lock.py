@@ -58,6 +58,10 @@ class Fence:
     pid: int
 
 
+class LockLost(WriterFenced):
+    """The lock went with its session and the epoch is still ours: the store may take it back and go on."""
+
+
 @attrs.frozen
 class Lost:
     """Why the lock is not held; ``elsewhere`` when another daemon holds it."""
@@ -142,7 +146,8 @@ class DaemonLock:
     def verify(self, connection: psycopg.Connection[Any]) -> None:
         """Inside a write transaction, before it writes: raise unless this daemon still holds the lock.
 
-        :raises WriterFenced: another daemon bumped the epoch, or the lock went with its session.
+        :raises WriterFenced: another daemon bumped the epoch.
+        :raises LockLost: the lock went with its session, and nobody bumped the epoch since.
         """
         fence = self._fence
         if fence is None:
@@ -161,7 +166,7 @@ class DaemonLock:
                 holder=holder,
             )
         if not held:
-            raise WriterFenced(
+            raise LockLost(
                 f"the writer lock of schema {self._schema!r} went with its connection: nothing is written "
                 "until it is taken back"
             )

@@ -45,13 +45,14 @@ from revaer_core import (
     TorrentQuery,
     TorrentSort,
     TorrentStatus,
+    WriterFenced,
     apply_transition,
     history_entry,
     hookimpl,
     page_of,
 )
 from revaer_runtime_pg import database, migrate, rows, sanitize
-from revaer_runtime_pg.daemon_lock import DaemonLock
+from revaer_runtime_pg.daemon_lock import DaemonLock, LockLost
 from revaer_runtime_pg.embedded import EmbeddedServer
 from revaer_runtime_pg.migrate import SchemaState
 from revaer_runtime_pg.options import PgOptions, parse_options
@@ -418,12 +419,31 @@ class PostgresStore:
     def _writing(self) -> Iterator[sa.Connection]:
         """A write transaction; a daemon's first checks, inside it, that it still holds the writer lock.
 
-        :raises WriterFenced: it does not (nothing is written).
+        A lock that went with its session (a server restart, a terminated
+        backend) while nobody else took it is taken back, outside the
+        transaction, and the write goes on under the new epoch.
+
+        :raises WriterFenced: another daemon holds the lock (nothing is written).
         """
         db = self._database
+        lock = db.lock
         with db.engine.begin() as connection:
-            if db.lock is not None:
-                db.lock.verify(_raw(connection))
+            try:
+                if lock is not None:
+                    lock.verify(_raw(connection))
+            except LockLost:
+                pass  # ends the transaction, which only read the fence
+            else:
+                yield connection
+                return
+        assert lock is not None
+        lost = lock.check()
+        if lost is not None and lost.elsewhere:
+            raise WriterFenced(lost.reason)
+        if lost is not None:
+            raise StoreUnavailable(lost.reason)
+        with db.engine.begin() as connection:
+            lock.verify(_raw(connection))
             yield connection
 
     @contextlib.contextmanager

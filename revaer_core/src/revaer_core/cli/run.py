@@ -92,7 +92,6 @@ def run_command(
             signal.signal(signum, handler)
     if not report.clean:
         raise RevaerError(report.summary())  # one line, exit 3
-    click.echo(f"revaer {report.summary()}", err=True)
 
 
 def _removal(text: str) -> Removal:
