@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -189,6 +190,22 @@ def test_a_fenced_daemon_reports_failed_naming_the_holder_and_stops(
     assert _stored(pg_url, pg_schema) == set()
 
 
+@pytest.mark.postgres
+def test_the_lock_session_outlives_a_server_idle_session_timeout(
+    private_cluster: PrivateCluster, tmp_path: Path
+) -> None:
+    with psycopg.connect(private_cluster.url, autocommit=True) as connection:
+        connection.execute("ALTER SYSTEM SET idle_session_timeout = '300ms'")
+        connection.execute("SELECT pg_reload_conf()")
+    store = _open(private_cluster.url, SCHEMA, tmp_path)
+    try:
+        (session,) = _lock_backends(private_cluster.url, SCHEMA)
+        time.sleep(1.5)  # five timeouts' worth of idleness
+        assert _lock_backends(private_cluster.url, SCHEMA) == [session]
+    finally:
+        store.close()
+
+
 # -- real daemons ---------------------------------------------------------------------------------------------
 
 
@@ -237,10 +254,15 @@ def test_a_daemon_that_lost_the_lock_writes_nothing_after_a_second_starts_and_ex
     finally:
         first.process.send_signal(signal.SIGCONT)
 
-    assert first.wait_exit(timeout=60) == 3, first.stderr
+    try:
+        code: int | None = first.wait_exit(timeout=60)
+    except subprocess.TimeoutExpired:
+        first.kill()
+        code = None
     after_second_started = _flushes(log_a) - before
     print(f"{loss}: the first daemon's committed flushes after the second started: {after_second_started}")
     assert after_second_started == 0, first.stderr
+    assert code == 3, first.stderr
     assert "runtime store writes refused: another Revaer daemon (revaer daemon " in first.stderr, first.stderr
     errors = _error_lines(first)
     assert len(errors) == 1, first.stderr

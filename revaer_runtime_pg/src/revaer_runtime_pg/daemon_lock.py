@@ -112,6 +112,9 @@ class DaemonLock:
             autocommit=True,
         )
         try:
+            # The lock lives as long as this idle session: a server-wide idle_session_timeout must not end it.
+            if connection.info.server_version >= 140000:
+                connection.execute("SELECT set_config('idle_session_timeout', '0', false)")
             got = connection.execute("SELECT pg_try_advisory_lock(%s)", [self._key]).fetchone()
             if got is None or not got[0]:
                 holder = self._holder(connection)
