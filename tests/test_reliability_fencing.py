@@ -185,7 +185,7 @@ def test_a_fenced_daemon_reports_failed_naming_the_holder_and_stops(
         daemon.store.close()
         if second is not None:
             second.close()
-    assert report.failure is not None and "writes were fenced" in report.failure
+    assert report.failure is not None and "lost the writer lock" in report.failure
     assert report.unwritten_torrents and "1 torrent status(es) not written" in report.summary()
     assert _stored(pg_url, pg_schema) == set()
 
@@ -266,7 +266,7 @@ def test_a_daemon_that_lost_the_lock_writes_nothing_after_a_second_starts_and_ex
     assert "runtime store writes refused: another Revaer daemon (revaer daemon " in first.stderr, first.stderr
     errors = _error_lines(first)
     assert len(errors) == 1, first.stderr
-    assert f":{second.pid}" in errors[0] and "writes were fenced" in errors[0], errors[0]
+    assert f":{second.pid}" in errors[0] and "lost the writer lock" in errors[0], errors[0]
     assert "stopped cleanly" not in first.stderr
 
     assert second.alive and second.terminate() == 0, second.stderr
@@ -293,6 +293,30 @@ def test_a_daemon_takes_a_lost_lock_back_when_nobody_has_it_and_writes_what_it_b
     assert refused.wait_exit(timeout=60) == 3, refused.stderr
     assert first.terminate() == 0, first.stderr
     assert "revaer stopped cleanly" in first.stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_stop_that_cannot_write_everything_exits_3_saying_what_was_left(
+    private_cluster: PrivateCluster, tmp_path: Path, daemons: Daemons
+) -> None:
+    config = write_config(
+        tmp_path / "revaer.toml",
+        {
+            "runtime": {"backend": "postgres", "data_dir": str(tmp_path / "data"), "shutdown_deadline_s": 2},
+            "runtime.postgres": pg_options(private_cluster.url, SCHEMA, connect_timeout_s=1),
+            "engine": {"download_dir": str(tmp_path / "downloads")},
+        },
+    )
+    daemon = daemons(*SIM, "--no-api", config=config)
+    daemon.wait_running()
+    private_cluster.stop()
+    wait_for(lambda: "runtime store write failed" in daemon.stderr, "a failed write", timeout=30)
+    assert daemon.terminate() == 3, daemon.stderr
+    errors = _error_lines(daemon)
+    assert len(errors) == 1, daemon.stderr
+    assert errors[0].startswith("revaer: error: stopped with ") and "not written to the runtime store" in errors[0]
+    assert "stopped cleanly" not in daemon.stderr
 
 
 # -- a thread that dies, a start that fails ---------------------------------------------------------------------

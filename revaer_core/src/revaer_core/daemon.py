@@ -146,12 +146,10 @@ class Daemon:
             return
         log.error("runtime store writes refused: %s; taking the writer lock back", reason)
         if self._reclaim is None or not self._reclaim.is_alive():
-            self._reclaim = threading.Thread(
-                target=self._take_lock_back, args=(reason,), name="revaer-writer-lock", daemon=True
-            )
+            self._reclaim = threading.Thread(target=self._take_lock_back, name="revaer-writer-lock", daemon=True)
             self._reclaim.start()
 
-    def _take_lock_back(self, reason: str) -> None:
+    def _take_lock_back(self) -> None:
         """Ask the store (its ``store_health``) to take the writer lock back, once a second, until it can or
         another daemon has it; meanwhile the writer keeps what it buffered and writes nothing."""
         while not self._stopping.is_set():
@@ -164,7 +162,7 @@ class Daemon:
                 self.health.clear(WRITER_LOCK)
                 return
             if health.facts.get(WRITER_LOCK_FACT) == HELD_ELSEWHERE:
-                self.fail(f"this daemon's writes were fenced ({reason}) and {health.detail}")
+                self.fail(f"this daemon lost the writer lock, its writes refused since: {health.detail}")
                 return
             self._stopping.wait(1.0)
 
