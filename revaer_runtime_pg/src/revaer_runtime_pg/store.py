@@ -94,7 +94,7 @@ class _LostRace(Exception):
 
 @attrs.frozen
 class StagedWrite:
-    """A batch write in three round trips whatever its size: COPY into a temporary table, then one statement.
+    """A batch write in a few round trips whatever its size: COPY into a temporary table, then one statement.
 
     The table is per connection (``pg_temp``) and emptied at every commit, so
     it is created once per pooled connection; ``ready`` is the key that
@@ -484,8 +484,9 @@ class PostgresStore:
     def _staged(self, write: StagedWrite, batch: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """COPY ``batch`` into ``write``'s temporary table and apply it, in one transaction.
 
-        Three round trips whatever the batch's size (two once the pooled
-        connection has the table). Returns the rows the statement returns.
+        Four round trips whatever the batch's size (three once the pooled
+        connection has the table): a daemon's fence check, the COPY, the
+        statement. Returns the rows the statement returns.
         """
         with self._writing() as connection:
             raw = _raw(connection)
