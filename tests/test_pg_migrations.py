@@ -162,7 +162,7 @@ def test_downgrade_keeps_our_schema_when_someone_else_put_things_in_it(
     assert _scalar(pg_url, "SELECT to_regclass(%s)", f"{pg_schema}.torrents") is None
 
 
-REVISIONS = ["0001", "0002", "0003"]
+REVISIONS = ["0001", "0002", "0003", "0004"]
 
 
 def test_the_revisions_are_the_ones_tested_here() -> None:

@@ -123,5 +123,6 @@ def test_every_api_filter_takes_an_injection_literally(store: RuntimeStore, pg_u
         "torrent_sources",
         "fs_jobs",
         "fs_job_history",
+        "writer_fence",
         "alembic_version",
     }

@@ -7,7 +7,16 @@ A plugin author needs only what this package exports::
 Both of Revaer's own plugins import nothing else of it (a test checks).
 """
 
-from revaer_core.errors import ConfigError, InvalidInput, PluginError, RevaerError, StoreUnavailable
+from revaer_core.errors import (
+    HELD_ELSEWHERE,
+    WRITER_LOCK_FACT,
+    ConfigError,
+    InvalidInput,
+    PluginError,
+    RevaerError,
+    StoreUnavailable,
+    WriterFenced,
+)
 from revaer_core.hookspecs import hookimpl
 from revaer_core.jobs import (
     FsJob,
@@ -41,7 +50,9 @@ from revaer_core.storetypes import Capability, StoreHealth, StoreRole
 
 __all__ = [
     "DEFAULT_PRIORITY",
+    "HELD_ELSEWHERE",
     "MAX_BYTES",
+    "WRITER_LOCK_FACT",
     "AddedVia",
     "Capability",
     "ConfigError",
@@ -71,6 +82,7 @@ __all__ = [
     "TorrentStatus",
     "TransferMode",
     "TransitionRefused",
+    "WriterFenced",
     "apply_transition",
     "from_json",
     "history_entry",

@@ -6,11 +6,19 @@ left pending resume last. Stop order matters too: API first (no new
 requests), then the writer is flushed so the store holds every torrent the
 engine will save resume data for, then the engine, FsOps and the writer
 drain, each within the shutdown deadline.
+
+Any part reports a fault it cannot get past through :meth:`Daemon.fail` (the
+health board's ``fail`` leads there, and so does a thread that dies with an
+exception): health turns ``failed``, :meth:`Daemon.wait` returns, and
+``revaer run`` stops and exits 3 saying why. A store that fences this
+daemon's writes is the one fault it first tries to get past: it asks the
+store to take the writer lock back, and stops only when another daemon has it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,10 +34,11 @@ from revaer_core.control.watch import WatchFolder
 from revaer_core.engine import Engine, RestoreRequest, restore_plan
 from revaer_core.engine.registry import open_engine
 from revaer_core.engine.simulated import SimulationScript
+from revaer_core.errors import HELD_ELSEWHERE, WRITER_LOCK_FACT
 from revaer_core.eventlog import EventLog
 from revaer_core.fsops.policy import journal_dir_of
 from revaer_core.fsops.service import FsOpsService
-from revaer_core.health import HealthBoard, StoreRole
+from revaer_core.health import WRITER_LOCK, HealthBoard, StoreRole
 from revaer_core.jobs import JobTransition
 from revaer_core.metrics import Metrics
 from revaer_core.orchestrator import ReconcileReport, TorrentOrchestrator
@@ -42,15 +51,33 @@ log = logging.getLogger(__name__)
 
 @attrs.frozen
 class ShutdownReport:
-    """What a stop could not finish before its deadline."""
+    """What a stop could not finish before its deadline, and the fault that stopped the daemon, if one did."""
 
     unwritten_torrents: tuple[UUID, ...]
     unrecorded_jobs: tuple[JobTransition, ...]
     seconds: float
+    failure: str | None = None  #: why the daemon stopped on its own (:meth:`Daemon.fail`)
+    started: bool = True  #: ``False`` when the start itself failed
 
     @property
     def clean(self) -> bool:
-        return not self.unwritten_torrents and not self.unrecorded_jobs
+        return self.started and self.failure is None and not self.unwritten_torrents and not self.unrecorded_jobs
+
+    def unwritten(self) -> str:
+        """What was left unwritten, in words; empty when nothing was."""
+        parts = []
+        if self.unwritten_torrents:
+            parts.append(f"{len(self.unwritten_torrents)} torrent status(es)")
+        if self.unrecorded_jobs:
+            parts.append(f"{len(self.unrecorded_jobs)} FsOps job transition(s)")
+        return " and ".join(parts) + " not written to the runtime store" if parts else ""
+
+    def summary(self) -> str:
+        """One line for the operator: why the daemon stopped and what it left unwritten."""
+        left = self.unwritten()
+        if self.failure is not None:
+            return f"{self.failure}; stopped{f' with {left}' if left else ''}"
+        return f"stopped with {left}" if left else "stopped cleanly"
 
 
 class Daemon:
@@ -86,12 +113,72 @@ class Daemon:
         self.reconciled: ReconcileReport | None = None
         #: every event and committed flush as JSON lines, for crash tests to check the store against
         self.event_log = EventLog(event_log) if event_log is not None else None
+        self.failure: str | None = None  #: the first fatal fault reported through :meth:`fail`
+        self._stopping = threading.Event()  #: set by :meth:`request_stop` and :meth:`fail`; ends :meth:`wait`
+        self._started = False
+        self._reclaim: threading.Thread | None = None
+        self._previous_excepthook: Any = None
+        self.health.on_fault = self._on_fault
+
+    # -- faults ----------------------------------------------------------------------
+
+    def fail(self, reason: str) -> None:
+        """A fault the daemon cannot get past: health ``failed``, and :meth:`wait` returns (the first reason wins)."""
+        if self.failure is None:
+            self.failure = reason
+            log.error("revaer cannot go on: %s", reason)
+        self.health.fail("daemon", reason)
+        self._stopping.set()
+
+    def request_stop(self) -> None:
+        """Ask for a stop (SIGINT, SIGTERM): :meth:`wait` returns."""
+        self._stopping.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until a stop is asked for or a fault stops the daemon; ``False`` when ``timeout`` passed first."""
+        return self._stopping.wait(timeout)
+
+    def _on_fault(self, component: str, reason: str) -> None:
+        """The health board's listener: a lost writer lock is taken back if it can be; anything else stops us."""
+        if component == "daemon":
+            return
+        if component != WRITER_LOCK:
+            self.fail(reason)
+            return
+        log.error("runtime store writes refused: %s; taking the writer lock back", reason)
+        if self._reclaim is None or not self._reclaim.is_alive():
+            self._reclaim = threading.Thread(target=self._take_lock_back, name="revaer-writer-lock", daemon=True)
+            self._reclaim.start()
+
+    def _take_lock_back(self) -> None:
+        """Ask the store (its ``store_health``) to take the writer lock back, once a second, until it can or
+        another daemon has it; meanwhile the writer keeps what it buffered and writes nothing."""
+        while not self._stopping.is_set():
+            store = self.store
+            if store is None:
+                return
+            health = store.health()
+            if health.ok:
+                log.warning("runtime store: writer lock taken back; writing what was buffered")
+                self.health.clear(WRITER_LOCK)
+                return
+            if health.facts.get(WRITER_LOCK_FACT) == HELD_ELSEWHERE:
+                self.fail(f"this daemon lost the writer lock, its writes refused since: {health.detail}")
+                return
+            self._stopping.wait(1.0)
+
+    def _thread_died(self, args: threading.ExceptHookArgs) -> None:
+        """``threading.excepthook`` while the daemon runs: no thread of ours dies silently."""
+        name = args.thread.name if args.thread is not None else "a thread"
+        log.error("thread %s died", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback))  # type: ignore[arg-type]
+        self.fail(f"thread {name} died: {args.exc_type.__name__}: {args.exc_value}")
 
     # -- start ---------------------------------------------------------------------
 
     def start(self) -> None:
         """Open the store, hydrate, start the engine, reconcile, resume FsOps, serve the API."""
         started = time.perf_counter()
+        self._previous_excepthook, threading.excepthook = threading.excepthook, self._thread_died
         self.store = self._given_store or open_store(self.settings.runtime, StoreRole.DAEMON)
         self.fsops = FsOpsService(
             self.settings.fsops,
@@ -135,6 +222,7 @@ class Daemon:
                 self.settings.engine.watch_dir, self.controller, self.settings, publish=self.bus.publish
             )
             self.watch.start()
+        self._started = True
         log.info(
             "revaer is running: %s store, %s engine, %d torrent(s), started in %.2f s%s",
             self.store.backend or "no",
@@ -202,6 +290,9 @@ class Daemon:
         """Stop everything in order within ``runtime.shutdown_deadline_s``; report what was left."""
         started = time.monotonic()
         deadline = self.settings.runtime.shutdown_deadline_s
+        self._stopping.set()
+        if WRITER_LOCK in self.health.failed:
+            deadline = min(deadline, 2.0)  # fenced: retrying writes that cannot land only delays the exit
 
         def left() -> float:
             return max(0.1, deadline - (time.monotonic() - started))
@@ -220,17 +311,19 @@ class Daemon:
             self.store.close()
         if self.event_log is not None:
             self.event_log.close()
+        if self._previous_excepthook is not None:
+            threading.excepthook, self._previous_excepthook = self._previous_excepthook, None
         report = ShutdownReport(
             unwritten_torrents=tuple(unwritten),
             unrecorded_jobs=tuple(unrecorded),
             seconds=time.monotonic() - started,
+            failure=self.failure,
+            started=self._started,
         )
         if report.clean:
             log.info("revaer stopped cleanly in %.2f s", report.seconds)
-        else:
-            log.error(
-                "revaer stopped with %d torrent status(es) and %d job transition(s) not written",
-                len(report.unwritten_torrents),
-                len(report.unrecorded_jobs),
-            )
+        elif not report.started:
+            log.info("revaer did not start; what had started stopped in %.2f s", report.seconds)
+        elif report.unwritten():
+            log.warning("revaer stopped in %.2f s with %s", report.seconds, report.unwritten())
         return report

@@ -37,6 +37,28 @@ class StoreUnavailable(RevaerError):
     """
 
 
+#: The ``store_health`` fact that says whether this daemon holds the writer lock ("held", "lost" or
+#: :data:`HELD_ELSEWHERE`): after a :class:`WriterFenced`, the daemon stops only on :data:`HELD_ELSEWHERE`.
+WRITER_LOCK_FACT = "writer lock"
+HELD_ELSEWHERE = "held by another daemon"
+
+
+class WriterFenced(StoreUnavailable):
+    """This daemon no longer holds the store's writer role, so the write was refused and nothing of it landed.
+
+    A backend with a writer lock raises it from a write hook (in the transaction
+    that would have written) once another process took the lock, or the lock
+    went with its connection. Callers keep the write, as for any
+    :class:`StoreUnavailable`; the daemon also stops writing, reports health
+    ``failed`` and calls ``store_health``, which tries to take the role back.
+    ``holder`` names who has it now, when the backend knows.
+    """
+
+    def __init__(self, message: str, *, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
 # -- what a control operation or a lookup refuses; each maps to one HTTP status (CLI exit 2) ------------
 
 

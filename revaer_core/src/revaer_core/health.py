@@ -13,6 +13,8 @@ __all__ = ["RUNTIME_STORE", "Capability", "HealthBoard", "StoreHealth", "StoreRo
 
 #: The health component a failing runtime store degrades.
 RUNTIME_STORE = "runtime_store"
+#: The health component that fails while this daemon's store writes are fenced (another took the writer lock).
+WRITER_LOCK = "writer_lock"
 
 
 class HealthBoard:
@@ -27,6 +29,9 @@ class HealthBoard:
         self._lock = threading.Lock()
         self._reasons: dict[str, dict[str, str]] = {}  #: component -> reporter -> reason
         self._publish = publish
+        self._failed: dict[str, str] = {}  #: component -> why it cannot go on (see :meth:`fail`)
+        #: told of every :meth:`fail`: the daemon, which stops (or, for :data:`WRITER_LOCK`, takes the lock back)
+        self.on_fault: Callable[[str, str], None] | None = None
 
     @property
     def degraded(self) -> Mapping[str, str]:
@@ -37,7 +42,32 @@ class HealthBoard:
     @property
     def ok(self) -> bool:
         with self._lock:
-            return not self._reasons
+            return not self._reasons and not self._failed
+
+    @property
+    def failed(self) -> Mapping[str, str]:
+        """Components that cannot go on, and why: health is ``failed`` while any is listed."""
+        with self._lock:
+            return dict(self._failed)
+
+    def fail(self, component: str, reason: str) -> None:
+        """``component`` cannot go on: health turns ``failed`` and :attr:`on_fault` is told (the first time)."""
+        with self._lock:
+            first = component not in self._failed
+            self._failed[component] = reason
+        if first and self._publish is not None:
+            self._publish(HealthChanged(degraded=frozenset(self.degraded) | frozenset(self.failed)))
+        listener = self.on_fault
+        if first and listener is not None:
+            listener(component, reason)
+
+    def clear(self, component: str) -> None:
+        """``component`` goes on again (a writer lock taken back)."""
+        with self._lock:
+            if self._failed.pop(component, None) is None:
+                return
+        if self._publish is not None:
+            self._publish(HealthChanged(degraded=frozenset(self.degraded) | frozenset(self.failed)))
 
     def degrade(self, component: str, reason: str, *, source: str = "") -> None:
         """Mark ``component`` degraded on behalf of ``source``."""

@@ -1,8 +1,15 @@
-"""One writer per schema: the daemon holds a session-level advisory lock on its own connection.
+"""One writer per schema: a session-level advisory lock, and a fencing epoch every daemon write checks.
 
 The lock connection's ``application_name`` says ``revaer daemon <host>:<pid>``,
 so a second daemon's refusal can name the holder from ``pg_stat_activity``
 without a table that could go stale after a crash.
+
+The lock alone does not stop a daemon that lost it (its session terminated,
+the server restarted) from writing on: it only learns when it next looks.
+So taking the lock also bumps the epoch in the one-row ``writer_fence``
+table, and each write transaction of the daemon first runs :data:`FENCE_CHECK`
+(see :meth:`DaemonLock.verify`): the row ``FOR SHARE``, which a new holder's
+bump waits behind, and whether the lock's session still holds the lock.
 """
 
 from __future__ import annotations
@@ -11,42 +18,90 @@ import logging
 import threading
 from typing import Any
 
+import attrs
 import psycopg
+from psycopg import sql
 
+from revaer_core import WriterFenced
 from revaer_runtime_pg import database
 from revaer_runtime_pg.errors import DaemonAlreadyRunning
 from revaer_runtime_pg.migrate import lock_key
 
 log = logging.getLogger(__name__)
 
-_HOLDER = """
+_LOCK_ROW = """
+  l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.classid::bigint = %(hi)s AND l.objid::bigint = %(lo)s
+"""
+_HOLDER = f"""
 SELECT a.application_name, a.client_addr::text, a.pid
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND l.classid::bigint = %s AND l.objid::bigint = %s
+WHERE {_LOCK_ROW}
 """
+_CLAIM = "UPDATE {} SET epoch = epoch + 1, holder = %s, taken_at = now() RETURNING epoch"
+#: A daemon frozen inside a write transaction (SIGSTOP, a paused VM) would hold the fence row FOR SHARE
+#: and so stall the next holder's bump: the server ends such a transaction after this long idle.
+IDLE_IN_WRITE_MS = 5_000
+_FENCE_CHECK = (
+    "SELECT set_config('idle_in_transaction_session_timeout', %(idle)s, true), f.epoch, f.holder, "
+    "EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = %(pid)s AND {lock_row}) "
+    "FROM {table} AS f FOR SHARE OF f"
+)
+
+
+@attrs.frozen
+class Fence:
+    """What this daemon's writes must find: its epoch, and the backend holding its lock."""
+
+    epoch: int
+    pid: int
+
+
+class LockLost(WriterFenced):
+    """The lock went with its session and the epoch is still ours: the store may take it back and go on."""
+
+
+@attrs.frozen
+class Lost:
+    """Why the lock is not held; ``elsewhere`` when another daemon holds it."""
+
+    reason: str
+    elsewhere: bool
 
 
 class DaemonLock:
-    """The writer lock of one schema, held for the daemon's lifetime."""
+    """The writer lock of one schema, held for the daemon's lifetime, and the epoch that fences its writes."""
 
     def __init__(self, dsn: str, schema: str, *, connect_timeout_s: int) -> None:
         self._dsn = dsn
         self._schema = schema
         self._connect_timeout_s = connect_timeout_s
+        unsigned = lock_key("daemon", schema) & 0xFFFF_FFFF_FFFF_FFFF
         self._key = lock_key("daemon", schema)
+        self._halves = {"hi": unsigned >> 32, "lo": unsigned & 0xFFFF_FFFF}
+        self._table = sql.Identifier(schema, "writer_fence")
+        self._check = sql.SQL(_FENCE_CHECK).format(lock_row=sql.SQL(_LOCK_ROW), table=self._table)
         self._connection: psycopg.Connection[Any] | None = None
+        self._fence: Fence | None = None
         self._mutex = threading.Lock()
 
     def acquire(self) -> None:
-        """Take the lock.
+        """Take the lock (before the schema is checked: migrations run under it).
 
         :raises DaemonAlreadyRunning: naming the holder, when another session holds it.
         :raises psycopg.OperationalError: when the server cannot be reached.
         """
         with self._mutex:
             self._acquire()
+
+    def claim(self) -> None:
+        """Bump the epoch, once the schema is at head: from now on only this daemon's writes land.
+
+        The bump waits for writes in flight under the previous epoch to commit.
+        """
+        with self._mutex:
+            self._claim()
 
     def _acquire(self) -> None:
         connection = database.connect(
@@ -57,6 +112,9 @@ class DaemonLock:
             autocommit=True,
         )
         try:
+            # The lock lives as long as this idle session: a server-wide idle_session_timeout must not end it.
+            if connection.info.server_version >= 140000:
+                connection.execute("SELECT set_config('idle_session_timeout', '0', false)")
             got = connection.execute("SELECT pg_try_advisory_lock(%s)", [self._key]).fetchone()
             if got is None or not got[0]:
                 holder = self._holder(connection)
@@ -69,17 +127,58 @@ class DaemonLock:
             raise
         self._connection = connection
 
+    def _claim(self) -> None:
+        connection = self._connection
+        assert connection is not None, "claim() before acquire()"
+        name = database.application_name("daemon")
+        row = connection.execute(sql.SQL(_CLAIM).format(self._table), [name]).fetchone()
+        if row is None:
+            raise DaemonAlreadyRunning(
+                f"schema {self._schema!r} has no writer_fence row: run `revaer runtime migrate` to restore it"
+            )
+        self._fence = Fence(epoch=row[0], pid=connection.info.backend_pid)
+
     def _holder(self, connection: psycopg.Connection[Any]) -> str:
-        unsigned = self._key & 0xFFFF_FFFF_FFFF_FFFF
-        row = connection.execute(_HOLDER, [unsigned >> 32, unsigned & 0xFFFF_FFFF]).fetchone()
+        row = connection.execute(_HOLDER, self._halves).fetchone()
         if row is None:
             return "which just exited"
         name, addr, pid = row
         where = f", connected from {addr}" if addr else ""
         return f"{name or 'unnamed session'}, backend pid {pid}{where}"
 
-    def check(self) -> str | None:
-        """``None`` while the lock is held; else why not, after one attempt to take it back."""
+    def verify(self, connection: psycopg.Connection[Any]) -> None:
+        """Inside a write transaction, before it writes: raise unless this daemon still holds the lock.
+
+        :raises WriterFenced: another daemon bumped the epoch.
+        :raises LockLost: the lock went with its session, and nobody bumped the epoch since.
+        """
+        fence = self._fence
+        if fence is None:
+            raise WriterFenced(f"this daemon has not taken the writer lock of schema {self._schema!r}")
+        params = {"pid": fence.pid, "idle": str(IDLE_IN_WRITE_MS), **self._halves}
+        row = connection.execute(self._check, params).fetchone()
+        if row is None:
+            raise WriterFenced(
+                f"schema {self._schema!r} has no writer_fence row: run `revaer runtime migrate` to restore it"
+            )
+        _, epoch, holder, held = row
+        if epoch != fence.epoch:
+            raise WriterFenced(
+                f"another Revaer daemon ({holder or 'unnamed'}) took the writer lock of schema {self._schema!r}: "
+                "this daemon's writes are refused",
+                holder=holder,
+            )
+        if not held:
+            raise LockLost(
+                f"the writer lock of schema {self._schema!r} went with its connection: nothing is written "
+                "until it is taken back"
+            )
+
+    def check(self) -> Lost | None:
+        """``None`` while the lock is held; else why not, after one attempt to take it back.
+
+        Taking it back bumps the epoch again, so writes the daemon buffered meanwhile land from then on.
+        """
         with self._mutex:
             connection = self._connection
             if connection is not None and not connection.closed:
@@ -91,10 +190,13 @@ class DaemonLock:
             self._connection = None
             try:
                 self._acquire()
+                self._claim()
             except DaemonAlreadyRunning as exc:
-                return str(exc)
+                self._release()
+                return Lost(str(exc), elsewhere=True)
             except psycopg.Error as exc:
-                return f"writer lock lost with the connection: {database.one_line(exc)}"
+                self._release()
+                return Lost(f"writer lock lost with the connection: {database.one_line(exc)}", elsewhere=False)
             log.warning(
                 "runtime store: writer lock on schema %r taken again after its connection dropped", self._schema
             )
@@ -103,12 +205,15 @@ class DaemonLock:
     def release(self) -> None:
         """Give the lock up (closing the connection would too)."""
         with self._mutex:
-            connection, self._connection = self._connection, None
-            if connection is None or connection.closed:
-                return
-            try:
-                connection.execute("SELECT pg_advisory_unlock(%s)", [self._key])
-            except psycopg.Error:
-                pass  # the session is gone, and its lock with it
-            finally:
-                connection.close()
+            self._release()
+
+    def _release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None or connection.closed:
+            return
+        try:
+            connection.execute("SELECT pg_advisory_unlock(%s)", [self._key])
+        except psycopg.Error:
+            pass  # the session is gone, and its lock with it
+        finally:
+            connection.close()

@@ -123,6 +123,7 @@ class Tables:
     torrent_sources: sa.Table
     fs_jobs: sa.Table
     fs_job_history: sa.Table
+    writer_fence: sa.Table
 
 
 @functools.cache
@@ -211,6 +212,16 @@ def tables(schema: str) -> Tables:
         sa.Column("detail", sa.Text),
         sa.Column("created_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=sa.func.now()),
     )
+    # One row: the epoch the writer lock's holder bumped, read FOR SHARE by each of its write transactions.
+    writer_fence = sa.Table(
+        "writer_fence",
+        metadata,
+        sa.Column("singleton", sa.Boolean, primary_key=True, server_default=sa.true()),
+        sa.Column("epoch", big, nullable=False, server_default=sa.text("0")),
+        sa.Column("holder", sa.Text),
+        sa.Column("taken_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.CheckConstraint("singleton", name="writer_fence_singleton_check"),
+    )
     return Tables(
         schema=schema,
         metadata=metadata,
@@ -218,4 +229,5 @@ def tables(schema: str) -> Tables:
         torrent_sources=torrent_sources,
         fs_jobs=fs_jobs,
         fs_job_history=fs_job_history,
+        writer_fence=writer_fence,
     )

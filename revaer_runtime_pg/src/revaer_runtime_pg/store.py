@@ -30,6 +30,8 @@ from psycopg import sql
 from sqlalchemy.dialects import postgresql as pg
 
 from revaer_core import (
+    HELD_ELSEWHERE,
+    WRITER_LOCK_FACT,
     Capability,
     FsJob,
     JobHistoryEntry,
@@ -43,13 +45,14 @@ from revaer_core import (
     TorrentQuery,
     TorrentSort,
     TorrentStatus,
+    WriterFenced,
     apply_transition,
     history_entry,
     hookimpl,
     page_of,
 )
 from revaer_runtime_pg import database, migrate, rows, sanitize
-from revaer_runtime_pg.daemon_lock import DaemonLock
+from revaer_runtime_pg.daemon_lock import DaemonLock, LockLost
 from revaer_runtime_pg.embedded import EmbeddedServer
 from revaer_runtime_pg.migrate import SchemaState
 from revaer_runtime_pg.options import PgOptions, parse_options
@@ -91,7 +94,7 @@ class _LostRace(Exception):
 
 @attrs.frozen
 class StagedWrite:
-    """A batch write in three round trips whatever its size: COPY into a temporary table, then one statement.
+    """A batch write in a few round trips whatever its size: COPY into a temporary table, then one statement.
 
     The table is per connection (``pg_temp``) and emptied at every commit, so
     it is created once per pooled connection; ``ready`` is the key that
@@ -263,6 +266,8 @@ def open_database(options: PgOptions, data_dir: Path, role: StoreRole) -> Connec
         problem = status.problem()
         if problem is not None:
             raise problem
+        if lock is not None:
+            lock.claim()  # fences out every write of an earlier holder still on its way
     except BaseException as exc:
         if lock is not None:
             lock.release()
@@ -386,9 +391,9 @@ class PostgresStore:
             return StoreHealth(ok=False, detail=str(problem), facts=facts)
         if db.lock is not None:
             lost = db.lock.check()
-            facts["writer lock"] = "held" if lost is None else "lost"
+            facts[WRITER_LOCK_FACT] = "held" if lost is None else HELD_ELSEWHERE if lost.elsewhere else "lost"
             if lost is not None:
-                return StoreHealth(ok=False, detail=lost, facts=facts)
+                return StoreHealth(ok=False, detail=lost.reason, facts=facts)
         return StoreHealth(ok=True, detail=f"PostgreSQL {server}, {status.describe()}", facts=facts)
 
     @hookimpl
@@ -411,6 +416,37 @@ class PostgresStore:
         if db is None:
             raise StoreUnavailable("the PostgreSQL runtime store is closed (or was never configured)")
         return db
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        """A write transaction; a daemon's first checks, inside it, that it still holds the writer lock.
+
+        A lock that went with its session (a server restart, a terminated
+        backend) while nobody else took it is taken back, outside the
+        transaction, and the write goes on under the new epoch.
+
+        :raises WriterFenced: another daemon holds the lock (nothing is written).
+        """
+        db = self._database
+        lock = db.lock
+        with db.engine.begin() as connection:
+            try:
+                if lock is not None:
+                    lock.verify(_raw(connection))
+            except LockLost:
+                pass  # ends the transaction, which only read the fence
+            else:
+                yield connection
+                return
+        assert lock is not None
+        lost = lock.check()
+        if lost is not None and lost.elsewhere:
+            raise WriterFenced(lost.reason)
+        if lost is not None:
+            raise StoreUnavailable(lost.reason)
+        with db.engine.begin() as connection:
+            lock.verify(_raw(connection))
+            yield connection
 
     @contextlib.contextmanager
     def _faults(self) -> Iterator[None]:
@@ -450,11 +486,11 @@ class PostgresStore:
     def _staged(self, write: StagedWrite, batch: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """COPY ``batch`` into ``write``'s temporary table and apply it, in one transaction.
 
-        Three round trips whatever the batch's size (two once the pooled
-        connection has the table). Returns the rows the statement returns.
+        Four round trips whatever the batch's size (three once the pooled
+        connection has the table): a daemon's fence check, the COPY, the
+        statement. Returns the rows the statement returns.
         """
-        db = self._database
-        with db.engine.begin() as connection:
+        with self._writing() as connection:
             raw = _raw(connection)
             info = connection.connection.info
             if not info.get(write.ready):
@@ -494,13 +530,13 @@ class PostgresStore:
     @hookimpl
     def remove_torrents(self, torrent_ids: Sequence[UUID]) -> None:
         t = self._database.tables.torrents
-        with self._faults(), self._database.engine.begin() as connection:
+        with self._faults(), self._writing() as connection:
             connection.execute(t.delete().where(t.c.id == sa.any_(sa.literal(list(torrent_ids), pg.ARRAY(sa.Uuid)))))
 
     @hookimpl
     def save_resume_data(self, torrent_id: UUID, data: bytes) -> None:
         t = self._database.tables.torrents
-        with self._faults(), self._database.engine.begin() as connection:
+        with self._faults(), self._writing() as connection:
             connection.execute(t.update().where(t.c.id == torrent_id).values(resume_data=bytes(data)))
 
     # -- torrents: reads ----------------------------------------------------------------------
@@ -608,7 +644,7 @@ class PostgresStore:
             .where(j.c.torrent_id == transition.torrent_id)
             .with_for_update()
         )
-        with self._database.engine.begin() as connection:
+        with self._writing() as connection:
             row = connection.execute(lookup).first()
             current = None if row is None else rows.job_from_row(row[: len(JOB_COLUMNS)])
             job = apply_transition(current, transition)  # TransitionRefused rolls back: nothing recorded

@@ -68,10 +68,11 @@ class JobDetail:
 
 
 class HealthStatus(enum.StrEnum):
-    """The runtime's overall state: degraded while any component is."""
+    """The runtime's overall state: degraded while any component is, failed while one cannot go on."""
 
     OK = "ok"
     DEGRADED = "degraded"
+    FAILED = "failed"  #: the daemon is stopping on a fault, or its store writes are fenced
 
 
 @attrs.frozen

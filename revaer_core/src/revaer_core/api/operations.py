@@ -244,10 +244,12 @@ def health_report(
     if store_report is None:
         store_report = store_health(store)
     degraded = {k: redact(v) for k, v in (board.degraded if board is not None else {}).items()}
+    failed = {k: redact(v) for k, v in (board.failed if board is not None else {}).items()}
     if not store_report.ok:
         degraded.setdefault(RUNTIME_STORE, store_report.detail)
+    degraded.update(failed)
     return HealthReport(
-        status=HealthStatus.DEGRADED if degraded else HealthStatus.OK,
+        status=HealthStatus.FAILED if failed else HealthStatus.DEGRADED if degraded else HealthStatus.OK,
         backend=store.backend or "none",
         degraded=dict(sorted(degraded.items())),
         store=store_report,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 from pathlib import Path
 from types import FrameType
 
@@ -14,6 +13,7 @@ from revaer_core.cli.context import CliContext, pass_cli
 from revaer_core.daemon import Daemon
 from revaer_core.engine.registry import ENGINES
 from revaer_core.engine.simulated import Removal, SimulationScript
+from revaer_core.errors import RevaerError
 from revaer_core.preflight import check_startup
 
 
@@ -59,7 +59,9 @@ def run_command(
 
     Stops cleanly on Ctrl+C or SIGTERM: the API stops, every status is written,
     the engine saves its resume data, and FsOps finishes or records its jobs,
-    all within runtime.shutdown_deadline_s. Exits 3 if anything was left unwritten.
+    all within runtime.shutdown_deadline_s. Exits 3, saying why, if anything was
+    left unwritten, or if the daemon stopped on its own: a worker thread died,
+    or another daemon took the store's writer lock.
     """
     if not ctx.debug:
         logging.getLogger().setLevel(logging.INFO)  # a daemon reports what it does
@@ -74,10 +76,9 @@ def run_command(
         removals=sim_removals,
     )
     daemon = Daemon(settings, engine=engine, script=script, serve_api=not no_api, event_log=event_log)
-    stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        daemon.request_stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -85,14 +86,14 @@ def run_command(
         store = daemon.store.backend if daemon.store is not None else None
         api = f", API on {daemon.api.url}" if daemon.api is not None else ""
         click.echo(f"revaer running: {store or 'no'} store, {engine} engine{api}. Ctrl+C stops it.", err=True)
-        stop.wait()
-        click.echo("revaer: stopping", err=True)
+        daemon.wait()
+        click.echo("revaer: stopping" if daemon.failure is None else "revaer: stopping on a fault", err=True)
     finally:
         report = daemon.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if not report.clean:
-        raise click.exceptions.Exit(3)
+        raise RevaerError(report.summary())  # one line, exit 3
 
 
 def _removal(text: str) -> Removal:

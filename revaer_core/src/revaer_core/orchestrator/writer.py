@@ -21,7 +21,8 @@ from uuid import UUID
 import attrs
 
 from revaer_core.backoff import Backoff
-from revaer_core.health import RUNTIME_STORE, HealthBoard
+from revaer_core.errors import WriterFenced
+from revaer_core.health import RUNTIME_STORE, WRITER_LOCK, HealthBoard
 from revaer_core.metrics import Metrics
 from revaer_core.redact import redact
 from revaer_core.settings import Durability
@@ -249,6 +250,8 @@ class StoreWriter:
             self._metrics.inc("revaer_store_errors_total")
             reason = redact(f"{type(exc).__name__}: {exc}")
             self._health.degrade(RUNTIME_STORE, reason, source=SOURCE)
+            if isinstance(exc, WriterFenced):  # nothing landed; the daemon decides whether writing goes on
+                self._health.fail(WRITER_LOCK, str(exc))
             if self._failures & (self._failures - 1) == 0:  # 1st, 2nd, 4th, 8th...: a long outage logs little
                 log.warning(
                     "runtime store write failed for %d torrent(s) (%s): %s; kept for retry (failure %d)",
