@@ -163,6 +163,7 @@ class Statements:
     load: sql.Composed  #: every status, for hydration
     progress: StagedWrite  #: progress-only changes, applied with one UPDATE … FROM returning the ids it found
     save_sources: StagedWrite  #: sources, merged into torrent_sources for the torrents that are stored
+    save_resume: StagedWrite  #: resume data, set with one UPDATE … FROM on the torrents that are stored
     load_sources: sql.Composed  #: every source
 
     @classmethod
@@ -170,6 +171,7 @@ class Statements:
         torrents = sql.Identifier(schema, "torrents")
         sources = sql.Identifier(schema, "torrent_sources")
         staging, progress, sources_in = "revaer_torrents_in", "revaer_progress_in", "revaer_sources_in"
+        resume_in = "revaer_resume_in"
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in STATUS_COLUMNS)
         # KEY SHARE holds each matched torrent until commit, so the foreign key always finds it; a torrent
         # removed meanwhile drops out of the join (READ COMMITTED re-checks locked rows) instead of failing it.
@@ -202,6 +204,17 @@ class Statements:
                 SOURCE_COLUMNS,
                 SOURCE_TYPES,
                 _merge_into(sources, SOURCE_COLUMNS, "torrent_id", sources_in, join=stored_only),
+            ),
+            save_resume=StagedWrite(
+                create=sql.SQL(
+                    "CREATE TEMP TABLE IF NOT EXISTS {} (id uuid, resume_data bytea) ON COMMIT DELETE ROWS"
+                ).format(sql.Identifier(resume_in)),
+                copy=_copy_into(resume_in, ("id", "resume_data")),
+                types=("uuid", "bytea"),
+                apply=sql.SQL(
+                    "UPDATE {} AS t SET resume_data = s.resume_data FROM pg_temp.{} AS s WHERE t.id = s.id"
+                ).format(torrents, sql.Identifier(resume_in)),
+                ready=f"{resume_in}_ready",
             ),
             load_sources=sql.SQL("SELECT {} FROM {}").format(
                 sql.SQL(", ").join(
@@ -258,7 +271,8 @@ def open_database(options: PgOptions, data_dir: Path, role: StoreRole) -> Connec
             status.state is SchemaState.EMPTY or (status.state is SchemaState.BEHIND and options.auto_migrate)
         )
         if may_migrate:
-            status = migrate.upgrade(engine, options.schema)
+            with database.patience(database.BULK_DEADLINE_S):
+                status = migrate.upgrade(engine, options.schema)
             log.info("runtime store: %s", status.describe())
         problem = status.problem()
         if problem is not None:
@@ -501,6 +515,14 @@ class PostgresStore:
         with self._faults(), self._database.engine.begin() as connection:
             connection.execute(t.update().where(t.c.id == torrent_id).values(resume_data=bytes(data)))
 
+    @hookimpl
+    def save_resume_data_batch(self, items: Sequence[tuple[UUID, bytes]]) -> None:
+        """One COPY and one UPDATE for the whole batch; data of torrents not stored matches no row."""
+        latest = {torrent_id: bytes(data) for torrent_id, data in items}
+        if latest:
+            with self._faults():
+                self._staged(self._database.statements.save_resume, latest.items())
+
     # -- torrents: reads ----------------------------------------------------------------------
 
     @hookimpl
@@ -509,6 +531,7 @@ class PostgresStore:
         # Text format: measured faster than binary for these rows (UUIDs and JSONB dominate).
         with (
             self._faults(),
+            database.patience(database.BULK_DEADLINE_S),
             db.engine.connect() as connection,
             _raw(connection).cursor(row_factory=_status_maker) as cursor,
         ):
@@ -560,7 +583,11 @@ class PostgresStore:
     def load_resume_data(self) -> Mapping[UUID, bytes]:
         t = self._database.tables.torrents
         query = sa.select(t.c.id, t.c.resume_data).where(t.c.resume_data.is_not(None))
-        with self._faults(), self._database.engine.connect() as connection:
+        with (
+            self._faults(),
+            database.patience(database.BULK_DEADLINE_S),
+            self._database.engine.connect() as connection,
+        ):
             return {ident: bytes(data) for ident, data in connection.execute(query)}
 
     @hookimpl
@@ -569,6 +596,7 @@ class PostgresStore:
         # Binary format: metainfo comes as its bytes, not as hex text of twice their size.
         with (
             self._faults(),
+            database.patience(database.BULK_DEADLINE_S),
             db.engine.connect() as connection,
             _raw(connection).cursor(row_factory=_source_maker, binary=True) as cursor,
         ):

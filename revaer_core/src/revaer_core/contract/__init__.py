@@ -20,12 +20,13 @@ Tests of optional abilities run only when the backend declares the matching
 """
 
 from revaer_core.contract.jobs import JobStoreContract
+from revaer_core.contract.resume import ResumeDataContract
 from revaer_core.contract.sources import SourceStoreContract
 from revaer_core.contract.torrents import TorrentStoreContract
 
 
-class StoreContract(TorrentStoreContract, SourceStoreContract, JobStoreContract):
+class StoreContract(TorrentStoreContract, SourceStoreContract, ResumeDataContract, JobStoreContract):
     """Every test of the suite: subclass it and provide ``store_opener``."""
 
 
-__all__ = ["JobStoreContract", "SourceStoreContract", "StoreContract", "TorrentStoreContract"]
+__all__ = ["JobStoreContract", "ResumeDataContract", "SourceStoreContract", "StoreContract", "TorrentStoreContract"]
