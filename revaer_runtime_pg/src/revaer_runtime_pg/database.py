@@ -130,7 +130,8 @@ class Watchdog:
         self.default_s = default_s
         self._lock = threading.Condition()
         self._heap: list[tuple[float, int]] = []
-        self._watched: dict[int, tuple[int, float, psycopg.Connection[Any]]] = {}  #: id -> (token, deadline, conn)
+        #: id -> (token, deadline, connection, seconds)
+        self._watched: dict[int, tuple[int, float, psycopg.Connection[Any], float]] = {}
         self._tokens = itertools.count(1)
         self._thread: threading.Thread | None = None
         self.cuts = 0  #: connections cut so far
@@ -154,10 +155,17 @@ class Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="revaer-pg-watchdog", daemon=True)
                 self._thread.start()
-            self._watched[id(connection)] = (next(self._tokens), deadline, connection)
+            self._watched[id(connection)] = (next(self._tokens), deadline, connection, seconds)
             heapq.heappush(self._heap, (deadline, id(connection)))
             if self._heap[0][1] == id(connection):
                 self._lock.notify()
+
+    def rearm(self, connection: psycopg.Connection[Any]) -> None:
+        """Start a watched connection's deadline again: the client, not the server, took the time so far."""
+        with self._lock:
+            watched = self._watched.get(id(connection))
+        if watched is not None:
+            self.watch(connection, watched[3])
 
     def unwatch(self, connection: psycopg.Connection[Any]) -> None:
         with self._lock:
@@ -174,7 +182,7 @@ class Watchdog:
                         break
                     self._lock.wait(wait)
                 _, key = heapq.heappop(self._heap)
-                _, _, connection = self._watched.pop(key)
+                _, _, connection, _ = self._watched.pop(key)
                 self._cut(connection)  # under the lock: a checkin cannot hand it to another call meanwhile
 
     def _stale(self, entry: tuple[float, int]) -> bool:
