@@ -6,9 +6,11 @@ libpq's ``connect_timeout``; TCP keepalives and ``tcp_user_timeout``, which
 notice a dead peer or link; and a :class:`Watchdog` that cuts a pooled
 connection still waiting for its server after :data:`IO_DEADLINE_S` (a
 stopped server's kernel still acknowledges every packet, so only a deadline
-on the answer catches it). The cut call fails, the caller (the writer) keeps
-its rows and retries, and health turns degraded. The server-side
-``statement_timeout`` still bounds a query that runs too long.
+on the answer catches it). The cut call fails and the caller (the writer)
+keeps its rows and retries. Health does not wait for the cut: a call waiting
+longer than :data:`STALL_S` already makes ``store_health`` say the server is
+not answering, without asking it. The server-side ``statement_timeout``
+still bounds a query that runs too long.
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ log = logging.getLogger(__name__)
 #: What ``application_name`` starts with for every connection the store opens.
 APPLICATION = "revaer"
 
-#: How long one store call may wait on its server before the watchdog cuts its connection.
-IO_DEADLINE_S = 3.0
+#: How long one store call may wait on its server before the watchdog cuts its connection. Generous: a
+#: loaded but working server (a commit's fsync behind a busy disk) must not have every retry cut too.
+IO_DEADLINE_S = 15.0
+#: A call waiting longer than this makes ``store_health`` report the server as not answering, at once.
+STALL_S = 3.0
 #: The same for whole-store reads (hydration, resume data, sources) and migrations, which may be large.
 BULK_DEADLINE_S = 300.0
 #: TCP settings libpq applies unless the DSN sets its own: a dead peer or link is noticed in about 10 s.
@@ -166,6 +171,14 @@ class Watchdog:
             watched = self._watched.get(id(connection))
         if watched is not None:
             self.watch(connection, watched[3])
+
+    def stalled(self) -> float:
+        """How long the oldest call under the ordinary deadline has waited (0 with none in flight)."""
+        now = time.monotonic()
+        with self._lock:
+            waits = [now - (deadline - seconds) for _, deadline, _, seconds in self._watched.values()
+                     if seconds <= self.default_s]  # fmt: skip
+        return max(waits, default=0.0)
 
     def unwatch(self, connection: psycopg.Connection[Any]) -> None:
         with self._lock:

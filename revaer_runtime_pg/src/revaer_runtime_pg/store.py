@@ -391,8 +391,12 @@ class PostgresStore:
             "mode": "embedded" if db.embedded is not None else "external",
             "schema": db.options.schema,
         }
+        stalled = database.WATCHDOG.stalled()
+        if stalled > database.STALL_S:
+            detail = f"PostgreSQL at {database.where(db.dsn)} has not answered a call for {stalled:.1f} s"
+            return StoreHealth(ok=False, detail=detail, facts=facts)
         try:
-            with db.engine.connect() as connection:
+            with database.patience(database.STALL_S), db.engine.connect() as connection:
                 server = connection.execute(sa.text("SHOW server_version")).scalar_one()
                 status = migrate.status(connection, db.options.schema)
         except (psycopg.Error, sa.exc.DBAPIError) as exc:
