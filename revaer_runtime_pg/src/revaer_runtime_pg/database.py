@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import itertools
 import logging
 import os
 import socket
@@ -135,9 +134,8 @@ class Watchdog:
         self.default_s = default_s
         self._lock = threading.Condition()
         self._heap: list[tuple[float, int]] = []
-        #: id -> (token, deadline, connection, seconds)
-        self._watched: dict[int, tuple[int, float, psycopg.Connection[Any], float]] = {}
-        self._tokens = itertools.count(1)
+        #: id(connection) -> (deadline, connection, seconds it was given)
+        self._watched: dict[int, tuple[float, psycopg.Connection[Any], float]] = {}
         self._thread: threading.Thread | None = None
         self.cuts = 0  #: connections cut so far
 
@@ -160,7 +158,7 @@ class Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="revaer-pg-watchdog", daemon=True)
                 self._thread.start()
-            self._watched[id(connection)] = (next(self._tokens), deadline, connection, seconds)
+            self._watched[id(connection)] = (deadline, connection, seconds)
             heapq.heappush(self._heap, (deadline, id(connection)))
             if self._heap[0][1] == id(connection):
                 self._lock.notify()
@@ -170,13 +168,13 @@ class Watchdog:
         with self._lock:
             watched = self._watched.get(id(connection))
         if watched is not None:
-            self.watch(connection, watched[3])
+            self.watch(connection, watched[2])
 
     def stalled(self) -> float:
         """How long the oldest call under the ordinary deadline has waited (0 with none in flight)."""
         now = time.monotonic()
         with self._lock:
-            waits = [now - (deadline - seconds) for _, deadline, _, seconds in self._watched.values()
+            waits = [now - (deadline - seconds) for deadline, _, seconds in self._watched.values()
                      if seconds <= self.default_s]  # fmt: skip
         return max(waits, default=0.0)
 
@@ -195,12 +193,12 @@ class Watchdog:
                         break
                     self._lock.wait(wait)
                 _, key = heapq.heappop(self._heap)
-                _, _, connection, _ = self._watched.pop(key)
+                _, connection, _ = self._watched.pop(key)
                 self._cut(connection)  # under the lock: a checkin cannot hand it to another call meanwhile
 
     def _stale(self, entry: tuple[float, int]) -> bool:
         watched = self._watched.get(entry[1])
-        return watched is None or watched[1] != entry[0]
+        return watched is None or watched[0] != entry[0]
 
     def _cut(self, connection: psycopg.Connection[Any]) -> None:
         try:
