@@ -32,7 +32,7 @@ def test_a_call_to_a_frozen_server_is_cut_and_health_answers_meanwhile(
         def write() -> None:
             try:
                 store.upsert_torrents([samples.status(2)])
-            except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            except BaseException as exc:
                 outcome.append(exc)
             else:
                 outcome.append(None)
