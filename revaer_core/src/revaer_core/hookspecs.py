@@ -176,6 +176,21 @@ class TorrentStore:
         """
 
     @hookspec
+    def save_resume_data_batch(self, items: Sequence[tuple[UUID, bytes]]) -> None:
+        """Keep the engine's resume data of many stored torrents at once (capability ``resume_data``).
+
+        Optional: Revaer's writer flushes resume data in batches, right after
+        the statuses of the same flush, and calls ``save_resume_data`` once per
+        item when no plugin implements this hook. Store the batch in as few
+        round trips as the backend allows, and atomically: on an error Revaer
+        retries the whole batch. Data for a torrent that is not stored is
+        dropped silently, as ``save_resume_data`` does.
+
+        :param items: ``(torrent id, resume data)`` pairs, at most one per torrent id.
+        :returns: Nothing; raise to have the batch retried.
+        """
+
+    @hookspec
     def save_torrent_sources(self, sources: Sequence[StoredSource]) -> None:
         """Keep each torrent's source, replacing any stored before (capability ``sources``).
 

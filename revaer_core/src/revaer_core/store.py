@@ -8,7 +8,7 @@ whether a store exists.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,9 @@ from revaer_core.jobs import FsJob, JobEvent, JobHistoryEntry, JobTransition, Tr
 from revaer_core.query import JobQuery, Page, TorrentQuery
 from revaer_core.sources import StoredSource
 from revaer_core.status import TorrentStatus
+
+#: Where :meth:`RuntimeStore.submit_resume_data` sends ``(torrent id, resume data)`` pairs when routed.
+ResumeSink = Callable[[Sequence[tuple[UUID, bytes]]], None]
 
 NO_STORE_DETAIL = "no runtime store selected: state lives in memory and is lost on restart"
 
@@ -50,6 +53,7 @@ class RuntimeStore:
         self._hook: Any = pm.hook
         self.backend = backend  #: the selected backend's name; ``None`` when persistence is off
         self._closed = False
+        self._resume_sink: ResumeSink | None = None
 
     @classmethod
     def none(cls) -> RuntimeStore:
@@ -141,7 +145,41 @@ class RuntimeStore:
         return page or Page(items=())
 
     def save_resume_data(self, torrent_id: UUID, data: bytes) -> None:
+        """Write one torrent's resume data now, on the caller's thread."""
         self._hook.save_resume_data(torrent_id=torrent_id, data=data)
+
+    def save_resume_data_batch(self, items: Sequence[tuple[UUID, bytes]]) -> None:
+        """Write many torrents' resume data now: one batch hook call, or one single call per item without it."""
+        if not items:
+            return
+        if self._hook.save_resume_data_batch.get_hookimpls():
+            self._hook.save_resume_data_batch(items=items)
+            return
+        for torrent_id, data in items:
+            self._hook.save_resume_data(torrent_id=torrent_id, data=data)
+
+    def route_resume_data(self, sink: ResumeSink | None) -> None:
+        """Send what engines :meth:`submit_resume_data` to ``sink`` (the orchestrator's writer) from now on.
+
+        ``None`` goes back to writing on the caller's thread, as an engine
+        used without an orchestrator (a test, a seeder) wants.
+        """
+        self._resume_sink = sink
+
+    def submit_resume_data(self, items: Sequence[tuple[UUID, bytes]]) -> None:
+        """How an engine hands over resume data: to the write-behind writer when one is routed, else written now.
+
+        With a writer it never waits on the database, so the engine's thread
+        can call it; the writer stores the latest blob per torrent after the
+        torrent's status.
+        """
+        if not items or self.backend is None:
+            return
+        sink = self._resume_sink
+        if sink is not None:
+            sink(items)
+        else:
+            self.save_resume_data_batch(items)
 
     def load_resume_data(self) -> Mapping[UUID, bytes]:
         return self._hook.load_resume_data() or {}

@@ -83,6 +83,12 @@ class MemoryStore:
                 self._resume[torrent_id] = bytes(data)
 
     @hookimpl
+    def save_resume_data_batch(self, items: Sequence[tuple[UUID, bytes]]) -> None:
+        """Each item through :meth:`save_resume_data`, so a subclass that extends that hook sees them all."""
+        for torrent_id, data in items:
+            self.save_resume_data(torrent_id, data)
+
+    @hookimpl
     def save_torrent_sources(self, sources: Sequence[StoredSource]) -> None:
         with self._lock:
             self._sources.update((s.torrent_id, s) for s in sources if s.torrent_id in self._torrents)

@@ -164,8 +164,11 @@ class Statements:
 
     upsert: StagedWrite  #: statuses, merged into torrents with one INSERT … ON CONFLICT
     load: sql.Composed  #: every status, for hydration
-    progress: StagedWrite  #: progress-only changes, applied with one UPDATE … FROM returning the ids it found
+    #: progress-only changes, applied with one UPDATE … FROM that returns the ids it did not find (usually none:
+    #: returning the 10,000 found ones cost the writer more Python time than the rest of the flush)
+    progress: StagedWrite
     save_sources: StagedWrite  #: sources, merged into torrent_sources for the torrents that are stored
+    save_resume: StagedWrite  #: resume data, set with one UPDATE … FROM on the torrents that are stored
     load_sources: sql.Composed  #: every source
 
     @classmethod
@@ -173,6 +176,7 @@ class Statements:
         torrents = sql.Identifier(schema, "torrents")
         sources = sql.Identifier(schema, "torrent_sources")
         staging, progress, sources_in = "revaer_torrents_in", "revaer_progress_in", "revaer_sources_in"
+        resume_in = "revaer_resume_in"
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in STATUS_COLUMNS)
         # KEY SHARE holds each matched torrent until commit, so the foreign key always finds it; a torrent
         # removed meanwhile drops out of the join (READ COMMITTED re-checks locked rows) instead of failing it.
@@ -190,11 +194,15 @@ class Statements:
                 ).format(sql.Identifier(progress)),
                 copy=_copy_into(progress, PROGRESS_COLUMNS),
                 types=PROGRESS_TYPES,
-                apply=sql.SQL("UPDATE {} AS t SET {} FROM pg_temp.{} AS s WHERE t.id = s.id RETURNING t.id").format(
+                apply=sql.SQL(
+                    "WITH found AS (UPDATE {} AS t SET {} FROM pg_temp.{} AS s WHERE t.id = s.id RETURNING t.id) "
+                    "SELECT s.id FROM pg_temp.{} AS s WHERE NOT EXISTS (SELECT FROM found WHERE found.id = s.id)"
+                ).format(
                     torrents,
                     sql.SQL(", ").join(
                         sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in PROGRESS_COLUMNS[1:]
                     ),
+                    sql.Identifier(progress),
                     sql.Identifier(progress),
                 ),
                 ready=f"{progress}_ready",
@@ -205,6 +213,17 @@ class Statements:
                 SOURCE_COLUMNS,
                 SOURCE_TYPES,
                 _merge_into(sources, SOURCE_COLUMNS, "torrent_id", sources_in, join=stored_only),
+            ),
+            save_resume=StagedWrite(
+                create=sql.SQL(
+                    "CREATE TEMP TABLE IF NOT EXISTS {} (id uuid, resume_data bytea) ON COMMIT DELETE ROWS"
+                ).format(sql.Identifier(resume_in)),
+                copy=_copy_into(resume_in, ("id", "resume_data")),
+                types=("uuid", "bytea"),
+                apply=sql.SQL(
+                    "UPDATE {} AS t SET resume_data = s.resume_data FROM pg_temp.{} AS s WHERE t.id = s.id"
+                ).format(torrents, sql.Identifier(resume_in)),
+                ready=f"{resume_in}_ready",
             ),
             load_sources=sql.SQL("SELECT {} FROM {}").format(
                 sql.SQL(", ").join(
@@ -261,7 +280,8 @@ def open_database(options: PgOptions, data_dir: Path, role: StoreRole) -> Connec
             status.state is SchemaState.EMPTY or (status.state is SchemaState.BEHIND and options.auto_migrate)
         )
         if may_migrate:
-            status = migrate.upgrade(engine, options.schema)
+            with database.patience(database.BULK_DEADLINE_S):
+                status = migrate.upgrade(engine, options.schema)
             log.info("runtime store: %s", status.describe())
         problem = status.problem()
         if problem is not None:
@@ -378,8 +398,12 @@ class PostgresStore:
             "mode": "embedded" if db.embedded is not None else "external",
             "schema": db.options.schema,
         }
+        stalled = database.WATCHDOG.stalled()
+        if stalled > database.STALL_S:
+            detail = f"PostgreSQL at {database.where(db.dsn)} has not answered a call for {stalled:.1f} s"
+            return StoreHealth(ok=False, detail=detail, facts=facts)
         try:
-            with db.engine.connect() as connection:
+            with database.patience(database.STALL_S), db.engine.connect() as connection:
                 server = connection.execute(sa.text("SHOW server_version")).scalar_one()
                 status = migrate.status(connection, db.options.schema)
         except (psycopg.Error, sa.exc.DBAPIError) as exc:
@@ -473,8 +497,7 @@ class PostgresStore:
         if not batch:
             return []
         with self._faults():
-            found = {row[0] for row in self._staged(self._database.statements.progress, batch.values())}
-        return [torrent_id for torrent_id in batch if torrent_id not in found]
+            return [row[0] for row in self._staged(self._database.statements.progress, batch.values())]
 
     @hookimpl
     def save_torrent_sources(self, sources: Sequence[StoredSource]) -> None:
@@ -498,8 +521,11 @@ class PostgresStore:
             with raw.cursor() as cursor:
                 with cursor.copy(write.copy) as copy:
                     copy.set_types(write.types)  # binary COPY: measured ~2.5x faster to encode than text
-                    for row in batch:
+                    for n, row in enumerate(batch, 1):
                         copy.write_row(row)
+                        if n % 1000 == 0:
+                            database.WATCHDOG.rearm(raw)  # the deadline is for the server's answers, not our encoding
+                database.WATCHDOG.rearm(raw)
                 cursor.execute(write.apply)
                 returned = cursor.fetchall() if cursor.description is not None else []
         info[write.ready] = True  # only once the transaction that created it committed
@@ -539,6 +565,14 @@ class PostgresStore:
         with self._faults(), self._writing() as connection:
             connection.execute(t.update().where(t.c.id == torrent_id).values(resume_data=bytes(data)))
 
+    @hookimpl
+    def save_resume_data_batch(self, items: Sequence[tuple[UUID, bytes]]) -> None:
+        """One COPY and one UPDATE for the whole batch; data of torrents not stored matches no row."""
+        latest = {torrent_id: bytes(data) for torrent_id, data in items}
+        if latest:
+            with self._faults():
+                self._staged(self._database.statements.save_resume, latest.items())
+
     # -- torrents: reads ----------------------------------------------------------------------
 
     @hookimpl
@@ -547,6 +581,7 @@ class PostgresStore:
         # Text format: measured faster than binary for these rows (UUIDs and JSONB dominate).
         with (
             self._faults(),
+            database.patience(database.BULK_DEADLINE_S),
             db.engine.connect() as connection,
             _raw(connection).cursor(row_factory=_status_maker) as cursor,
         ):
@@ -598,7 +633,11 @@ class PostgresStore:
     def load_resume_data(self) -> Mapping[UUID, bytes]:
         t = self._database.tables.torrents
         query = sa.select(t.c.id, t.c.resume_data).where(t.c.resume_data.is_not(None))
-        with self._faults(), self._database.engine.connect() as connection:
+        with (
+            self._faults(),
+            database.patience(database.BULK_DEADLINE_S),
+            self._database.engine.connect() as connection,
+        ):
             return {ident: bytes(data) for ident, data in connection.execute(query)}
 
     @hookimpl
@@ -607,6 +646,7 @@ class PostgresStore:
         # Binary format: metainfo comes as its bytes, not as hex text of twice their size.
         with (
             self._faults(),
+            database.patience(database.BULK_DEADLINE_S),
             db.engine.connect() as connection,
             _raw(connection).cursor(row_factory=_source_maker, binary=True) as cursor,
         ):

@@ -29,12 +29,20 @@ Install with ``pip install revaer-core[testing]``.
 
 from revaer_core.contract.jobs import JobStoreContract
 from revaer_core.contract.lifecycle import LifecycleContract
+from revaer_core.contract.resume import ResumeDataContract
 from revaer_core.contract.sources import SourceStoreContract
 from revaer_core.contract.torrents import TorrentStoreContract
 
 
-class StoreContract(LifecycleContract, TorrentStoreContract, SourceStoreContract, JobStoreContract):
+class StoreContract(LifecycleContract, TorrentStoreContract, SourceStoreContract, ResumeDataContract, JobStoreContract):
     """Every test of the suite: subclass it and provide ``store_opener``."""
 
 
-__all__ = ["JobStoreContract", "LifecycleContract", "SourceStoreContract", "StoreContract", "TorrentStoreContract"]
+__all__ = [
+    "JobStoreContract",
+    "LifecycleContract",
+    "ResumeDataContract",
+    "SourceStoreContract",
+    "StoreContract",
+    "TorrentStoreContract",
+]

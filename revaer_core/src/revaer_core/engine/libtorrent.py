@@ -5,6 +5,9 @@ for them, turns each into the events of :mod:`revaer_core.events`, asks for
 status updates on a timer (progress), and saves resume data on another (for
 torrents that changed). Caller threads only post requests to the session,
 which libtorrent makes thread-safe; no caller ever waits on the alert thread.
+Resume data is handed to the store with ``submit_resume_data``, one batch per
+round of alerts: in a daemon that is the write-behind writer, so the alert
+thread never waits on the database.
 
 The libtorrent wheel ships type stubs; where they are narrower than what the
 binding accepts, the cast is here, and callers see only Revaer values.
@@ -44,6 +47,7 @@ from revaer_core.events import (
     TorrentCompleted,
     TorrentRemoved,
 )
+from revaer_core.logthrottle import LogThrottle
 from revaer_core.settings import EngineSettings
 from revaer_core.status import FileEntry, TorrentState
 from revaer_core.store import RuntimeStore
@@ -226,6 +230,8 @@ class LibtorrentEngine:
         self._removing: dict[lt.torrent_handle, uuid.UUID] = {}
         self._saves_pending = 0
         self._saves_done = threading.Condition(self._lock)
+        self._resume_out: list[tuple[uuid.UUID, bytes]] = []  #: saved by libtorrent, not yet handed to the store
+        self._throttle = LogThrottle(log)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -327,9 +333,11 @@ class LibtorrentEngine:
             self._stop.set()
             if self._thread is not None:
                 self._thread.join(CLOSE_TIMEOUT_S)
+            self._submit_resume()  # what the last round of alerts collected, in one batch
             self._session = None  # libtorrent's destructor stops the network thread
 
     def _save_all(self, deadline: float) -> None:
+        """Ask libtorrent for every torrent's resume data at once; the alerts arrive (and are batched) meanwhile."""
         flags = lt.torrent_handle.save_info_dict | lt.torrent_handle.flush_disk_cache
         with self._lock:
             for torrent in self._by_id.values():
@@ -518,8 +526,15 @@ class LibtorrentEngine:
             for alert in session.pop_alerts():
                 try:
                     self._dispatch(alert)
-                except Exception:
-                    log.exception("failed to handle libtorrent alert %s", type(alert).__name__)
+                except Exception as exc:
+                    self._throttle.failure(
+                        f"alert {type(alert).__name__}",
+                        "failed to handle libtorrent alert %s: %s",
+                        type(alert).__name__,
+                        exc,
+                        level=logging.ERROR,
+                    )
+            self._submit_resume()
             now = time.monotonic()
             if now >= next_status:
                 session.post_torrent_updates()
@@ -715,19 +730,36 @@ class LibtorrentEngine:
         self._publish(TorrentRemoved(torrent_id=torrent_id))
 
     def _on_saved(self, alert: lt.save_resume_data_alert | lt.save_resume_data_failed_alert) -> None:
+        """Collect the saved resume data; :meth:`_submit_resume` hands the round's batch over."""
         torrent = self._lookup(alert.handle)
         try:
             if isinstance(alert, lt.save_resume_data_alert) and torrent is not None:
                 data = bytes(lt.write_resume_data_buf(alert.params))
-                try:
-                    self._store.save_resume_data(torrent.torrent_id, data)
-                except Exception as exc:
-                    log.warning("torrent %s: saving resume data failed, retried later: %s", torrent.torrent_id, exc)
-                    with self._lock:
-                        torrent.dirty = True
+                with self._lock:
+                    self._resume_out.append((torrent.torrent_id, data))
             elif isinstance(alert, lt.save_resume_data_failed_alert) and torrent is not None:
                 log.debug("torrent %s: no resume data saved: %s", torrent.torrent_id, alert.message())
         finally:
             with self._lock:
                 self._saves_pending = max(0, self._saves_pending - 1)
                 self._saves_done.notify_all()
+
+    def _submit_resume(self) -> None:
+        """Hand the collected resume data to the store in one batch (the writer, in a daemon: no wait)."""
+        with self._lock:
+            batch, self._resume_out = self._resume_out, []
+        if not batch:
+            return
+        try:
+            self._store.submit_resume_data(batch)
+        except Exception as exc:
+            self._throttle.failure(
+                "resume data", "saving resume data of %d torrent(s) failed, retried later: %s", len(batch), exc
+            )
+            with self._lock:
+                for torrent_id, _ in batch:
+                    torrent = self._by_id.get(torrent_id)
+                    if torrent is not None:
+                        torrent.dirty = True
+            return
+        self._throttle.recovered("resume data", "saving resume data succeeds again")

@@ -55,6 +55,7 @@ from revaer_core.events import (
     TorrentCompleted,
     TorrentRemoved,
 )
+from revaer_core.logthrottle import LogThrottle
 from revaer_core.status import FileEntry, TorrentState
 from revaer_core.store import RuntimeStore
 
@@ -288,6 +289,7 @@ class SimulatedEngine:
         self._thread: threading.Thread | None = None
         self._started = False
         self._closed = False
+        self._throttle = LogThrottle(log)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -365,8 +367,7 @@ class SimulatedEngine:
             if self._closed:
                 return
             self._closed = True
-            for torrent in self._torrents.values():
-                self._save(torrent)
+            self._save_batch(list(self._torrents.values()))
 
     # -- commands ----------------------------------------------------------------------
 
@@ -496,9 +497,8 @@ class SimulatedEngine:
                 del self._torrents[torrent.torrent_id]
                 self._emit(TorrentRemoved(torrent_id=torrent.torrent_id))
             if self._steps % self.script.resume_every_steps == 0:
-                for torrent in self._torrents.values():
-                    if torrent.dirty and torrent.age >= self.script.resume_every_steps:
-                        self._save(torrent)
+                every = self.script.resume_every_steps
+                self._save_batch([t for t in self._torrents.values() if t.dirty and t.age >= every])
             published = len(self._outbox) - before
         self._drain()
         return published
@@ -642,13 +642,22 @@ class SimulatedEngine:
             torrent.dirty = True
             self._set_state(torrent, TorrentState.FAILED, failure=message)
 
-    def _save(self, torrent: _SimTorrent) -> None:
-        torrent.dirty = False
+    def _save_batch(self, torrents: Sequence[_SimTorrent]) -> None:
+        """Hand these torrents' resume data to the store in one batch (in a daemon, its writer: no wait)."""
+        if not torrents:
+            return
+        for torrent in torrents:
+            torrent.dirty = False
         try:
-            self._store.save_resume_data(torrent.torrent_id, torrent.resume_data())
+            self._store.submit_resume_data([(t.torrent_id, t.resume_data()) for t in torrents])
         except Exception as exc:
-            torrent.dirty = True
-            log.warning("torrent %s: saving resume data failed, retried later: %s", torrent.torrent_id, exc)
+            for torrent in torrents:
+                torrent.dirty = True
+            self._throttle.failure(
+                "resume data", "saving resume data of %d torrent(s) failed, retried later: %s", len(torrents), exc
+            )
+            return
+        self._throttle.recovered("resume data", "saving resume data succeeds again")
 
     def _emit(self, payload: EventPayload) -> None:
         self._outbox.append(payload)

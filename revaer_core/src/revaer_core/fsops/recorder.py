@@ -33,10 +33,14 @@ import attrs
 from revaer_core.backoff import Backoff
 from revaer_core.health import RUNTIME_STORE, HealthBoard
 from revaer_core.jobs import FsJob, JobEvent, JobTransition, TransferMode, TransitionRefused
+from revaer_core.logthrottle import LogThrottle
 from revaer_core.redact import redact
 from revaer_core.store import RuntimeStore
 
 log = logging.getLogger(__name__)
+
+#: The throttle key of failing job writes: one warning per interval, however many jobs fail.
+JOB_WRITE_FAULT = "FsOps job write"
 
 
 @attrs.define
@@ -68,6 +72,7 @@ class JobRecorder:
         self._retry_at = 0.0
         self._degraded = False
         self._closed = False
+        self._throttle = LogThrottle(log)
         self._thread: threading.Thread | None = None
         #: whether a torrent is still in the catalog (the daemon sets it): a failed write for a torrent
         #: removed since is dropped, not retried for ever (its job rows go with the torrent anyway)
@@ -178,7 +183,9 @@ class JobRecorder:
                 self._degraded, recover = False, True
             self._cond.notify_all()
         if recover:
-            log.info("FsOps job writes reach the store again; every queued transition landed")
+            self._throttle.recovered(
+                JOB_WRITE_FAULT, "FsOps job writes reach the store again; every queued transition landed"
+            )
             self._health.recover(RUNTIME_STORE, source="fsops_jobs")
 
     def _failed(self, torrent_id: UUID, pending: _Pending, exc: Exception) -> None:
@@ -194,7 +201,8 @@ class JobRecorder:
             self._degraded = True
             self._ensure_thread()
             self._cond.notify_all()
-        log.warning(
+        self._throttle.failure(
+            JOB_WRITE_FAULT,
             "FsOps job of torrent %s: store write of %s failed (%s); queued, retrying in %.2f s",
             torrent_id,
             pending.transition.event,
@@ -219,6 +227,7 @@ class JobRecorder:
             reason,
         )
         if recover:
+            self._throttle.recovered(JOB_WRITE_FAULT, "FsOps job writes: nothing left queued")
             self._health.recover(RUNTIME_STORE, source="fsops_jobs")
 
     # -- background retries ----------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Boot order: :meth:`hydrate` from the store, :meth:`start` listening to the bus,
 start the engine, then :meth:`reconcile` with what the engine restored. The
-event handler never waits on the database (unless durability is ``sync``).
+event handler never waits on the database (unless durability is ``sync``),
+and neither does an engine saving resume data: once started, the
+orchestrator routes the store's resume data through its writer.
 """
 
 from __future__ import annotations
@@ -115,9 +117,10 @@ class TorrentOrchestrator:
         return len(statuses)
 
     def start(self) -> None:
-        """Listen to the bus and start the writer."""
+        """Listen to the bus and start the writer; engines' resume data goes through it from now on."""
         if self._writer is not None:
             self._writer.start()
+            self._store.route_resume_data(self._writer.save_resume_data)
         if self._unsubscribe is None:
             self._unsubscribe = self._bus.subscribe(self.handle)
 
@@ -264,4 +267,6 @@ class TorrentOrchestrator:
             self._unsubscribe = None
         if self._writer is None:
             return DrainReport(unwritten=())
-        return self._writer.close(self._settings.shutdown_deadline_s if deadline is None else deadline)
+        report = self._writer.close(self._settings.shutdown_deadline_s if deadline is None else deadline)
+        self._store.route_resume_data(None)
+        return report

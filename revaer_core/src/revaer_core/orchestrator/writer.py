@@ -6,6 +6,11 @@ Progress coalesces (the latest status wins) between flushes; lifecycle
 changes wake the writer at once. A failed flush keeps every row, turns the
 ``runtime_store`` health component degraded and is retried with exponential
 backoff and jitter; the buffer never holds more than one entry per torrent.
+
+Engines hand resume data here too (:meth:`StoreWriter.save_resume_data`), so
+no engine thread waits on the database: the latest blob per torrent is kept,
+and each flush writes it in one batch right after the statuses, so the store
+already holds every torrent whose resume data it is given.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import attrs
 from revaer_core.backoff import Backoff
 from revaer_core.errors import WriterFenced
 from revaer_core.health import RUNTIME_STORE, WRITER_LOCK, HealthBoard
+from revaer_core.logthrottle import LogThrottle
 from revaer_core.metrics import Metrics
 from revaer_core.redact import redact
 from revaer_core.settings import Durability
@@ -39,6 +45,10 @@ SOURCE = "torrent_writer"
 
 #: Rows per store call when a large backlog drains (after an outage, say).
 MAX_BATCH = 10_000
+#: Resume blobs per store call (libtorrent's are about 12 KB each: some 12 MB a call).
+MAX_RESUME_BATCH = 1_000
+#: The throttle key of a failing flush.
+WRITE_FAULT = "runtime store write"
 
 
 class Pending(NamedTuple):
@@ -63,10 +73,11 @@ class DrainReport:
     """What a shutdown flush could not write before its deadline."""
 
     unwritten: tuple[UUID, ...]
+    resume_unwritten: tuple[UUID, ...] = ()  #: torrents whose latest resume data did not reach the store
 
     @property
     def complete(self) -> bool:
-        return not self.unwritten
+        return not self.unwritten and not self.resume_unwritten
 
 
 DEFAULT_BACKOFF = Backoff()
@@ -100,6 +111,8 @@ class StoreWriter:
         self._on_written = on_written  #: (upserted statuses, removed ids) after each committed flush
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self._pending: dict[UUID, Pending] = {}
+        self._resume: dict[UUID, bytes] = {}  #: the latest resume data per torrent not yet written
+        self._throttle = LogThrottle(log)
         self._cond = threading.Condition()
         self._urgent = False
         self._inflight = 0  #: batches taken by the thread and not yet written or put back
@@ -111,6 +124,11 @@ class StoreWriter:
         self._sync_lock = threading.Lock()  # one synchronous write at a time keeps their order
         self._metrics.register_sampled(
             "revaer_buffer_depth", "Torrents waiting in the write-behind buffer.", lambda: [({}, float(self.depth))]
+        )
+        self._metrics.register_sampled(
+            "revaer_resume_buffer_depth",
+            "Torrents whose resume data waits in the write-behind buffer.",
+            lambda: [({}, float(self.resume_depth))],
         )
 
     # -- called from event handlers -------------------------------------------------
@@ -141,9 +159,26 @@ class StoreWriter:
             ticket = self._ticket
         return 0 if self._write_now(status.id, entry) else ticket
 
+    def save_resume_data(self, items: Sequence[tuple[UUID, bytes]]) -> None:
+        """Keep the engines' resume data for the next flush; the latest blob per torrent wins. Never waits.
+
+        Written after the statuses of the same flush; data of a torrent whose
+        removal waits is dropped (the store would drop it anyway).
+        """
+        with self._cond:
+            first = not self._pending and not self._resume
+            for torrent_id, data in items:
+                waiting = self._pending.get(torrent_id)
+                if waiting is not None and waiting.status is None:
+                    continue
+                self._resume[torrent_id] = data
+            if first and self._resume:
+                self._cond.notify()
+
     def remove(self, torrent_id: UUID) -> int:
         """Mark ``torrent_id`` for deletion; always urgent. Returns the change's ticket."""
         with self._cond:
+            self._resume.pop(torrent_id, None)
             if not self._sync or torrent_id in self._pending:
                 return self._queue(torrent_id, Pending(None), urgent=True)
             self._ticket += 1
@@ -172,7 +207,7 @@ class StoreWriter:
         It waits for the first entry, then for the interval or an urgent one:
         waking it for every progress event would cost a thread switch per event.
         """
-        first = not self._pending
+        first = not self._pending and not self._resume
         self._pending[torrent_id] = entry
         self._ticket += 1
         if first or (urgent and not self._urgent):
@@ -206,24 +241,31 @@ class StoreWriter:
         with self._cond:
             return len(self._pending)
 
-    def _take(self) -> tuple[dict[UUID, Pending], int]:
+    @property
+    def resume_depth(self) -> int:
+        """Torrents whose latest resume data waits to be written."""
+        with self._cond:
+            return len(self._resume)
+
+    def _take(self) -> tuple[dict[UUID, Pending], dict[UUID, bytes], int]:
         """Wait for work, let it coalesce for one interval unless urgent, then take it all, with its last ticket."""
         with self._cond:
-            while not self._pending and not self._stopping:
+            while not self._pending and not self._resume and not self._stopping:
                 self._cond.wait()
             deadline = time.monotonic() + self._interval
             while not self._urgent and not self._stopping and (remaining := deadline - time.monotonic()) > 0:
                 self._cond.wait(remaining)
             batch, self._pending, self._urgent = self._pending, {}, False
-            self._inflight += bool(batch)
-            return batch, self._ticket
+            resume, self._resume = self._resume, {}
+            self._inflight += bool(batch or resume)
+            return batch, resume, self._ticket
 
     def _run(self) -> None:
         while True:
-            batch, ticket = self._take()
-            if not batch:
+            batch, resume, ticket = self._take()
+            if not batch and not resume:
                 return  # stopping and nothing left
-            written = self._flush_or_keep(batch)
+            written = self._flush_or_keep(batch, resume)
             with self._cond:
                 self._inflight -= 1
                 if written:
@@ -241,28 +283,32 @@ class StoreWriter:
             while not self._stopping and (remaining := end - time.monotonic()) > 0:
                 self._cond.wait(remaining)
 
-    def _flush_or_keep(self, batch: dict[UUID, Pending]) -> bool:
+    def _flush_or_keep(self, batch: dict[UUID, Pending], resume: dict[UUID, bytes] | None = None) -> bool:
+        resume = resume or {}
         try:
             upserts, removals = self._flush_batch(batch)
+            self._flush_resume(resume)
         except Exception as exc:
             self._keep(batch)
+            self._keep_resume(resume)
             self._failures += 1
             self._metrics.inc("revaer_store_errors_total")
             reason = redact(f"{type(exc).__name__}: {exc}")
             self._health.degrade(RUNTIME_STORE, reason, source=SOURCE)
             if isinstance(exc, WriterFenced):  # nothing landed; the daemon decides whether writing goes on
                 self._health.fail(WRITER_LOCK, str(exc))
-            if self._failures & (self._failures - 1) == 0:  # 1st, 2nd, 4th, 8th...: a long outage logs little
-                log.warning(
-                    "runtime store write failed for %d torrent(s) (%s): %s; kept for retry (failure %d)",
-                    len(batch),
-                    _ids_for_log(list(batch)),
-                    reason,
-                    self._failures,
-                )
+            self._throttle.failure(
+                WRITE_FAULT,
+                "runtime store write failed for %d torrent(s) (%s), %d resume blob(s): %s; kept for retry (failure %d)",
+                len(batch),
+                _ids_for_log(list(batch or resume)),
+                len(resume),
+                reason,
+                self._failures,
+            )
             return False
         if self._failures:
-            log.warning("runtime store writes succeed again after %d failed attempt(s)", self._failures)
+            self._throttle.recovered(WRITE_FAULT, "runtime store writes succeed again")
             self._failures = 0
         self._health.recover(RUNTIME_STORE, source=SOURCE)
         if self._on_written is not None:
@@ -271,6 +317,23 @@ class StoreWriter:
             except Exception:  # the rows are in the store: a listener's bug must not rewrite them
                 log.exception("on_written listener failed after a committed flush")
         return True
+
+    def _keep_resume(self, resume: dict[UUID, bytes]) -> None:
+        """Put failed resume data back unless newer data (or the torrent's removal) arrived meanwhile."""
+        with self._cond:
+            for torrent_id, data in resume.items():
+                waiting = self._pending.get(torrent_id)
+                if waiting is not None and waiting.status is None:
+                    continue
+                self._resume.setdefault(torrent_id, data)
+
+    def _flush_resume(self, resume: dict[UUID, bytes]) -> None:
+        """Resume data after the statuses, in chunks of :data:`MAX_RESUME_BATCH`."""
+        if not resume:
+            return
+        items = list(resume.items())
+        for start in range(0, len(items), MAX_RESUME_BATCH):
+            self._store.save_resume_data_batch(items[start : start + MAX_RESUME_BATCH])
 
     def _keep(self, batch: dict[UUID, Pending]) -> None:
         """Put a failed batch back, behind anything newer that arrived meanwhile."""
@@ -328,7 +391,7 @@ class StoreWriter:
         with self._cond:
             self._urgent = True
             self._cond.notify_all()
-            while self._pending or self._inflight:
+            while self._pending or self._resume or self._inflight:
                 remaining = end - time.monotonic()
                 if remaining <= 0 or self._thread is None:
                     return False
@@ -348,7 +411,8 @@ class StoreWriter:
         while True:
             with self._cond:
                 batch, self._pending, ticket = self._pending, {}, self._ticket
-            if not batch or self._flush_or_keep(batch):
+                resume, self._resume = self._resume, {}
+            if not (batch or resume) or self._flush_or_keep(batch, resume):
                 with self._cond:
                     self._written = max(self._written, ticket)
                     self._cond.notify_all()
@@ -359,13 +423,20 @@ class StoreWriter:
             time.sleep(delay)
         with self._cond:
             unwritten = tuple(self._pending)
+            resume_unwritten = tuple(self._resume)
         if unwritten:
             log.error(
                 "shutdown deadline passed with %d torrent(s) not written to the runtime store: %s",
                 len(unwritten),
                 _ids_for_log(list(unwritten)),
             )
-        return DrainReport(unwritten=unwritten)
+        if resume_unwritten:
+            log.error(
+                "shutdown deadline passed with resume data of %d torrent(s) unwritten (older data is used): %s",
+                len(resume_unwritten),
+                _ids_for_log(list(resume_unwritten)),
+            )
+        return DrainReport(unwritten=unwritten, resume_unwritten=resume_unwritten)
 
 
 def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:

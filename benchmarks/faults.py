@@ -1,0 +1,221 @@
+"""``revaer run`` as an operator runs it, against PostgreSQL, under faults and at scale.
+
+Each section starts the daemon as a subprocess with the simulated engine and
+an event log, and reads the figures from that log, from ``GET /health`` and
+from the store. The simulated engine's resume data grows with ``--sim-steps``
+(about 7 bytes a step), so the runs keep it near libtorrent's size:
+
+- a freeze: every PostgreSQL process SIGSTOPped for 30 s; the event rate during
+  it against the rate before it (target >= 0.5), the time until ``/health``
+  says degraded, the slowest ``/health`` answer, and whether every write landed;
+- scale: 10,000 torrents; the longest gap in the event flow (target < 1 s), the
+  longest gap between committed flushes (target <= two flush intervals), and
+  SIGTERM's time against ``shutdown_deadline_s``;
+- the crash window: ``kill -9`` at steady state and right after the adds;
+  the p99 age of the stored progress at the kill (the README's bound).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import itertools
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from persistence import Figure
+
+from revaer_core import RuntimeStore, StoreRole
+from revaer_runtime_pg import PostgresStore
+from revaer_runtime_pg.embedded import Postmaster
+from tests.support.daemon import DaemonProcess, EventLogView, write_config
+from tests.support.postgres import PrivateCluster, pg_options
+
+FLUSH_MS = 250
+_STOPPED = re.compile(r"revaer stopped cleanly in ([0-9.]+) s")
+
+
+@contextlib.contextmanager
+def daemon_on(cluster: PrivateCluster, root: Path, *args: str) -> Iterator[tuple[DaemonProcess, Path]]:
+    """A ``revaer run --engine simulated`` on ``cluster`` with an event log; killed on the way out."""
+    log = root / "events.jsonl"
+    config = write_config(
+        root / "revaer.toml",
+        {
+            "runtime": {"backend": "postgres", "data_dir": str(root / "data"), "flush_interval_ms": FLUSH_MS},
+            "runtime.postgres": pg_options(cluster.url, "bench_faults", connect_timeout_s=2),
+            "engine": {"download_dir": str(root / "downloads")},
+            "api": {"host": "127.0.0.1", "port": 0},
+        },
+    )
+    daemon = DaemonProcess(["--engine", "simulated", *args, "--event-log", str(log)], config=config, workdir=root)
+    try:
+        daemon.wait_running(timeout=300)
+        yield daemon, log
+    finally:
+        daemon.kill()
+
+
+def _wait(condition: Any, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _stored(cluster: PrivateCluster, root: Path) -> dict[uuid.UUID, int]:
+    client = RuntimeStore.open(
+        PostgresStore(), name="postgres", options=pg_options(cluster.url, "bench_faults"), data_dir=root,
+        role=StoreRole.CLIENT,
+    )  # fmt: skip
+    try:
+        return {s.id: s.progress.downloaded for s in client.load_torrents()}
+    finally:
+        client.close()
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a postmaster's backends and helpers), from ``/proc``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+@contextlib.contextmanager
+def frozen(cluster: PrivateCluster) -> Iterator[None]:
+    running = Postmaster.read(cluster.pgdata)
+    assert running is not None, "the private cluster is not running"
+    pids = [running.pid, *children_of(running.pid)]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+def freeze(*, quick: bool) -> tuple[list[Figure], list[str]]:
+    """Events and ``/health`` while every server process is stopped, and what landed after the thaw."""
+    seconds = 8.0 if quick else 30.0
+    with tempfile.TemporaryDirectory() as tmp, PrivateCluster() as cluster:
+        root = Path(tmp)
+        with daemon_on(cluster, root, "--sim-torrents", "50", "--sim-steps", "2000") as (daemon, log):
+            _wait(lambda: len(EventLogView.read(log).written) >= 5, 60)
+            time.sleep(5.0)
+            before_end = time.time()
+            worst, degraded_at = 0.0, None
+            with frozen(cluster):
+                froze = time.time()
+                while time.time() - froze < seconds:
+                    asked = time.monotonic()
+                    status = httpx.get(f"{daemon.api_url}/health", timeout=60).json()["status"]
+                    worst = max(worst, time.monotonic() - asked)
+                    if status == "degraded" and degraded_at is None:
+                        degraded_at = time.time() - froze
+                    time.sleep(0.2)
+                thawed = time.time()
+            recovered = _wait(lambda: httpx.get(f"{daemon.api_url}/health", timeout=60).json()["status"] == "ok", 60)
+            events = EventLogView.read(log).events
+            before = sum(1 for e in events if before_end - 5.0 <= e["t"] < before_end) / 5.0
+            during = sum(1 for e in events if froze <= e["t"] < thawed) / (thawed - froze)
+            code = daemon.terminate()
+        last = {uuid.UUID(e["torrent"]): e["downloaded"] for e in EventLogView.read(log).of_type("ProgressUpdated")}
+        lost = sum(1 for k, v in _stored(cluster, root).items() if last.get(k, v) != v)
+    figure = Figure(f"events during a {seconds:.0f} s freeze", during, "ev/s", before, "before it",
+                    during / before if before else 0.0, ">= 0.5", before > 0 and during / before >= 0.5)  # fmt: skip
+    said = "never" if degraded_at is None else f"{degraded_at:.1f} s"
+    notes = [
+        f"freeze of {seconds:.0f} s: /health degraded after {said}, slowest /health {worst * 1000:,.0f} ms, "
+        f"recovered after the thaw: {recovered}, exit {code}, torrents whose last progress was lost: {lost}"
+    ]
+    return [figure], notes
+
+
+def scale_run(*, quick: bool) -> tuple[list[Figure], list[str]]:
+    """10,000 simulated torrents: gaps in the event flow, gaps between flushes, and SIGTERM against its deadline."""
+    torrents, run_s, steps = (2_000, 10.0, 300) if quick else (10_000, 20.0, 600)
+    with tempfile.TemporaryDirectory() as tmp, PrivateCluster() as cluster:
+        root = Path(tmp)
+        with daemon_on(cluster, root, "--sim-torrents", str(torrents), "--sim-steps", str(steps)) as (daemon, log):
+            started = time.time()
+            time.sleep(run_s)
+            view = EventLogView.read(log)
+            steady = started + run_s / 3  # after the adds
+            times = [e["t"] for e in view.events if e["t"] >= steady]
+            commits = [w["t"] for w in view.written if w["t"] >= steady]
+            asked = time.monotonic()
+            code = daemon.terminate(timeout=120)
+            took = time.monotonic() - asked
+            clean = _STOPPED.search(daemon.stderr)
+    event_gap = max((b - a for a, b in itertools.pairwise(times)), default=float("inf"))
+    flush_gap = max((b - a for a, b in itertools.pairwise(commits)), default=float("inf"))
+    interval = FLUSH_MS / 1000
+    figures = [
+        Figure(f"longest event gap, {torrents:,} torrents", event_gap * 1000, "ms", 1000.0, "1 s", event_gap,
+               "< 1.0", event_gap < 1.0),
+        Figure(f"longest flush gap, {torrents:,} torrents", flush_gap * 1000, "ms", interval * 1000,
+               "flush ivl", flush_gap / interval, "<= 2.0", flush_gap <= 2 * interval),
+        Figure(f"SIGTERM to exit, {torrents:,} torrents", took, "s", 10.0, "deadline", took / 10.0,
+               "<= 1.0", took <= 10.0 and code == 0),
+    ]  # fmt: skip
+    said = f"'stopped cleanly in {clean.group(1)} s'" if clean else "no 'stopped cleanly'"
+    return figures, [f"scale, {torrents:,} torrents: exit {code} after SIGTERM, {said}"]
+
+
+def _staleness(view: EventLogView, stored: dict[uuid.UUID, int], killed: float) -> list[float]:
+    """Per torrent: how long before the kill the stored progress stopped being the engine's latest."""
+    history: dict[uuid.UUID, list[tuple[float, int]]] = {}
+    for event in view.of_type("ProgressUpdated"):
+        history.setdefault(uuid.UUID(event["torrent"]), []).append((event["t"], event["downloaded"]))
+    ages = []
+    for torrent, points in history.items():
+        have = stored.get(torrent)
+        values = [v for _, v in points]
+        if have is not None and have >= values[-1]:
+            ages.append(0.0)
+            continue
+        newer = bisect.bisect_right(values, -1 if have is None else have)  # progress only grows
+        ages.append(max(0.0, killed - points[newer][0]))
+    return ages
+
+
+def crash_window(*, quick: bool) -> tuple[list[Figure], list[str]]:
+    """``kill -9`` at steady state, and right after a burst of new torrents: p99 age of the stored progress."""
+    torrents = 500 if quick else 2_000
+    figures, notes = [], []
+    for label, settle in (("steady", 6.0), ("just after the adds", 0.6)):
+        with tempfile.TemporaryDirectory() as tmp, PrivateCluster() as cluster:
+            root = Path(tmp)
+            with daemon_on(cluster, root, "--sim-torrents", str(torrents), "--sim-steps", "300") as (daemon, log):
+                time.sleep(settle)
+                killed = time.time()
+                daemon.kill()
+            ages = sorted(_staleness(EventLogView.read(log), _stored(cluster, root), killed))
+        p99 = ages[int(len(ages) * 0.99) - 1] if ages else float("inf")
+        interval = FLUSH_MS / 1000
+        figures.append(Figure(f"p99 stored-progress age, kill -9, {label[:8]}", p99 * 1000, "ms", interval * 1000,
+                              "flush ivl", p99 / interval, "report", True))  # fmt: skip
+        notes.append(
+            f"kill -9 ({label}, {torrents:,} torrents): p99 {p99 * 1000:,.0f} ms, max {ages[-1] * 1000:,.0f} ms"
+        )
+    return figures, notes
