@@ -41,10 +41,10 @@ def into_store(store: RuntimeStore, torrents: Sequence[Planned]) -> list[Result]
     refused = {i for i in flagged if store.get_torrent(i) is None}
     kept = [(p, st, so) for p, st, so in rows if st.id not in refused]
     store.save_torrent_sources([source for _, _, source in kept])
-    for planned, status, _ in kept:
-        if planned.request.resume_data is not None:
-            store.save_resume_data(status.id, planned.request.resume_data)
-        results.append(Result(planned.file, Outcome.IMPORTED, planned))
+    store.save_resume_data_batch(  # one round trip for them all, not a transaction a torrent
+        [(status.id, p.request.resume_data) for p, status, _ in kept if p.request.resume_data is not None]
+    )
+    results.extend(Result(planned.file, Outcome.IMPORTED, planned) for planned, _, _ in kept)
     for planned, status, _ in rows:
         if status.id in refused:
             results.append(
