@@ -26,7 +26,15 @@ from revaer_core.plugins import open_store
 from revaer_core.settings import Settings
 from tests.support.clients import Qbittorrent, free_port, make_torrents
 from tests.support.daemon import write_config
-from tests.support.imports import Expected, check_engine, config_for, settings_for
+from tests.support.imports import (
+    Expected,
+    check_engine,
+    check_restored,
+    config_for,
+    import_twice,
+    migrated,
+    settings_for,
+)
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -86,10 +94,6 @@ def settings(
     return settings_for(tmp_path, pg_url, pg_schema, qbt_state[1], free_port())
 
 
-def _migrated(settings: Settings) -> None:
-    open_store(settings.runtime, StoreRole.DAEMON).close()
-
-
 def test_an_import_without_a_daemon_is_restored_at_the_next_run_with_its_progress_and_no_recheck(
     settings: Settings,
     tmp_path: Path,
@@ -97,25 +101,11 @@ def test_an_import_without_a_daemon_is_restored_at_the_next_run_with_its_progres
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     backup, _, expected = qbt_state
-    _migrated(settings)
+    migrated(settings)
     config = config_for(tmp_path / "revaer.toml", settings)
-    assert main(["--config", str(config), "import", "qbittorrent", str(backup)]) == 0
-    out = capsys.readouterr().out
-    assert "imported 3, already there 0, skipped 0" in out and "postgres store" in out
-
-    store = open_store(settings.runtime, StoreRole.CLIENT)
-    before = sorted(store.load_torrents(), key=lambda s: s.id)
-    assert main(["--config", str(config), "import", "qbittorrent", str(backup)]) == 0
-    assert "imported 0, already there 3, skipped 0" in capsys.readouterr().out
-    assert sorted(store.load_torrents(), key=lambda s: s.id) == before, "a second import changed the store"
-    store.close()
-
-    daemon = Daemon(settings, engine="libtorrent", serve_api=False, engine_overrides=FAST_SESSION)
-    daemon.start()
-    try:
-        check_engine(daemon, expected)
-    finally:
-        assert daemon.stop().clean
+    out = import_twice(config, settings, "qbittorrent", backup, lambda: capsys.readouterr().out)
+    assert "postgres store" in out
+    check_restored(settings, expected, FAST_SESSION)
 
 
 def test_an_import_goes_through_the_running_daemons_add(
@@ -148,7 +138,7 @@ def test_a_dry_run_names_the_corrupt_file_and_imports_nothing(
     backup = shutil.copytree(qbt_state[0], tmp_path / "BT_backup")
     corrupt = sorted(backup.glob("*.fastresume"))[0]
     corrupt.write_bytes(b"d4:spam")  # cut short
-    _migrated(settings)
+    migrated(settings)
     config = config_for(tmp_path / "revaer.toml", settings)
     assert main(["--config", str(config), "import", "qbittorrent", str(backup), "--dry-run"]) == 1
     captured = capsys.readouterr()

@@ -25,7 +25,15 @@ from revaer_core.plugins import open_store
 from revaer_core.settings import Settings
 from tests.support.clients import Transmission, free_port, make_torrents
 from tests.support.daemon import Daemons
-from tests.support.imports import Expected, check_engine, config_for, settings_for
+from tests.support.imports import (
+    Expected,
+    check_engine,
+    check_restored,
+    config_for,
+    import_twice,
+    migrated,
+    settings_for,
+)
 from tests.support.waiting import wait_for
 
 #: Transmission's -1, 0, 1 as libtorrent priorities.
@@ -80,24 +88,10 @@ def test_an_import_without_a_daemon_is_restored_at_the_next_run_with_its_progres
     settings: Settings, tmp_path: Path, tr_state: State, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder, _, expected = tr_state
-    open_store(settings.runtime, StoreRole.DAEMON).close()  # migrated, as a first 'revaer run' leaves it
+    migrated(settings)
     config = config_for(tmp_path / "revaer.toml", settings)
-    assert main(["--config", str(config), "import", "transmission", str(folder)]) == 0
-    assert "imported 3, already there 0, skipped 0" in capsys.readouterr().out
-
-    store = open_store(settings.runtime, StoreRole.CLIENT)
-    before = sorted(store.load_torrents(), key=lambda s: s.id)
-    assert main(["--config", str(config), "import", "transmission", str(folder)]) == 0
-    assert "imported 0, already there 3, skipped 0" in capsys.readouterr().out
-    assert sorted(store.load_torrents(), key=lambda s: s.id) == before, "a second import changed the store"
-    store.close()
-
-    daemon = Daemon(settings, engine="libtorrent", serve_api=False, engine_overrides=FAST_SESSION)
-    daemon.start()
-    try:
-        check_engine(daemon, expected)
-    finally:
-        assert daemon.stop().clean
+    import_twice(config, settings, "transmission", folder, lambda: capsys.readouterr().out)
+    check_restored(settings, expected, FAST_SESSION)
 
 
 @pytest.mark.postgres
@@ -129,7 +123,7 @@ def test_corrupt_orphan_and_moved_torrents_are_each_named_and_nothing_is_stored(
     moved = bdecode(resumes[2].read_bytes())
     moved[b"destination"] = str(tmp_path / "gone").encode()
     resumes[2].write_bytes(bytes(lt.bencode(moved)))
-    open_store(settings.runtime, StoreRole.DAEMON).close()
+    migrated(settings)
     config = config_for(tmp_path / "revaer.toml", settings)
     assert main(["--config", str(config), "import", "transmission", str(folder), "--dry-run"]) == 1
     captured = capsys.readouterr()

@@ -9,16 +9,20 @@ never entered ``checking_files`` (libtorrent's hash check of the data on disk).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import attrs
 
+from revaer_core.cli import main
 from revaer_core.daemon import Daemon
 from revaer_core.engine import torrent_id_for
 from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.engine.loopback import loopback_settings
+from revaer_core.health import StoreRole
+from revaer_core.plugins import open_store
 from revaer_core.settings import ApiSettings, RuntimeSettings, Settings
 from tests.support.daemon import write_config
 from tests.support.postgres import pg_options
@@ -61,6 +65,40 @@ def config_for(path: Path, settings: Settings) -> Path:
             "api": {"host": "127.0.0.1", "port": settings.api.port},
         },
     )
+
+
+def migrated(settings: Settings) -> None:
+    """The store's schema made, as a first ``revaer run`` leaves it."""
+    open_store(settings.runtime, StoreRole.DAEMON).close()
+
+
+def import_twice(config: Path, settings: Settings, client: str, folder: Path, out: Callable[[], str]) -> str:
+    """Import ``folder`` twice; the second must find every torrent there and change nothing. The first's output.
+
+    :param out: what the CLI printed since the last call (pytest's ``capsys.readouterr().out``).
+    """
+    assert main(["--config", str(config), "import", client, str(folder)]) == 0
+    first = out()
+    assert "imported 3, already there 0, skipped 0" in first
+    store = open_store(settings.runtime, StoreRole.CLIENT)
+    try:
+        before = sorted(store.load_torrents(), key=lambda s: s.id)
+        assert main(["--config", str(config), "import", client, str(folder)]) == 0
+        assert "imported 0, already there 3, skipped 0" in out()
+        assert sorted(store.load_torrents(), key=lambda s: s.id) == before, "a second import changed the store"
+    finally:
+        store.close()
+    return first
+
+
+def check_restored(settings: Settings, expected: Mapping[str, Expected], overrides: Mapping[str, Any]) -> None:
+    """A daemon on ``settings`` restores every expected torrent as :func:`check_engine` says, then stops clean."""
+    daemon = Daemon(settings, engine="libtorrent", serve_api=False, engine_overrides=overrides)
+    daemon.start()
+    try:
+        check_engine(daemon, expected)
+    finally:
+        assert daemon.stop().clean
 
 
 def check_engine(daemon: Daemon, expected: Mapping[str, Expected]) -> None:
