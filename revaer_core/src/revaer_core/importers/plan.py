@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
@@ -73,6 +74,21 @@ class ImportPlan:
     folder: Path
     torrents: tuple[Planned, ...]
     skipped: tuple[Skipped, ...]
+
+    @classmethod
+    def of(
+        cls, client: Client, folder: Path, entries: Iterable[Planned | Skipped], skipped: Iterable[Skipped] = ()
+    ) -> ImportPlan:
+        """The plan of a folder's read entries, with the files already ``skipped``; skips in file-name order."""
+        torrents: list[Planned] = []
+        left = list(skipped)
+        for entry in entries:
+            if isinstance(entry, Planned):
+                torrents.append(entry)
+            else:
+                left.append(entry)
+        left.sort(key=lambda s: s.file.name)
+        return cls(client, folder, tuple(torrents), tuple(left))
 
 
 @attrs.frozen

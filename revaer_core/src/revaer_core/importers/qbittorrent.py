@@ -50,20 +50,13 @@ def read_folder(folder: Path, engine: EngineSettings) -> ImportPlan:
             f"{folder} holds no .fastresume files, so it is not qBittorrent's BT_backup folder "
             "(e.g. ~/.local/share/qBittorrent/BT_backup); stop qBittorrent first so it writes them"
         )
-    torrents: list[Planned] = []
-    skipped: list[Skipped] = []
     stems = {n.removesuffix(".fastresume") for n in resumes}
-    for name in names:
-        if name.endswith(".torrent") and name.removesuffix(".torrent") not in stems:
-            skipped.append(Skipped(folder / name, "no .fastresume beside it, so its progress and choices are unknown"))
-    for name in resumes:
-        entry = _one(folder / name, engine)
-        if isinstance(entry, Planned):
-            torrents.append(entry)
-        else:
-            skipped.append(entry)
-    skipped.sort(key=lambda s: s.file.name)
-    return ImportPlan(Client.QBITTORRENT, folder, tuple(torrents), tuple(skipped))
+    orphans = [
+        Skipped(folder / name, "no .fastresume beside it, so its progress and choices are unknown")
+        for name in names
+        if name.endswith(".torrent") and name.removesuffix(".torrent") not in stems
+    ]
+    return ImportPlan.of(Client.QBITTORRENT, folder, (_one(folder / name, engine) for name in resumes), orphans)
 
 
 def _one(path: Path, engine: EngineSettings) -> Planned | Skipped:

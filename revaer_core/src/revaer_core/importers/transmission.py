@@ -58,15 +58,8 @@ def read_folder(folder: Path, engine: EngineSettings) -> ImportPlan:
         for n in torrent_files
         if n.removesuffix(".torrent") not in stems
     ]
-    torrents: list[Planned] = []
-    for name in resumes:
-        entry = _one(resume_dir / name, torrent_dir / (name.removesuffix(".resume") + ".torrent"), engine)
-        if isinstance(entry, Planned):
-            torrents.append(entry)
-        else:
-            skipped.append(entry)
-    skipped.sort(key=lambda s: s.file.name)
-    return ImportPlan(Client.TRANSMISSION, folder, tuple(torrents), tuple(skipped))
+    entries = (_one(resume_dir / n, torrent_dir / (n.removesuffix(".resume") + ".torrent"), engine) for n in resumes)
+    return ImportPlan.of(Client.TRANSMISSION, folder, entries, skipped)
 
 
 def _one(path: Path, torrent_path: Path, engine: EngineSettings) -> Planned | Skipped:
