@@ -20,9 +20,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import itertools
-import os
 import re
-import signal
 import sys
 import tempfile
 import time
@@ -39,7 +37,6 @@ from persistence import Figure
 
 from revaer_core import RuntimeStore, StoreRole
 from revaer_runtime_pg import PostgresStore
-from revaer_runtime_pg.embedded import Postmaster
 from tests.support.daemon import DaemonProcess, EventLogView, write_config
 from tests.support.postgres import PrivateCluster, pg_options
 
@@ -88,32 +85,6 @@ def _stored(cluster: PrivateCluster, root: Path) -> dict[uuid.UUID, int]:
         client.close()
 
 
-def children_of(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (a postmaster's backends and helpers), from ``/proc``."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                found.append(int(stat.parent.name))
-    return found
-
-
-@contextlib.contextmanager
-def frozen(cluster: PrivateCluster) -> Iterator[None]:
-    running = Postmaster.read(cluster.pgdata)
-    assert running is not None, "the private cluster is not running"
-    pids = [running.pid, *children_of(running.pid)]
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
-
-
 def freeze(*, quick: bool) -> tuple[list[Figure], list[str]]:
     """Events and ``/health`` while every server process is stopped, and what landed after the thaw."""
     seconds = 8.0 if quick else 30.0
@@ -124,7 +95,7 @@ def freeze(*, quick: bool) -> tuple[list[Figure], list[str]]:
             time.sleep(5.0)
             before_end = time.time()
             worst, degraded_at = 0.0, None
-            with frozen(cluster):
+            with cluster.frozen():
                 froze = time.time()
                 while time.time() - froze < seconds:
                     asked = time.monotonic()

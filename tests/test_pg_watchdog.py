@@ -12,7 +12,6 @@ from revaer_core.contract import samples
 from revaer_runtime_pg import PostgresStore, database
 from tests.support.postgres import PrivateCluster, pg_options
 from tests.support.waiting import wait_for
-from tests.test_reliability_freeze import frozen
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -37,7 +36,7 @@ def test_a_call_to_a_frozen_server_is_cut_and_health_answers_meanwhile(
             else:
                 outcome.append(None)
 
-        with frozen(private_cluster):
+        with private_cluster.frozen():
             writer = threading.Thread(target=write)
             writer.start()
             wait_for(lambda: database.WATCHDOG.stalled() > 0.5, "the write to be waiting on the frozen server")

@@ -11,12 +11,8 @@ during the freeze against before it, time to degraded) are in
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,7 +20,6 @@ import pytest
 
 from revaer_core import RuntimeStore, StoreRole
 from revaer_runtime_pg import PostgresStore
-from revaer_runtime_pg.embedded import Postmaster
 from tests.support.daemon import DaemonProcess, Daemons, EventLogView, write_config
 from tests.support.postgres import PrivateCluster, pg_options
 from tests.support.waiting import wait_for
@@ -34,33 +29,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 SCHEMA = "freeze"
 TORRENTS = 30
 FREEZE_S = 8.0
-
-
-def children_of(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (a postmaster's backends and helpers), from ``/proc``."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                found.append(int(stat.parent.name))
-    return found
-
-
-@contextlib.contextmanager
-def frozen(cluster: PrivateCluster) -> Iterator[list[int]]:
-    """SIGSTOP the postmaster and every backend it forked; SIGCONT them on the way out, whatever happens."""
-    running = Postmaster.read(cluster.pgdata)
-    assert running is not None, "the private cluster is not running"
-    pids = [running.pid, *children_of(running.pid)]
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
-    try:
-        yield pids
-    finally:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
 
 
 def health(daemon: DaemonProcess) -> dict[str, object]:
@@ -97,7 +65,7 @@ def test_a_frozen_server_stops_no_event_and_loses_no_write(
     daemon.wait_running()
     wait_for(lambda: len(EventLogView.read(log_path).written) >= 5, "a few committed flushes", timeout=30)
 
-    with frozen(private_cluster):
+    with private_cluster.frozen():
         froze = time.time()
         wait_for(
             lambda: "runtime_store" in str(health(daemon)["degraded"]),

@@ -168,7 +168,18 @@ class PrivateCluster:
     def thaw(self) -> None:
         """SIGCONT what :meth:`freeze` stopped."""
         for pid in self._server_pids():
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server hung for the ``with`` block: :meth:`freeze`, then :meth:`thaw` whatever happens."""
+        assert self.running, "the private cluster is not running"
+        self.freeze()
+        try:
+            yield
+        finally:
+            self.thaw()
 
     def _server_pids(self) -> list[int]:
         running = Postmaster.read(self.pgdata)
