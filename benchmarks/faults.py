@@ -35,11 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from persistence import Figure
 
-from revaer_core import RuntimeStore, StoreRole
-from revaer_runtime_pg import PostgresStore
 from tests.support.daemon import DaemonProcess, EventLogView, write_config
-from tests.support.postgres import PrivateCluster, pg_options
+from tests.support.postgres import PrivateCluster, pg_options, stored_progress
 
+SCHEMA = "bench_faults"  #: the schema every fault run writes, on a private cluster of its own
 FLUSH_MS = 250
 _STOPPED = re.compile(r"revaer stopped cleanly in ([0-9.]+) s")
 
@@ -52,7 +51,7 @@ def daemon_on(cluster: PrivateCluster, root: Path, *args: str) -> Iterator[tuple
         root / "revaer.toml",
         {
             "runtime": {"backend": "postgres", "data_dir": str(root / "data"), "flush_interval_ms": FLUSH_MS},
-            "runtime.postgres": pg_options(cluster.url, "bench_faults", connect_timeout_s=2),
+            "runtime.postgres": pg_options(cluster.url, SCHEMA, connect_timeout_s=2),
             "engine": {"download_dir": str(root / "downloads")},
             "api": {"host": "127.0.0.1", "port": 0},
         },
@@ -72,17 +71,6 @@ def _wait(condition: Any, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-def _stored(cluster: PrivateCluster, root: Path) -> dict[uuid.UUID, int]:
-    client = RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(cluster.url, "bench_faults"), data_dir=root,
-        role=StoreRole.CLIENT,
-    )  # fmt: skip
-    try:
-        return {s.id: s.progress.downloaded for s in client.load_torrents()}
-    finally:
-        client.close()
 
 
 def freeze(*, quick: bool) -> tuple[list[Figure], list[str]]:
@@ -111,7 +99,7 @@ def freeze(*, quick: bool) -> tuple[list[Figure], list[str]]:
             during = sum(1 for e in events if froze <= e["t"] < thawed) / (thawed - froze)
             code = daemon.terminate()
         last = {uuid.UUID(e["torrent"]): e["downloaded"] for e in EventLogView.read(log).of_type("ProgressUpdated")}
-        lost = sum(1 for k, v in _stored(cluster, root).items() if last.get(k, v) != v)
+        lost = sum(1 for k, v in stored_progress(cluster.url, SCHEMA, root).items() if last.get(k, v) != v)
     figure = Figure(f"events during a {seconds:.0f} s freeze", during, "ev/s", before, "before it",
                     during / before if before else 0.0, ">= 0.5", before > 0 and during / before >= 0.5)  # fmt: skip
     said = "never" if degraded_at is None else f"{degraded_at:.1f} s"
@@ -181,7 +169,7 @@ def crash_window(*, quick: bool) -> tuple[list[Figure], list[str]]:
                 time.sleep(settle)
                 killed = time.time()
                 daemon.kill()
-            ages = sorted(_staleness(EventLogView.read(log), _stored(cluster, root), killed))
+            ages = sorted(_staleness(EventLogView.read(log), stored_progress(cluster.url, SCHEMA, root), killed))
         p99 = ages[int(len(ages) * 0.99) - 1] if ages else float("inf")
         interval = FLUSH_MS / 1000
         figures.append(Figure(f"p99 stored-progress age, kill -9, {label[:8]}", p99 * 1000, "ms", interval * 1000,

@@ -18,10 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from revaer_core import RuntimeStore, StoreRole
-from revaer_runtime_pg import PostgresStore
 from tests.support.daemon import DaemonProcess, Daemons, EventLogView, write_config
-from tests.support.postgres import PrivateCluster, pg_options
+from tests.support.postgres import PrivateCluster, pg_options, stored_progress
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -34,17 +32,6 @@ FREEZE_S = 8.0
 def health(daemon: DaemonProcess) -> dict[str, object]:
     answer: dict[str, object] = httpx.get(f"{daemon.api_url}/health", timeout=30).json()
     return answer
-
-
-def stored_progress(cluster: PrivateCluster, tmp_path: Path) -> dict[uuid.UUID, int]:
-    client = RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(cluster.url, SCHEMA), data_dir=tmp_path,
-        role=StoreRole.CLIENT,
-    )  # fmt: skip
-    try:
-        return {s.id: s.progress.downloaded for s in client.load_torrents()}
-    finally:
-        client.close()
 
 
 def test_a_frozen_server_stops_no_event_and_loses_no_write(
@@ -87,4 +74,4 @@ def test_a_frozen_server_stops_no_event_and_loses_no_write(
     last: dict[uuid.UUID, int] = {}
     for event in EventLogView.read(log_path).of_type("ProgressUpdated"):
         last[uuid.UUID(event["torrent"])] = event["downloaded"]
-    assert stored_progress(private_cluster, tmp_path) == last, "a write made during the freeze was lost"
+    assert stored_progress(private_cluster.url, SCHEMA, tmp_path) == last, "a write made during the freeze was lost"

@@ -413,6 +413,20 @@ def pg_schema(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         connection.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
+def stored_progress(url: str, schema: str, data_dir: Path) -> dict[uuid.UUID, int]:
+    """Every torrent's downloaded bytes as the PostgreSQL store in ``schema`` holds them, read as a client."""
+    from revaer_core import RuntimeStore, StoreRole
+    from revaer_runtime_pg import PostgresStore
+
+    client = RuntimeStore.open(
+        PostgresStore(), name="postgres", options=pg_options(url, schema), data_dir=data_dir, role=StoreRole.CLIENT
+    )
+    try:
+        return {s.id: s.progress.downloaded for s in client.load_torrents()}
+    finally:
+        client.close()
+
+
 def pg_options(url: str, schema: str, **more: Any) -> dict[str, Any]:
     """The ``[runtime.postgres]`` table of a store on ``url`` in ``schema``."""
     return {"dsn": url, "schema": schema, **more}
