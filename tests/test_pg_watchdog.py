@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def test_a_call_to_a_frozen_server_is_cut_and_health_answers_meanwhile(
-    private_cluster: PrivateCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    private_cluster: PrivateCluster, pg_url: str, pg_schema: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(database.WATCHDOG, "default_s", 5.0)  # the mechanism, not the 15 s default
     monkeypatch.setattr(database, "STALL_S", 0.5)
@@ -42,6 +42,13 @@ def test_a_call_to_a_frozen_server_is_cut_and_health_answers_meanwhile(
             wait_for(lambda: database.WATCHDOG.stalled() > 0.5, "the write to be waiting on the frozen server")
             health = store.health()  # from the watchdog's view, without asking the frozen server
             assert not health.ok and "has not answered a call" in health.detail, health
+            other = RuntimeStore.open(
+                PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path / "other"
+            )
+            try:  # a store on another server is not told of this one's hung call
+                assert other.health().ok, other.health()
+            finally:
+                other.close()
             writer.join(timeout=30)
             assert not writer.is_alive(), "the write to a frozen server was never cut"
         assert len(outcome) == 1 and isinstance(outcome[0], StoreUnavailable), outcome

@@ -133,31 +133,32 @@ class Watchdog:
         self.default_s = default_s
         self._lock = threading.Condition()
         self._heap: list[tuple[float, int]] = []
-        #: id(connection) -> (deadline, connection, seconds it was given)
-        self._watched: dict[int, tuple[float, psycopg.Connection[Any], float]] = {}
+        #: id(connection) -> (deadline, connection, seconds it was given, id of the engine whose pool lent it)
+        self._watched: dict[int, tuple[float, psycopg.Connection[Any], float, int]] = {}
         self._thread: threading.Thread | None = None
         self.cuts = 0  #: connections cut so far
 
     def attach(self, engine: sa.Engine) -> None:
-        """Watch every connection ``engine``'s pool hands out."""
-        sa.event.listen(engine, "checkout", self._on_checkout)
-        sa.event.listen(engine, "checkin", self._on_checkin)
+        """Watch every connection ``engine``'s pool hands out, as that engine's (see :meth:`stalled`)."""
+        owner = id(engine)
 
-    def _on_checkout(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        seconds = getattr(_patience, "seconds", None) or self.default_s
-        self.watch(dbapi_connection, seconds)
+        def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+            self.watch(dbapi_connection, getattr(_patience, "seconds", None) or self.default_s, owner)
+
+        sa.event.listen(engine, "checkout", on_checkout)
+        sa.event.listen(engine, "checkin", self._on_checkin)
 
     def _on_checkin(self, dbapi_connection: Any, record: Any) -> None:
         if dbapi_connection is not None:
             self.unwatch(dbapi_connection)
 
-    def watch(self, connection: psycopg.Connection[Any], seconds: float) -> None:
+    def watch(self, connection: psycopg.Connection[Any], seconds: float, owner: int = 0) -> None:
         deadline = time.monotonic() + seconds
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="revaer-pg-watchdog", daemon=True)
                 self._thread.start()
-            self._watched[id(connection)] = (deadline, connection, seconds)
+            self._watched[id(connection)] = (deadline, connection, seconds, owner)
             heapq.heappush(self._heap, (deadline, id(connection)))
             if self._heap[0][1] == id(connection):
                 self._lock.notify()
@@ -167,14 +168,18 @@ class Watchdog:
         with self._lock:
             watched = self._watched.get(id(connection))
         if watched is not None:
-            self.watch(connection, watched[2])
+            self.watch(connection, watched[2], watched[3])
 
-    def stalled(self) -> float:
-        """How long the oldest call under the ordinary deadline has waited (0 with none in flight)."""
+    def stalled(self, engine: sa.Engine | None = None) -> float:
+        """How long the oldest call under the ordinary deadline has waited (0 with none in flight).
+
+        :param engine: count only the calls on this engine's connections: one
+            store's health must not report another store's hung server.
+        """
         now = time.monotonic()
         with self._lock:
-            waits = [now - (deadline - seconds) for deadline, _, seconds in self._watched.values()
-                     if seconds <= self.default_s]  # fmt: skip
+            waits = [now - (deadline - seconds) for deadline, _, seconds, owner in self._watched.values()
+                     if seconds <= self.default_s and (engine is None or owner == id(engine))]  # fmt: skip
         return max(waits, default=0.0)
 
     def unwatch(self, connection: psycopg.Connection[Any]) -> None:
@@ -192,7 +197,7 @@ class Watchdog:
                         break
                     self._lock.wait(wait)
                 _, key = heapq.heappop(self._heap)
-                _, connection, _ = self._watched.pop(key)
+                _, connection, _, _ = self._watched.pop(key)
                 self._cut(connection)  # under the lock: a checkin cannot hand it to another call meanwhile
 
     def _stale(self, entry: tuple[float, int]) -> bool:

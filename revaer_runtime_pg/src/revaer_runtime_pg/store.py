@@ -398,7 +398,7 @@ class PostgresStore:
             "mode": "embedded" if db.embedded is not None else "external",
             "schema": db.options.schema,
         }
-        stalled = database.WATCHDOG.stalled()
+        stalled = database.WATCHDOG.stalled(db.engine)
         if stalled > database.STALL_S:
             detail = f"PostgreSQL at {database.where(db.dsn)} has not answered a call for {stalled:.1f} s"
             return StoreHealth(ok=False, detail=detail, facts=facts)
