@@ -168,10 +168,8 @@ class StoreWriter:
         with self._cond:
             first = not self._pending and not self._resume
             for torrent_id, data in items:
-                waiting = self._pending.get(torrent_id)
-                if waiting is not None and waiting.status is None:
-                    continue
-                self._resume[torrent_id] = data
+                if not self._removal_waits(torrent_id):
+                    self._resume[torrent_id] = data
             if first and self._resume:
                 self._cond.notify()
 
@@ -322,18 +320,18 @@ class StoreWriter:
         """Put failed resume data back unless newer data (or the torrent's removal) arrived meanwhile."""
         with self._cond:
             for torrent_id, data in resume.items():
-                waiting = self._pending.get(torrent_id)
-                if waiting is not None and waiting.status is None:
-                    continue
-                self._resume.setdefault(torrent_id, data)
+                if not self._removal_waits(torrent_id):
+                    self._resume.setdefault(torrent_id, data)
+
+    def _removal_waits(self, torrent_id: UUID) -> bool:
+        """Whether the buffer holds the torrent's removal (lock held): its resume data is dropped, not stored."""
+        waiting = self._pending.get(torrent_id)
+        return waiting is not None and waiting.status is None
 
     def _flush_resume(self, resume: dict[UUID, bytes]) -> None:
         """Resume data after the statuses, in chunks of :data:`MAX_RESUME_BATCH`."""
-        if not resume:
-            return
-        items = list(resume.items())
-        for start in range(0, len(items), MAX_RESUME_BATCH):
-            self._store.save_resume_data_batch(items[start : start + MAX_RESUME_BATCH])
+        for items in _chunks(list(resume.items()), MAX_RESUME_BATCH):
+            self._store.save_resume_data_batch(items)
 
     def _keep(self, batch: dict[UUID, Pending]) -> None:
         """Put a failed batch back, behind anything newer that arrived meanwhile."""
@@ -439,6 +437,6 @@ class StoreWriter:
         return DrainReport(unwritten=unwritten, resume_unwritten=resume_unwritten)
 
 
-def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
-    for start in range(0, len(items), MAX_BATCH):
-        yield items[start : start + MAX_BATCH]
+def _chunks(items: Sequence[T], size: int = MAX_BATCH) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
