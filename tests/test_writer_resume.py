@@ -174,3 +174,32 @@ def test_a_store_without_the_batch_hook_gets_one_call_per_item(tmp_path: Path) -
     store.upsert_torrents(statuses)
     store.save_resume_data_batch([(s.id, s.name.encode() if s.name else b"") for s in statuses])
     assert plugin.inner.load_resume_data() == {s.id: (s.name or "").encode() for s in statuses}
+
+
+class ResumeRefusingStore(RecordingStore):
+    """Statuses land; resume data is refused: a stop then leaves only resume data unwritten."""
+
+    @hookimpl
+    def save_resume_data_batch(self, items: Sequence[tuple[UUID, bytes]]) -> None:
+        raise StoreUnavailable("resume data refused (injected)")
+
+
+def test_a_stop_that_leaves_resume_data_unwritten_is_not_called_clean(tmp_path: Path) -> None:
+    from revaer_core.daemon import Daemon
+    from revaer_core.settings import EngineSettings, Settings
+
+    settings = Settings(
+        runtime=RuntimeSettings(backend="memory", data_dir=tmp_path / "data", shutdown_deadline_s=1),
+        engine=EngineSettings(download_dir=tmp_path / "downloads"),
+    )
+    plugin = ResumeRefusingStore()
+    store = RuntimeStore.open(plugin, name="memory", data_dir=tmp_path / "data")
+    script = SimulationScript(torrents=3, steps=400, save_path=tmp_path / "downloads")
+    daemon = Daemon(settings, engine="simulated", script=script, serve_api=False, store=store)
+    daemon.start()
+    assert daemon.orchestrator is not None
+    wait_for(lambda: len(store.load_torrents()) == 3, "the statuses to be stored")
+    report = daemon.stop()
+    assert report.unwritten_torrents == () and report.unsaved_resume, report
+    assert not report.clean
+    assert report.summary() == "stopped with the resume data of 3 torrent(s) not written to the runtime store"

@@ -41,7 +41,7 @@ from revaer_core.fsops.service import FsOpsService
 from revaer_core.health import WRITER_LOCK, HealthBoard, StoreRole
 from revaer_core.jobs import JobTransition
 from revaer_core.metrics import Metrics
-from revaer_core.orchestrator import ReconcileReport, TorrentOrchestrator
+from revaer_core.orchestrator import DrainReport, ReconcileReport, TorrentOrchestrator
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings
 from revaer_core.store import RuntimeStore
@@ -58,10 +58,11 @@ class ShutdownReport:
     seconds: float
     failure: str | None = None  #: why the daemon stopped on its own (:meth:`Daemon.fail`)
     started: bool = True  #: ``False`` when the start itself failed
+    unsaved_resume: tuple[UUID, ...] = ()  #: torrents whose latest resume data did not reach the store
 
     @property
     def clean(self) -> bool:
-        return self.started and self.failure is None and not self.unwritten_torrents and not self.unrecorded_jobs
+        return self.started and self.failure is None and not self.unwritten()
 
     def unwritten(self) -> str:
         """What was left unwritten, in words; empty when nothing was."""
@@ -70,6 +71,8 @@ class ShutdownReport:
             parts.append(f"{len(self.unwritten_torrents)} torrent status(es)")
         if self.unrecorded_jobs:
             parts.append(f"{len(self.unrecorded_jobs)} FsOps job transition(s)")
+        if self.unsaved_resume:
+            parts.append(f"the resume data of {len(self.unsaved_resume)} torrent(s)")
         return " and ".join(parts) + " not written to the runtime store" if parts else ""
 
     def summary(self) -> str:
@@ -306,7 +309,7 @@ class Daemon:
         if self.engine is not None:
             self.engine.close()
         unrecorded: Sequence[JobTransition] = self.fsops.close(left()) if self.fsops is not None else ()
-        unwritten = self.orchestrator.close(left()).unwritten if self.orchestrator is not None else ()
+        drained = self.orchestrator.close(left()) if self.orchestrator is not None else DrainReport(unwritten=())
         if self.store is not None and self._given_store is None:
             self.store.close()
         if self.event_log is not None:
@@ -314,7 +317,8 @@ class Daemon:
         if self._previous_excepthook is not None:
             threading.excepthook, self._previous_excepthook = self._previous_excepthook, None
         report = ShutdownReport(
-            unwritten_torrents=tuple(unwritten),
+            unwritten_torrents=drained.unwritten,
+            unsaved_resume=drained.resume_unwritten,
             unrecorded_jobs=tuple(unrecorded),
             seconds=time.monotonic() - started,
             failure=self.failure,
