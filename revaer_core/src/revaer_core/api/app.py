@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, get, head, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import (
@@ -409,8 +409,35 @@ async def health_handler(
     opt=METRICS,
 )
 def metrics_handler(services: NamedDependency[Services]) -> str:
-    """Counters and gauges in the Prometheus text format, FsOps jobs by status sampled from the store."""
+    """The series of whatever runs here, in the Prometheus text format; FsOps jobs by status come from the store.
+
+    Under ``revaer run`` that is the orchestrator's and its writer's counters
+    too; ``revaer api`` alone has only the job gauge (it moves no counter).
+    """
     return services.metrics.render()
+
+
+@head("/health", tags=["operations"], summary="Runtime liveness, no body", operation_id="headHealth", opt=PUBLIC)
+async def health_head() -> Response[None]:
+    """200 while the API serves, with no body and without asking the store: a load balancer's cheap probe."""
+    return _no_body("application/json")
+
+
+@head(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics, no body",
+    operation_id="headMetrics",
+    opt=METRICS,
+)
+async def metrics_head() -> Response[None]:
+    """200 when a GET would serve the metrics (same access rule), with no body and without sampling the store."""
+    return _no_body(f"{PROMETHEUS_TEXT}; charset=utf-8")
+
+
+def _no_body(content_type: str) -> Response[None]:
+    """A HEAD answer: the GET's content type and an empty body (a JSON ``None`` would render as ``null``)."""
+    return Response(content=None, media_type="text/plain", headers={"content-type": content_type})
 
 
 @post(
@@ -515,7 +542,9 @@ def create_app(
             retry_job,
             events,
             health_handler,
+            health_head,
             metrics_handler,
+            metrics_head,
             *control.ROUTES,
         ],
         request_max_body_size=max_upload_bytes + 64 * 1024,  # room for a multipart envelope; the add checks exactly
