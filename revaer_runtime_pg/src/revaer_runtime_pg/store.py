@@ -14,6 +14,7 @@ import contextlib
 import gc
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +37,7 @@ from revaer_core import (
     FsJob,
     JobHistoryEntry,
     JobQuery,
+    JobStatus,
     JobTransition,
     Page,
     StoredSource,
@@ -751,6 +753,17 @@ class PostgresStore:
         with self._faults(), self._database.engine.connect() as connection:
             found = [rows.job_from_row(row) for row in connection.execute(select)]
         return page_of(found, query.limit, JobQuery.cursor_of)
+
+    @hookimpl
+    def count_jobs(self) -> Mapping[JobStatus, int]:
+        j = self._database.tables.fs_jobs
+        query = sa.select(j.c.status, sa.func.count()).group_by(j.c.status)
+        with self._faults(), self._database.engine.connect() as connection:
+            found = connection.execute(query).all()
+        counts: Counter[JobStatus] = Counter()
+        for label, count in found:
+            counts[rows.job_status_of(label)] += count
+        return counts
 
     @hookimpl
     def job_history(self, torrent_id: UUID) -> Sequence[JobHistoryEntry]:
