@@ -9,7 +9,6 @@ is an RFC 9457 problem document; every JSON body is written by
 from __future__ import annotations
 
 import http
-import ipaddress
 import logging
 import re
 from collections.abc import Mapping
@@ -58,7 +57,6 @@ from revaer_core.api.stream import HEARTBEAT_SECONDS, StreamHub, TooManyStreams,
 from revaer_core.bus import EventBus
 from revaer_core.control.token import ApiAccess
 from revaer_core.errors import (
-    ConfigError,
     Conflict,
     InvalidInput,
     NotFound,
@@ -70,6 +68,7 @@ from revaer_core.errors import (
 from revaer_core.health import HealthBoard
 from revaer_core.jobs import FsJob, JobStatus
 from revaer_core.metrics import Metrics
+from revaer_core.preflight import check_exposure, is_loopback
 from revaer_core.query import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, TorrentSort
 from revaer_core.redact import redact
 from revaer_core.settings import ApiSettings
@@ -90,17 +89,6 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 #: Python parameter names that differ from the query parameter a client sends.
 _QUERY_NAMES = {"states": "state", "statuses": "status"}
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or a name) only ever reaches this machine."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 # -- problems ------------------------------------------------------------------------
@@ -526,13 +514,8 @@ def create_app(
     :param max_upload_bytes: the largest request body taken (a .torrent upload).
     :param max_event_streams: event streams served at once; more get a 503 with ``Retry-After``.
     """
+    check_exposure(bind_host, token)
     loopback = is_loopback(bind_host)
-    if not loopback and token is None:
-        raise ConfigError(
-            "api.token",
-            f"required when the API listens on {bind_host!r}, which is not loopback "
-            "(set [api] token or REVAER_API_TOKEN, or bind to 127.0.0.1)",
-        )
     incidents.serving()
     access = ApiAccess(token=token, read_token=read_token, loopback=loopback, metrics_public=metrics_public)
     metrics = metrics if metrics is not None else Metrics()
