@@ -13,6 +13,7 @@ from revaer_core.health import RUNTIME_STORE, HealthBoard
 from revaer_core.metrics import Metrics
 from revaer_core.orchestrator import StoreWriter
 from revaer_core.query import MAX_PAGE_SIZE
+from revaer_core.testing.jobs import job_started
 from tests.support.surfaces import SECRET, DownableStore, problem, seed_jobs, seed_torrents
 
 
@@ -107,7 +108,7 @@ def test_metrics_still_answer_while_the_store_is_down(downable: tuple[RuntimeSto
 def test_metrics_counts_more_jobs_than_one_page(store: RuntimeStore) -> None:
     count = MAX_PAGE_SIZE + 3
     for n in range(count):
-        store.job_started(samples.status(1000 + n).id, f"/dl/{n}")
+        job_started(store, samples.status(1000 + n).id, f"/dl/{n}")
     with TestClient(create_app(store), base_url="http://127.0.0.1") as api:
         assert sample(api.get("/metrics").text, 'revaer_fsops_jobs{status="moving"}') == count
 
