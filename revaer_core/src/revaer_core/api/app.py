@@ -9,7 +9,6 @@ is an RFC 9457 problem document; every JSON body is written by
 from __future__ import annotations
 
 import http
-import ipaddress
 import logging
 import re
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, get, head, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import (
@@ -58,7 +57,6 @@ from revaer_core.api.stream import HEARTBEAT_SECONDS, StreamHub, TooManyStreams,
 from revaer_core.bus import EventBus
 from revaer_core.control.token import ApiAccess
 from revaer_core.errors import (
-    ConfigError,
     Conflict,
     InvalidInput,
     NotFound,
@@ -70,6 +68,7 @@ from revaer_core.errors import (
 from revaer_core.health import HealthBoard
 from revaer_core.jobs import FsJob, JobStatus
 from revaer_core.metrics import Metrics
+from revaer_core.preflight import check_exposure, is_loopback
 from revaer_core.query import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, TorrentSort
 from revaer_core.redact import redact
 from revaer_core.settings import ApiSettings
@@ -90,17 +89,6 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 #: Python parameter names that differ from the query parameter a client sends.
 _QUERY_NAMES = {"states": "state", "statuses": "status"}
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or a name) only ever reaches this machine."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 # -- problems ------------------------------------------------------------------------
@@ -421,8 +409,35 @@ async def health_handler(
     opt=METRICS,
 )
 def metrics_handler(services: NamedDependency[Services]) -> str:
-    """Counters and gauges in the Prometheus text format, FsOps jobs by status sampled from the store."""
+    """The series of whatever runs here, in the Prometheus text format; FsOps jobs by status come from the store.
+
+    Under ``revaer run`` that is the orchestrator's and its writer's counters
+    too; ``revaer api`` alone has only the job gauge (it moves no counter).
+    """
     return services.metrics.render()
+
+
+@head("/health", tags=["operations"], summary="Runtime liveness, no body", operation_id="headHealth", opt=PUBLIC)
+async def health_head() -> Response[None]:
+    """200 while the API serves, with no body and without asking the store: a load balancer's cheap probe."""
+    return _no_body("application/json")
+
+
+@head(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics, no body",
+    operation_id="headMetrics",
+    opt=METRICS,
+)
+async def metrics_head() -> Response[None]:
+    """200 when a GET would serve the metrics (same access rule), with no body and without sampling the store."""
+    return _no_body(f"{PROMETHEUS_TEXT}; charset=utf-8")
+
+
+def _no_body(content_type: str) -> Response[None]:
+    """A HEAD answer: the GET's content type and an empty body (a JSON ``None`` would render as ``null``)."""
+    return Response(content=None, media_type="text/plain", headers={"content-type": content_type})
 
 
 @post(
@@ -499,13 +514,8 @@ def create_app(
     :param max_upload_bytes: the largest request body taken (a .torrent upload).
     :param max_event_streams: event streams served at once; more get a 503 with ``Retry-After``.
     """
+    check_exposure(bind_host, token)
     loopback = is_loopback(bind_host)
-    if not loopback and token is None:
-        raise ConfigError(
-            "api.token",
-            f"required when the API listens on {bind_host!r}, which is not loopback "
-            "(set [api] token or REVAER_API_TOKEN, or bind to 127.0.0.1)",
-        )
     incidents.serving()
     access = ApiAccess(token=token, read_token=read_token, loopback=loopback, metrics_public=metrics_public)
     metrics = metrics if metrics is not None else Metrics()
@@ -532,7 +542,9 @@ def create_app(
             retry_job,
             events,
             health_handler,
+            health_head,
             metrics_handler,
+            metrics_head,
             *control.ROUTES,
         ],
         request_max_body_size=max_upload_bytes + 64 * 1024,  # room for a multipart envelope; the add checks exactly
