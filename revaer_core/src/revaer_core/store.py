@@ -18,8 +18,8 @@ import pluggy
 
 from revaer_core.health import Capability, StoreHealth, StoreRole
 from revaer_core.hookspecs import NAMESPACES, PROJECT
-from revaer_core.jobs import FsJob, JobEvent, JobHistoryEntry, JobTransition
-from revaer_core.query import JobQuery, Page, TorrentQuery
+from revaer_core.jobs import FsJob, JobEvent, JobHistoryEntry, JobStatus, JobTransition
+from revaer_core.query import MAX_PAGE_SIZE, JobQuery, Page, TorrentQuery, walk
 from revaer_core.sources import StoredSource
 from revaer_core.status import TorrentStatus
 
@@ -209,6 +209,21 @@ class RuntimeStore:
     def list_jobs(self, query: JobQuery) -> Page[FsJob]:
         page: Page[FsJob] | None = self._hook.list_jobs(query=query)
         return page or Page(items=())
+
+    def count_jobs(self) -> dict[JobStatus, int]:
+        """Jobs in each status, every status present (zero when none).
+
+        The backend's ``count_jobs`` where it has one; else every page of
+        ``list_jobs``, counted here.
+        """
+        counts = dict.fromkeys(JobStatus, 0)
+        counted: Mapping[JobStatus, int] | None = self._hook.count_jobs()
+        if counted is None:
+            for job in walk(self.list_jobs, JobQuery(limit=MAX_PAGE_SIZE)):
+                counts[job.status] += 1
+        else:
+            counts.update((JobStatus(status), count) for status, count in counted.items())
+        return counts
 
     def job_history(self, torrent_id: UUID) -> list[JobHistoryEntry]:
         return list(self._hook.job_history(torrent_id=torrent_id) or ())

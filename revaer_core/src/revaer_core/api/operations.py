@@ -217,10 +217,7 @@ def retry_job(store: RuntimeStore, torrent_id: UUID) -> FsJob:
 
 def job_counts(store: RuntimeStore) -> dict[JobStatus, int]:
     """How many FsOps jobs are in each status, every status present (zero when none)."""
-    counts = dict.fromkeys(JobStatus, 0)
-    for job in walk_jobs(store, JobQuery(limit=MAX_PAGE_SIZE)):
-        counts[job.status] += 1
-    return counts
+    return _call("count FsOps jobs", store.count_jobs)
 
 
 def store_health(store: RuntimeStore) -> StoreHealth:
