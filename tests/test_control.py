@@ -325,5 +325,8 @@ def test_api_actions_and_their_errors(api: TestClient[Any], running: Running, tm
 
 def test_a_stand_alone_api_names_revaer_run(running: Running) -> None:
     with TestClient(create_app(running.store, token=TOKEN), base_url="http://127.0.0.1") as api:
-        answer = api.post("/v1/torrents/abcd/pause", headers={"Authorization": f"Bearer {TOKEN}"})
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        answer = api.post("/v1/torrents/123e4567-e89b-12d3-a456-426614174000/pause", headers=auth)
         assert answer.status_code == 503 and "revaer run" in answer.json()["detail"]
+        prefix = api.post("/v1/torrents/abcd/pause", headers=auth)  # only the daemon's catalog resolves prefixes
+        assert prefix.status_code == 400 and "UUID" in prefix.json()["detail"]
