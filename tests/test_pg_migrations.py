@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from revaer_core import Progress, RuntimeStore, TorrentState, TorrentStatus
 from revaer_core.contract import samples
+from revaer_core.testing.jobs import job_failed, job_started
 from revaer_runtime_pg import PostgresStore, database, migrate
 from revaer_runtime_pg.migrate import SchemaState
 from revaer_runtime_pg.schema import ENUMS, tables
@@ -87,7 +88,7 @@ def test_trigger_updates_updated_at_and_history_is_append_only(
     try:
         status = samples.status(1)
         store.upsert_torrents([status])
-        store.job_started(status.id, "/downloads/x")
+        job_started(store, status.id, "/downloads/x")
         query = f'SELECT created_at, updated_at FROM "{pg_schema}".torrents WHERE id = %s'
         with psycopg.connect(pg_url, autocommit=True) as connection:
             before = connection.execute(query, (status.id,)).fetchone()
@@ -118,8 +119,8 @@ def test_removing_a_torrent_cascades_to_its_job_history_and_source(pg_url: str, 
         gone, kept = samples.status(1), samples.status(2)
         store.upsert_torrents([gone, kept])
         for status in (gone, kept):
-            store.job_started(status.id, "/downloads/x")
-            store.job_failed(status.id, "disk full")
+            job_started(store, status.id, "/downloads/x")
+            job_failed(store, status.id, "disk full")
         store.save_torrent_sources([samples.source(1), samples.source(2)])
         # Delete with plain SQL: the cascade is the schema's, not the store's doing.
         with psycopg.connect(pg_url, autocommit=True) as connection:
