@@ -254,6 +254,35 @@ def test_the_revisions_are_the_ones_tested_here() -> None:
     assert all(migrate.known(revision) for revision in REVISIONS)
 
 
+def test_the_revisions_read_from_the_scripts_text_are_alembics() -> None:
+    """The start-up check reads the scripts' text instead of loading Alembic: it must see what Alembic sees."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(migrate.alembic_config("unused"))
+    assert dict(migrate.revisions()) == {s.revision: s.down_revision for s in scripts.walk_revisions()}
+    assert [migrate.head()] == list(scripts.get_heads())
+
+
+def test_a_daemon_start_does_not_load_alembic(pg_url: str, pg_schema: str, tmp_path: Path) -> None:
+    """Opening a store at head, as every start does, imports no Alembic module (a third of the import time)."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from revaer_core import RuntimeStore, StoreRole
+        from revaer_runtime_pg import PostgresStore
+        options = {{"dsn": {pg_url!r}, "schema": {pg_schema!r}}}
+        RuntimeStore.open(PostgresStore(), name="postgres", options=options, data_dir={str(tmp_path)!r},
+                          role=StoreRole.DAEMON).close()
+        print(sorted(m for m in sys.modules if m.split(".")[0] == "alembic"))
+        """
+    )
+    migrated = RuntimeStore.open(PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema),
+                                 data_dir=tmp_path)  # fmt: skip
+    migrated.close()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
+
+
 @pytest.mark.parametrize(("before", "after"), list(itertools.pairwise(REVISIONS)))
 def test_each_step_is_reversible(engine: sa.Engine, pg_schema: str, before: str, after: str) -> None:
     migrate.upgrade(engine, pg_schema, before)
