@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 pytest_plugins: list[str] = [
+    "tests.support.stores",
     "tests.support.engine",
     "tests.support.surfaces",
     "tests.support.fsops",

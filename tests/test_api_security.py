@@ -9,8 +9,9 @@ import pytest
 from litestar.testing import TestClient
 
 from revaer_core import RuntimeStore
-from revaer_core.api.app import create_app, is_loopback
+from revaer_core.api.app import create_app
 from revaer_core.errors import ConfigError
+from revaer_core.preflight import is_loopback
 from tests.support.surfaces import problem, seed_jobs
 
 TOKEN = "t0ken-that-must-not-leak"

@@ -71,6 +71,20 @@ def test_the_entry_point_exit_codes(tmp_path: Path) -> None:
     assert "api.token" in off_loopback.stderr and off_loopback.stderr.count("\n") == 1
 
 
+def test_api_refuses_an_exposed_bind_without_a_token_before_it_opens_the_store(tmp_path: Path) -> None:
+    """The token check is a settings error: it comes first, even when the store could not be opened at all."""
+    env = {
+        "REVAER_RUNTIME_BACKEND": "postgres",
+        "REVAER_DATABASE_URL": "postgresql://revaer@127.0.0.1:1/none",  # nothing listens on port 1
+        "REVAER_DATA_DIR": str(tmp_path),
+    }
+    assert run("torrents", "list", env=env).returncode == 3  # the store is unreachable indeed
+    exposed = run("api", "--host", "0.0.0.0", "--port", "0", env=env)  # noqa: S104 - refused, which is the point
+    assert exposed.returncode == 2, exposed.stderr
+    assert exposed.stderr.startswith("revaer: error: api.token: required when the API listens on '0.0.0.0'")
+    assert exposed.stderr.count("\n") == 1 and "127.0.0.1:1" not in exposed.stderr
+
+
 def test_revaer_api_serves_the_store_until_stopped(tmp_path: Path) -> None:
     env = {
         "REVAER_RUNTIME_BACKEND": "memory",

@@ -22,20 +22,22 @@ class _Series:
 
 
 class Metrics:
-    """The runtime's metrics; every method is thread-safe and cheap."""
+    """The runtime's metrics; every method is thread-safe and cheap.
+
+    A series exists once the part that moves it declares it (the orchestrator,
+    its writer, the API's job gauge), so ``revaer api`` without a daemon shows
+    the job gauge and no counters frozen at zero. Names end in their unit
+    (``_seconds``), counters then in ``_total``, as Prometheus names them.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._series: dict[str, _Series] = {}
-        for name, kind, text in (
-            ("revaer_events_handled_total", "counter", "Events the orchestrator folded into the catalog."),
-            ("revaer_rows_flushed_total", "counter", "Torrent rows written to or removed from the store."),
-            ("revaer_flushes_total", "counter", "Batches the store writer flushed."),
-            ("revaer_flush_seconds_total", "counter", "Time spent in store flushes, in seconds."),
-            ("revaer_flush_seconds_last", "gauge", "Duration of the last store flush, in seconds."),
-            ("revaer_store_errors_total", "counter", "Store writes that failed and were kept for retry."),
-        ):
-            self._series[name] = _Series(name, kind, text)
+
+    def declare(self, name: str, kind: str, help_text: str) -> None:
+        """Add a ``"counter"`` or ``"gauge"`` at zero; one already declared keeps its value."""
+        with self._lock:
+            self._series.setdefault(name, _Series(name, kind, help_text))
 
     def inc(self, name: str, amount: float = 1.0) -> None:
         with self._lock:

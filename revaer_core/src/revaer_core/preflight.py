@@ -113,6 +113,27 @@ def _overlap(first: tuple[str, Path], second: tuple[str, Path], hint: str = "") 
     )
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) only ever reaches this machine."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    """Refuse to listen on ``host`` off loopback without a ``token``: one ConfigError naming ``api.token``."""
+    if not token and not is_loopback(host):
+        raise ConfigError(
+            "api.token",
+            f"required when the API listens on {host!r}, which is not loopback "
+            "(set [api] token or REVAER_API_TOKEN, or bind to 127.0.0.1)",
+        )
+
+
 def check_api_binding(settings: Settings) -> None:
     """Refuse an API that would listen off loopback without a token, before anything starts.
 
@@ -121,18 +142,5 @@ def check_api_binding(settings: Settings) -> None:
     """
     from revaer_core.control.token import daemon_token
 
-    host = settings.api.host
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return
-    try:
-        if ipaddress.ip_address(name).is_loopback:
-            return
-    except ValueError:
-        pass
-    if not daemon_token(settings):
-        raise ConfigError(
-            "api.token",
-            f"required when the API listens on {host!r}, which is not loopback "
-            "(set [api] token or REVAER_API_TOKEN, or bind to 127.0.0.1)",
-        )
+    if not is_loopback(settings.api.host):
+        check_exposure(settings.api.host, daemon_token(settings))

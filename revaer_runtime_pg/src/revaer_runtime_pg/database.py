@@ -246,5 +246,11 @@ def make_engine(
     return engine
 
 
+def raw(connection: sa.Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under a SQLAlchemy one, for COPY and row factories."""
+    driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
+    return driver
+
+
 #: The watchdog of every engine :func:`make_engine` builds.
 WATCHDOG = Watchdog()

@@ -9,7 +9,6 @@ is an RFC 9457 problem document; every JSON body is written by
 from __future__ import annotations
 
 import http
-import ipaddress
 import logging
 import re
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, get, head, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import (
@@ -47,9 +46,10 @@ from revaer_core.api.services import (
     ShapedResponse,
     TorrentIdPath,
     TorrentRefPath,
+    TorrentRefSchema,
     blocking,
-    check_ref,
     may_read,
+    options_routes,
     problems,
     require_read_access,
     require_write_access,
@@ -58,7 +58,6 @@ from revaer_core.api.stream import HEARTBEAT_SECONDS, StreamHub, TooManyStreams,
 from revaer_core.bus import EventBus
 from revaer_core.control.token import ApiAccess
 from revaer_core.errors import (
-    ConfigError,
     Conflict,
     InvalidInput,
     NotFound,
@@ -70,7 +69,8 @@ from revaer_core.errors import (
 from revaer_core.health import HealthBoard
 from revaer_core.jobs import FsJob, JobStatus
 from revaer_core.metrics import Metrics
-from revaer_core.query import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, TorrentSort
+from revaer_core.preflight import check_exposure, is_loopback
+from revaer_core.query import CURSOR_PATTERN, DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, TorrentSort
 from revaer_core.redact import redact
 from revaer_core.settings import ApiSettings
 from revaer_core.status import TorrentState, TorrentStatus
@@ -90,17 +90,6 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 #: Python parameter names that differ from the query parameter a client sends.
 _QUERY_NAMES = {"states": "state", "statuses": "status"}
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or a name) only ever reaches this machine."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 # -- problems ------------------------------------------------------------------------
@@ -221,7 +210,7 @@ def _check_ref(request: Request[Any, Any, Any]) -> None:
     """A ``{torrent_id}`` in the path must have a form the document states, on every route that has one."""
     ref = request.path_params.get("torrent_id")
     if isinstance(ref, str):
-        check_ref(ref)
+        request.app.plugins.get(TorrentRefSchema).check(ref)
 
 
 def _check_loopback_request(request: Request[Any, Any, Any]) -> None:
@@ -244,9 +233,10 @@ Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description=f"Rows
 PageCursor = Annotated[
     str | None,
     QueryParameter(
-        description=f"`next_cursor` of the previous page, as given (at most {MAX_CURSOR_LENGTH} characters); "
-        "absent for the first page. A cursor that was not made by this API is refused with 400.",
-        schema_extra={"maxLength": MAX_CURSOR_LENGTH},  # checked by Cursor.decode, in its words
+        description=f"`next_cursor` of the previous page, as given (at most {MAX_CURSOR_LENGTH} characters of "
+        "unpadded URL-safe base64); absent for the first page. A cursor that was not made by this API is refused "
+        "with 400.",
+        schema_extra={"maxLength": MAX_CURSOR_LENGTH, "pattern": CURSOR_PATTERN},  # checked by Cursor.decode
     ),
 ]
 
@@ -379,7 +369,7 @@ async def events(
     raw = last_event_id if last_event_id is not None else after
     resume = 0
     if raw is not None:
-        if not _EVENT_ID.match(raw):
+        if not _EVENT_ID.fullmatch(raw):
             raise InvalidInput(f"event id {raw!r} is not an event id (decimal digits only, at most 19)")
         resume = int(raw)
     hub = services.streams
@@ -395,7 +385,14 @@ async def events(
     )
 
 
-@get("/health", tags=["operations"], summary="Runtime health", operation_id="getHealth", opt=PUBLIC)
+@get(
+    "/health",
+    tags=["operations"],
+    summary="Runtime health",
+    operation_id="getHealth",
+    opt=PUBLIC,
+    responses=problems(token=False),
+)
 async def health_handler(
     services: NamedDependency[Services], request: Request[Any, Any, Any]
 ) -> HealthReport | Liveness:
@@ -419,10 +416,46 @@ async def health_handler(
     operation_id="getMetrics",
     media_type=PROMETHEUS_TEXT,
     opt=METRICS,
+    responses=problems(),
 )
 def metrics_handler(services: NamedDependency[Services]) -> str:
-    """Counters and gauges in the Prometheus text format, FsOps jobs by status sampled from the store."""
+    """The series of whatever runs here, in the Prometheus text format; FsOps jobs by status come from the store.
+
+    Under ``revaer run`` that is the orchestrator's and its writer's counters
+    too; ``revaer api`` alone has only the job gauge (it moves no counter).
+    """
     return services.metrics.render()
+
+
+@head(
+    "/health",
+    tags=["operations"],
+    summary="Runtime liveness, no body",
+    operation_id="headHealth",
+    opt=PUBLIC,
+    responses=problems(token=False),
+)
+async def health_head() -> Response[None]:
+    """200 while the API serves, with no body and without asking the store: a load balancer's cheap probe."""
+    return _no_body("application/json")
+
+
+@head(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics, no body",
+    operation_id="headMetrics",
+    opt=METRICS,
+    responses=problems(),
+)
+async def metrics_head() -> Response[None]:
+    """200 when a GET would serve the metrics (same access rule), with no body and without sampling the store."""
+    return _no_body(f"{PROMETHEUS_TEXT}; charset=utf-8")
+
+
+def _no_body(content_type: str) -> Response[None]:
+    """A HEAD answer: the GET's content type and an empty body (a JSON ``None`` would render as ``null``)."""
+    return Response(content=None, media_type="text/plain", headers={"content-type": content_type})
 
 
 @post(
@@ -483,6 +516,7 @@ def create_app(
     controller: Controller | None = None,
     max_upload_bytes: int = ApiSettings().max_upload_bytes,
     max_event_streams: int = ApiSettings().max_event_streams,
+    ref_prefixes: bool | None = None,
 ) -> Litestar:
     """The API app over ``store``; ``revaer run`` also passes its live bus, board, metrics and catalog.
 
@@ -498,14 +532,11 @@ def create_app(
         control routes answer 503 and a job retry waits for the daemon's next start.
     :param max_upload_bytes: the largest request body taken (a .torrent upload).
     :param max_event_streams: event streams served at once; more get a 503 with ``Retry-After``.
+    :param ref_prefixes: whether a torrent may be named by a prefix of its id or info-hash, as the
+        document then says; by default when there is a ``controller`` (it resolves them), and UUIDs only else.
     """
+    check_exposure(bind_host, token)
     loopback = is_loopback(bind_host)
-    if not loopback and token is None:
-        raise ConfigError(
-            "api.token",
-            f"required when the API listens on {bind_host!r}, which is not loopback "
-            "(set [api] token or REVAER_API_TOKEN, or bind to 127.0.0.1)",
-        )
     incidents.serving()
     access = ApiAccess(token=token, read_token=read_token, loopback=loopback, metrics_public=metrics_public)
     metrics = metrics if metrics is not None else Metrics()
@@ -523,22 +554,26 @@ def create_app(
         max_upload_bytes=max_upload_bytes,
         streams=None if bus is None else StreamHub(bus, max_event_streams),
     )
+    routes = [
+        list_torrents,
+        show_torrent,
+        list_jobs,
+        show_job,
+        retry_job,
+        events,
+        health_handler,
+        health_head,
+        metrics_handler,
+        metrics_head,
+        *control.ROUTES,
+    ]
     return Litestar(
-        route_handlers=[
-            list_torrents,
-            show_torrent,
-            list_jobs,
-            show_job,
-            retry_job,
-            events,
-            health_handler,
-            metrics_handler,
-            *control.ROUTES,
-        ],
+        route_handlers=[*options_routes(routes), *routes],
         request_max_body_size=max_upload_bytes + 64 * 1024,  # room for a multipart envelope; the add checks exactly
         state=State({ACCESS_STATE: access, STREAMS_STATE: services.streams}),
         guards=[require_read_access],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
+        plugins=[TorrentRefSchema(prefixes=controller is not None if ref_prefixes is None else ref_prefixes)],
         response_class=ShapedResponse,
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=_check_loopback_request if loopback else _check_ref,

@@ -6,6 +6,7 @@ import click
 
 from revaer_core.cli.context import CliContext, pass_cli
 from revaer_core.errors import PluginError
+from revaer_core.preflight import check_exposure
 
 
 @click.command("api")
@@ -39,7 +40,8 @@ def api_command(ctx: CliContext, host: str | None, port: int | None) -> None:
         ) from exc
     settings = ctx.settings.api
     bind = host or settings.host
-    app = create_app(  # refuses to listen off loopback without a token
+    check_exposure(bind, settings.token)  # a settings error comes before the store opens
+    app = create_app(
         ctx.store,
         token=settings.token,
         read_token=settings.read_token,

@@ -15,7 +15,7 @@ from revaer_core.settings import EngineSettings
 from revaer_core.store import RuntimeStore
 
 if TYPE_CHECKING:
-    from revaer_core.engine.simulated import SimulationScript
+    from revaer_core.testing.simulated import SimulationScript
 
 #: Names :func:`open_engine` accepts.
 ENGINES = ("libtorrent", "simulated")
@@ -57,7 +57,7 @@ def open_engine(
             publish, store, settings, session_overrides=session_overrides, piece_save_interval_s=resume_interval_s
         )
     if name == "simulated":
-        from revaer_core.engine.simulated import SimulatedEngine, SimulationScript
+        from revaer_core.testing.simulated import SimulatedEngine, SimulationScript
 
         script = script or SimulationScript(save_path=settings.download_dir)
         return SimulatedEngine(

@@ -79,6 +79,9 @@ class TorrentOrchestrator:
         self._settings = settings
         self.health = health or HealthBoard(publish=bus.publish)
         self.metrics = metrics or Metrics()
+        self.metrics.declare(  # its writer declares its own series
+            "revaer_events_handled_total", "counter", "Events the orchestrator folded into the catalog."
+        )
         self._on_completed = on_completed  #: the FsOps seam: called off the handler's lock
         self.catalog = Catalog()
         self._lock = threading.Lock()  # one event folds at a time: per-torrent order is bus order

@@ -50,6 +50,15 @@ MAX_RESUME_BATCH = 1_000
 #: The throttle key of a failing flush.
 WRITE_FAULT = "runtime store write"
 
+#: The series a writer moves, declared when it is built: (name, kind, help).
+WRITER_SERIES = (
+    ("revaer_rows_flushed_total", "counter", "Torrent rows written to or removed from the store."),
+    ("revaer_flushes_total", "counter", "Batches the store writer flushed."),
+    ("revaer_flush_duration_seconds_total", "counter", "Time spent in store flushes."),
+    ("revaer_last_flush_duration_seconds", "gauge", "Duration of the last store flush."),
+    ("revaer_store_errors_total", "counter", "Store writes that failed and were kept for retry."),
+)
+
 
 class Pending(NamedTuple):
     """What the store still has to learn about one torrent.
@@ -122,6 +131,8 @@ class StoreWriter:
         self._failures = 0
         self._thread: threading.Thread | None = None
         self._sync_lock = threading.Lock()  # one synchronous write at a time keeps their order
+        for name, kind, text in WRITER_SERIES:
+            self._metrics.declare(name, kind, text)
         self._metrics.register_sampled(
             "revaer_buffer_depth", "Torrents waiting in the write-behind buffer.", lambda: [({}, float(self.depth))]
         )
@@ -378,8 +389,8 @@ class StoreWriter:
         elapsed = time.perf_counter() - started
         self._metrics.inc("revaer_flushes_total")
         self._metrics.inc("revaer_rows_flushed_total", len(batch))
-        self._metrics.inc("revaer_flush_seconds_total", elapsed)
-        self._metrics.set("revaer_flush_seconds_last", elapsed)
+        self._metrics.inc("revaer_flush_duration_seconds_total", elapsed)
+        self._metrics.set("revaer_last_flush_duration_seconds", elapsed)
         return whole + narrow, removals
 
     def flush(self, timeout: float) -> bool:
