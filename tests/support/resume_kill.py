@@ -19,7 +19,7 @@ import httpx
 import libtorrent as lt
 
 from revaer_core.control.metainfo import read_metainfo
-from revaer_core.engine.loopback import LoopbackTorrent, Seeder, make_payload
+from revaer_core.demo.seeder import LoopbackTorrent, Seeder, make_payload
 from tests.support.clients import free_port
 from tests.support.daemon import DaemonProcess, revaer, write_config
 from tests.support.postgres import pg_options
