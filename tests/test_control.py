@@ -24,12 +24,12 @@ from revaer_core.control.metainfo import read_magnet, read_metainfo
 from revaer_core.control.refs import resolve
 from revaer_core.control.requests import OptionsChange, add_request
 from revaer_core.daemon import Daemon
+from revaer_core.demo.seeder import make_payload
 from revaer_core.engine.libtorrent import create_metainfo
-from revaer_core.engine.loopback import make_payload
-from revaer_core.engine.simulated import SimulatedEngine, SimulationScript
 from revaer_core.errors import Conflict, InvalidInput, NotFound, Refused, StoreUnavailable
 from revaer_core.events import OperatorAction
 from revaer_core.settings import EngineSettings, RuntimeSettings, Settings
+from revaer_core.testing.simulated import SimulatedEngine, SimulationScript
 from tests.support.stores import FaultyStore, open_faulty
 from tests.support.waiting import wait_for
 
@@ -325,5 +325,8 @@ def test_api_actions_and_their_errors(api: TestClient[Any], running: Running, tm
 
 def test_a_stand_alone_api_names_revaer_run(running: Running) -> None:
     with TestClient(create_app(running.store, token=TOKEN), base_url="http://127.0.0.1") as api:
-        answer = api.post("/v1/torrents/abcd/pause", headers={"Authorization": f"Bearer {TOKEN}"})
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        answer = api.post("/v1/torrents/123e4567-e89b-12d3-a456-426614174000/pause", headers=auth)
         assert answer.status_code == 503 and "revaer run" in answer.json()["detail"]
+        prefix = api.post("/v1/torrents/abcd/pause", headers=auth)  # only the daemon's catalog resolves prefixes
+        assert prefix.status_code == 400 and "UUID" in prefix.json()["detail"]

@@ -15,10 +15,9 @@ import attrs
 import pytest
 
 from revaer_core import RuntimeStore
+from revaer_core.demo.seeder import FAST_SESSION, LoopbackTorrent, Seeder, loopback_settings, make_payload
 from revaer_core.engine import AddOptions, RestoredTorrent, TorrentSource
 from revaer_core.engine.libtorrent import LibtorrentEngine, session_settings
-from revaer_core.engine.loopback import FAST_SESSION, LoopbackTorrent, Seeder, loopback_settings, make_payload
-from revaer_core.engine.simulated import SimulatedEngine, SimulationScript
 from revaer_core.errors import InvalidInput
 from revaer_core.events import (
     EventPayload,
@@ -31,6 +30,7 @@ from revaer_core.events import (
 )
 from revaer_core.settings import EngineSettings
 from revaer_core.status import TorrentState, TorrentStatus
+from revaer_core.testing.simulated import SimulatedEngine, SimulationScript
 from tests.support.engine import WAIT_S, Recorder
 
 EngineFactory = Callable[..., LibtorrentEngine]
@@ -428,7 +428,7 @@ from pathlib import Path
 from revaer_core import RuntimeStore
 from revaer_core.engine import AddOptions
 from revaer_core.engine.libtorrent import LibtorrentEngine
-from revaer_core.engine.loopback import LoopbackTorrent, Seeder, loopback_settings, make_payload
+from revaer_core.demo.seeder import LoopbackTorrent, Seeder, loopback_settings, make_payload
 torrent = LoopbackTorrent.of(make_payload(Path({str(tmp_path)!r})))
 engine = LibtorrentEngine(lambda payload: None, RuntimeStore.none(), loopback_settings())
 engine.start()

@@ -26,6 +26,7 @@ from revaer_core import (
 from revaer_core.cli import CliContext, main
 from revaer_core.contract import samples
 from revaer_core.settings import ApiSettings, Settings
+from revaer_core.testing.jobs import job_completed, job_failed, job_skipped, job_started
 from revaer_runtime_memory import MemoryStore
 from revaer_runtime_pg import PostgresStore
 from tests.support.postgres import pg_options
@@ -73,15 +74,15 @@ def seed_jobs(store: RuntimeStore) -> SeededJobs:
     store.upsert_torrents([samples.status(100 + i) for i in range(4)])
     at = samples.EPOCH
     moved, failed, moving, skipped = ids
-    store.job_started(moved, "/dl/a", at=at)
-    store.job_failed(moved, f"copy failed: {SECRET_DSN} unreachable", at=at + timedelta(milliseconds=1))
+    job_started(store, moved, "/dl/a", at=at)
+    job_failed(store, moved, f"copy failed: {SECRET_DSN} unreachable", at=at + timedelta(milliseconds=1))
     store.retry_job(moved, at=at + timedelta(milliseconds=2))
-    store.job_started(moved, "/dl/a", at=at + timedelta(milliseconds=3))
-    store.job_completed(moved, "/dl/a", "/lib/a", TransferMode.HARDLINK, at=at + timedelta(milliseconds=4))
-    store.job_started(failed, "/dl/b", at=at + timedelta(seconds=1))
-    store.job_failed(failed, "disk full", at=at + timedelta(seconds=1, milliseconds=1))
-    store.job_started(moving, "/dl/c", at=at + timedelta(seconds=2))
-    store.job_skipped(skipped, "/dl/d", "nothing to move", at=at + timedelta(seconds=3))
+    job_started(store, moved, "/dl/a", at=at + timedelta(milliseconds=3))
+    job_completed(store, moved, "/dl/a", "/lib/a", TransferMode.HARDLINK, at=at + timedelta(milliseconds=4))
+    job_started(store, failed, "/dl/b", at=at + timedelta(seconds=1))
+    job_failed(store, failed, "disk full", at=at + timedelta(seconds=1, milliseconds=1))
+    job_started(store, moving, "/dl/c", at=at + timedelta(seconds=2))
+    job_skipped(store, skipped, "/dl/d", "nothing to move", at=at + timedelta(seconds=3))
     return SeededJobs(moved=moved, failed=failed, moving=moving, skipped=skipped)
 
 

@@ -33,9 +33,7 @@ from revaer_core.control.token import daemon_token
 from revaer_core.control.watch import WatchFolder
 from revaer_core.engine import Engine, RestoreRequest, restore_plan
 from revaer_core.engine.registry import open_engine
-from revaer_core.engine.simulated import SimulationScript
 from revaer_core.errors import HELD_ELSEWHERE, WRITER_LOCK_FACT
-from revaer_core.eventlog import EventLog
 from revaer_core.fsops.policy import journal_dir_of
 from revaer_core.fsops.service import FsOpsService
 from revaer_core.health import WRITER_LOCK, HealthBoard, StoreRole
@@ -45,6 +43,8 @@ from revaer_core.orchestrator import DrainReport, ReconcileReport, TorrentOrches
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings
 from revaer_core.store import RuntimeStore
+from revaer_core.testing.eventlog import EventLog
+from revaer_core.testing.simulated import SimulationScript
 
 log = logging.getLogger(__name__)
 

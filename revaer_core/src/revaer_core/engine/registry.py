@@ -15,7 +15,7 @@ from revaer_core.settings import EngineSettings
 from revaer_core.store import RuntimeStore
 
 if TYPE_CHECKING:
-    from revaer_core.engine.simulated import SimulationScript
+    from revaer_core.testing.simulated import SimulationScript
 
 #: Names :func:`open_engine` accepts.
 ENGINES = ("libtorrent", "simulated")
@@ -50,7 +50,7 @@ def open_engine(
             ) from None
         return LibtorrentEngine(publish, store, settings, session_overrides=session_overrides)
     if name == "simulated":
-        from revaer_core.engine.simulated import SimulatedEngine, SimulationScript
+        from revaer_core.testing.simulated import SimulatedEngine, SimulationScript
 
         script = script or SimulationScript(save_path=settings.download_dir)
         return SimulatedEngine(publish, store, script, tick_interval_s=simulated_tick_s)
