@@ -273,7 +273,7 @@ class Daemon:
             simulated_tick_s=0.05,
             script=self._script,
             session_overrides=self._engine_overrides,
-            resume_interval_s=self.settings.runtime.flush_interval_ms / 1000,
+            piece_save_interval_s=self.settings.runtime.flush_interval_ms / 1000,
         )
 
     def _start_api(self) -> Any:

@@ -18,8 +18,9 @@ The same script and seed give the same event sequence, byte for byte. Its
 resume data (a small JSON document) goes through the store like the real
 engine's, so restart tests run without libtorrent. Its size does not grow
 with the steps (the progress curve is made again from its seed), and with a
-ticker it is saved on a clock, as libtorrent saves pieces, not every so many
-steps: a faster ticker makes more events, not more blobs.
+ticker it is saved on a clock, not every so many steps: each changed torrent
+at most once an interval, the torrents spread over it, so a faster ticker or
+more torrents make more events, never a burst of blobs.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ from revaer_core.store import RuntimeStore
 log = logging.getLogger(__name__)
 
 RESUME_FORMAT = "revaer-simulated/1"
+#: How often the ticker looks for torrents whose resume data is due (the default flush interval).
+SAVE_CHECK_S = 0.25
 _BTIH = re.compile(r"urn:btih:([0-9a-fA-F]{40}|[0-9a-fA-F]{64})")
 
 
@@ -139,6 +142,7 @@ class _SimTorrent:
     state: TorrentState | None = None
     dirty: bool = False
     age: int = 0  #: steps since it entered the engine
+    due: float = 0.0  #: with a resume clock: monotonic time its next save is due, if it changed
 
     @property
     def wanted(self) -> int:
@@ -276,8 +280,8 @@ class SimulatedEngine:
     :param script: the torrents, their progress and their failures.
     :param restore_from_store: re-add at start every torrent the store holds simulated resume data for.
     :param tick_interval_s: with a value, a background thread calls :meth:`step` that often after start.
-    :param resume_interval_s: with a ticker, how often resume data of changed torrents is saved (a
-        daemon passes its flush interval, as for libtorrent); without, every ``resume_every_steps`` steps.
+    :param resume_interval_s: with a ticker, how often each changed torrent saves resume data (a
+        daemon passes ``resume_save_interval_s``); without, every ``resume_every_steps`` steps.
     """
 
     def __init__(
@@ -714,20 +718,34 @@ class SimulatedEngine:
 
     def _tick(self) -> None:
         assert self._tick_interval_s is not None
-        next_save = time.monotonic() + (self._resume_interval_s or 0.0)
+        next_check = time.monotonic()
         while not self._stop.wait(self._tick_interval_s):
             try:
                 self.step()
-                if self._resume_interval_s is not None and time.monotonic() >= next_save:
-                    next_save = time.monotonic() + self._resume_interval_s
-                    self._save_changed()
+                if self._resume_interval_s is not None and time.monotonic() >= next_check:
+                    next_check = time.monotonic() + SAVE_CHECK_S
+                    self._save_due(self._resume_interval_s)
             except RuntimeError:
                 return  # closed under us
             except Exception:
                 log.exception("simulated engine step failed")
 
-    def _save_changed(self) -> None:
-        """Resume data of every torrent that changed since its last save, as one batch."""
+    def _save_due(self, interval: float) -> None:
+        """Resume data of the changed torrents whose save is due, as one batch.
+
+        A torrent is first due at a point of its first interval its id picks,
+        then once an interval: the saves stay spread however many torrents
+        entered together.
+        """
+        now = time.monotonic()
         with self._lock:
-            if not self._closed:
-                self._save_batch([t for t in self._torrents.values() if t.dirty])
+            if self._closed:
+                return
+            due = []
+            for torrent in self._torrents.values():
+                if not torrent.due:
+                    torrent.due = now + interval * (torrent.torrent_id.int % 1000) / 1000
+                if torrent.dirty and torrent.due <= now:
+                    torrent.due = now + interval
+                    due.append(torrent)
+            self._save_batch(due)
