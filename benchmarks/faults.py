@@ -1,16 +1,19 @@
 """``revaer run`` as an operator runs it, against PostgreSQL, under faults and at scale.
 
-Each section starts the daemon as a subprocess with the simulated engine and
-an event log, and reads the figures from that log, from ``GET /health`` and
-from the store. The simulated engine's resume data grows with ``--sim-steps``
-(about 7 bytes a step), so the runs keep it near libtorrent's size:
+Each section starts the daemon as a subprocess with an event log (the
+simulated engine unless said otherwise), and reads the figures from that log,
+from ``GET /health`` and from the store:
 
 - a freeze: every PostgreSQL process SIGSTOPped for 30 s; the event rate during
   it against the rate before it (target >= 0.5), the time until ``/health``
   says degraded, the slowest ``/health`` answer, and whether every write landed;
-- scale: 10,000 torrents; the longest gap in the event flow (target < 1 s), the
-  longest gap between committed flushes (target <= two flush intervals), and
-  SIGTERM's time against ``shutdown_deadline_s``;
+- scale: 10,000 simulated and 2,000 real libtorrent torrents; the longest gap
+  in the event flow (target < 1 s), the longest gap between committed flushes
+  (target <= two flush intervals), and SIGTERM's time against
+  ``shutdown_deadline_s`` (``tests/support/scale.py``);
+- what a crash costs a download: a real libtorrent download killed half-way,
+  the progress the engine resumes from against what a recheck finds on disk
+  (target >= 0.95; ``tests/support/resume_kill.py``);
 - the crash window: ``kill -9`` at steady state and right after the adds;
   the p99 age of the stored progress at the kill (the README's bound).
 """
@@ -19,8 +22,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import itertools
-import re
 import sys
 import tempfile
 import time
@@ -35,12 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from persistence import Figure
 
+from tests.support import scale
 from tests.support.daemon import DaemonProcess, EventLogView, write_config
 from tests.support.postgres import PrivateCluster, pg_options, stored_progress
+from tests.support.resume_kill import resume_after_kill
 
 SCHEMA = "bench_faults"  #: the schema every fault run writes, on a private cluster of its own
 FLUSH_MS = 250
-_STOPPED = re.compile(r"revaer stopped cleanly in ([0-9.]+) s")
 
 
 @contextlib.contextmanager
@@ -111,34 +113,38 @@ def freeze(*, quick: bool) -> tuple[list[Figure], list[str]]:
 
 
 def scale_run(*, quick: bool) -> tuple[list[Figure], list[str]]:
-    """10,000 simulated torrents: gaps in the event flow, gaps between flushes, and SIGTERM against its deadline."""
-    torrents, run_s, steps = (2_000, 10.0, 300) if quick else (10_000, 20.0, 600)
+    """10,000 simulated and 2,000 real torrents: event gaps, flush gaps, and SIGTERM against its deadline."""
+    runs = []
+    for run in (scale.simulated, scale.real):
+        with tempfile.TemporaryDirectory() as tmp, PrivateCluster() as cluster:
+            if run is scale.simulated:
+                runs.append(scale.simulated(cluster, Path(tmp), 2_000 if quick else 10_000))
+            else:
+                runs.append(scale.real(cluster, Path(tmp), 500 if quick else 2_000))
+    interval = scale.FLUSH_MS / 1000
+    figures = []
+    for r in runs:
+        what = r.label.replace(" torrents", "")
+        figures += [
+            Figure(f"longest event gap, {what}", r.event_gap * 1000, "ms", 1000.0, "1 s", r.event_gap, "< 1.0",
+                   r.event_gap < 1.0),
+            Figure(f"longest flush gap, {what}", r.flush_gap * 1000, "ms", interval * 1000, "flush ivl",
+                   r.flush_gap / interval, "<= 2.0", r.flush_gap <= 2 * interval),
+            Figure(f"SIGTERM to exit, {what}", r.sigterm_s, "s", scale.DEADLINE_S, "deadline",
+                   r.sigterm_s / scale.DEADLINE_S, "<= 1.0", r.sigterm_s <= scale.DEADLINE_S and r.exit_code == 0),
+        ]  # fmt: skip
+    return figures, [r.summary() for r in runs]
+
+
+def resume_kill(*, quick: bool) -> tuple[list[Figure], list[str]]:
+    """A real download killed half-way: the progress resumed without a recheck against the verified progress."""
     with tempfile.TemporaryDirectory() as tmp, PrivateCluster() as cluster:
-        root = Path(tmp)
-        with daemon_on(cluster, root, "--sim-torrents", str(torrents), "--sim-steps", str(steps)) as (daemon, log):
-            started = time.time()
-            time.sleep(run_s)
-            view = EventLogView.read(log)
-            steady = started + run_s / 3  # after the adds
-            times = [e["t"] for e in view.events if e["t"] >= steady]
-            commits = [w["t"] for w in view.written if w["t"] >= steady]
-            asked = time.monotonic()
-            code = daemon.terminate(timeout=120)
-            took = time.monotonic() - asked
-            clean = _STOPPED.search(daemon.stderr)
-    event_gap = max((b - a for a, b in itertools.pairwise(times)), default=float("inf"))
-    flush_gap = max((b - a for a, b in itertools.pairwise(commits)), default=float("inf"))
-    interval = FLUSH_MS / 1000
-    figures = [
-        Figure(f"longest event gap, {torrents:,} torrents", event_gap * 1000, "ms", 1000.0, "1 s", event_gap,
-               "< 1.0", event_gap < 1.0),
-        Figure(f"longest flush gap, {torrents:,} torrents", flush_gap * 1000, "ms", interval * 1000,
-               "flush ivl", flush_gap / interval, "<= 2.0", flush_gap <= 2 * interval),
-        Figure(f"SIGTERM to exit, {torrents:,} torrents", took, "s", 10.0, "deadline", took / 10.0,
-               "<= 1.0", took <= 10.0 and code == 0),
-    ]  # fmt: skip
-    said = f"'stopped cleanly in {clean.group(1)} s'" if clean else "no 'stopped cleanly'"
-    return figures, [f"scale, {torrents:,} torrents: exit {code} after SIGTERM, {said}"]
+        size = (32 if quick else 200) * 1024 * 1024
+        run = resume_after_kill(Path(tmp), cluster.url, SCHEMA, size=size, rate=size // 20)
+    mib = 1024 * 1024
+    figure = Figure("resumed after kill -9 mid-download", run.resumed / mib, "MiB", run.verified_at_kill / mib,
+                    "verified", run.ratio, ">= 0.95", run.ratio >= 0.95)  # fmt: skip
+    return [figure], [run.summary() + f"; download finished after the restart: {run.completed}"]
 
 
 def _staleness(view: EventLogView, stored: dict[uuid.UUID, int], killed: float) -> list[float]:

@@ -505,9 +505,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures += crowded
     notes: list[str] = []
     if "faults" in only:
-        from faults import crash_window, freeze, scale_run
+        from faults import crash_window, freeze, resume_kill, scale_run
 
-        figures_and_notes = [freeze(quick=args.quick), scale_run(quick=args.quick), crash_window(quick=args.quick)]
+        figures_and_notes = [
+            freeze(quick=args.quick),
+            scale_run(quick=args.quick),
+            crash_window(quick=args.quick),
+            resume_kill(quick=args.quick),
+        ]
         for more, said in figures_and_notes:
             figures += more
             notes += said

@@ -327,7 +327,7 @@ def test_resume_data_round_trip_restores_a_seed_without_recheck(
     memory_store.upsert_torrents([_status(torrent_id, "revaer-demo")])  # what the orchestrator does on TorrentAdded
     engine.connect_peer(torrent_id, seeder.endpoint)
     recorder.wait_for(lambda p: isinstance(p, TorrentCompleted))
-    engine.close()
+    assert engine.close() == (), "a close with time to spare gets every torrent's resume data"
     assert set(memory_store.load_resume_data()) == {torrent_id}
 
     # Change bytes without changing sizes: a recheck would find the first piece bad and download it again.
@@ -458,3 +458,14 @@ def test_a_single_file_torrent_downloads_to_its_name(
     assert (tmp_path / "downloads" / "clip.bin").read_bytes() == single.read_bytes()
     files = recorder.of(FilesDiscovered)[-1]
     assert files.torrent_id == torrent_id and [f.path for f in files.files] == ["clip.bin"]
+
+
+def test_a_close_out_of_time_names_the_torrents_whose_resume_data_it_did_not_get(
+    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, memory_store: RuntimeStore, tmp_path: Path
+) -> None:
+    engine = make_engine(recorder, memory_store)
+    engine.start()
+    torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads"))
+    recorder.wait_for(lambda p: isinstance(p, TorrentAdded))
+    # no time at all: the save is asked for, and the close does not wait for libtorrent's answer
+    assert engine.close(timeout=0.0) == (torrent_id,)

@@ -203,3 +203,13 @@ def test_a_stop_that_leaves_resume_data_unwritten_is_not_called_clean(tmp_path: 
     assert report.unwritten_torrents == () and report.unsaved_resume, report
     assert not report.clean
     assert report.summary() == "stopped with the resume data of 3 torrent(s) not written to the runtime store"
+
+
+def test_a_stop_past_its_deadline_is_not_called_clean() -> None:
+    from revaer_core.daemon import ShutdownReport
+
+    on_time = ShutdownReport(unwritten_torrents=(), unrecorded_jobs=(), seconds=9.9, deadline_s=10.0)
+    late = ShutdownReport(unwritten_torrents=(), unrecorded_jobs=(), seconds=12.5, deadline_s=10.0)
+    assert on_time.clean and on_time.summary() == "stopped cleanly"
+    assert late.late and not late.clean
+    assert late.summary() == "stopped in 12.50 s, past the shutdown deadline of 10 s"

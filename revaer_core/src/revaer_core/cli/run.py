@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from pathlib import Path
 from types import FrameType
 
@@ -15,6 +16,9 @@ from revaer_core.engine.registry import ENGINES
 from revaer_core.errors import RevaerError
 from revaer_core.preflight import check_startup
 from revaer_core.testing.simulated import Removal, SimulationScript
+
+#: Set once a daemon this process ran has stopped: nothing is left for the interpreter's teardown to do.
+DAEMON_STOPPED = threading.Event()
 
 
 @click.command("run")
@@ -90,6 +94,7 @@ def run_command(
         click.echo("revaer: stopping" if daemon.failure is None else "revaer: stopping on a fault", err=True)
     finally:
         report = daemon.stop()
+        DAEMON_STOPPED.set()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if not report.clean:

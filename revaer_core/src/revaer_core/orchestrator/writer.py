@@ -297,11 +297,14 @@ class StoreWriter:
 
     def _flush_or_keep(self, batch: dict[UUID, Pending], resume: dict[UUID, bytes] | None = None) -> bool:
         resume = resume or {}
+        stored = False  #: the statuses are committed: a failure of the resume data after them keeps only it
         try:
             upserts, removals = self._flush_batch(batch)
+            stored = True
             self._flush_resume(resume)
         except Exception as exc:
-            self._keep(batch)
+            if not stored:
+                self._keep(batch)
             self._keep_resume(resume)
             self._failures += 1
             self._metrics.inc("revaer_store_errors_total")

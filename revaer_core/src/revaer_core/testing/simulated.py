@@ -25,6 +25,7 @@ more torrents make more events, never a burst of blobs.
 
 from __future__ import annotations
 
+import array
 import collections
 import hashlib
 import json
@@ -67,6 +68,8 @@ from revaer_core.store import RuntimeStore
 log = logging.getLogger(__name__)
 
 RESUME_FORMAT = "revaer-simulated/1"
+#: Torrents a step advances before it publishes their events (see :meth:`SimulatedEngine.step`).
+STEP_CHUNK = 500
 #: How often the ticker looks for torrents whose resume data is due (the default flush interval).
 SAVE_CHECK_S = 0.25
 _BTIH = re.compile(r"urn:btih:([0-9a-fA-F]{40}|[0-9a-fA-F]{64})")
@@ -127,7 +130,9 @@ class _SimTorrent:
     save_path: str
     sizes: list[int]
     priorities: list[int]
-    cuts: list[int]  #: progress after each step, in parts per million (made from ``curve``)
+    #: progress after each step, in parts per million (made from ``curve``); one array, not an int object a step:
+    #: 10,000 torrents of 600 steps were 6 million objects for the interpreter to free at exit
+    cuts: array.array[int]
     curve: str  #: the seed the cuts come from, kept in the resume data instead of them
     step: int = 0  #: steps of progress made
     metadata: bool = True
@@ -218,7 +223,7 @@ class _SimTorrent:
         return torrent
 
 
-def _curve(seed: str, steps: int) -> list[int]:
+def _curve(seed: str, steps: int) -> array.array[int]:
     """Progress after each of ``steps`` steps, in parts per million: uneven, rising, ending at a million."""
     rng = random.Random(seed)  # noqa: S311 - a simulation, not secrets
     weights = [rng.uniform(0.5, 1.5) for _ in range(steps)]
@@ -227,7 +232,7 @@ def _curve(seed: str, steps: int) -> list[int]:
         running += weight
         cuts.append(min(1_000_000, round(running / total * 1_000_000)))
     cuts[-1] = 1_000_000
-    return cuts
+    return array.array("i", cuts)
 
 
 @attrs.frozen
@@ -314,6 +319,7 @@ class SimulatedEngine:
         for removal in self.script.removals:
             self._removals.setdefault(removal.at_step, set()).add(removal.torrent)
         self._outbox: collections.deque[EventPayload] = collections.deque()
+        self._emitted = 0  #: events queued so far
         self._draining = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -519,14 +525,27 @@ class SimulatedEngine:
     # -- simulation controls -----------------------------------------------------------
 
     def step(self) -> int:
-        """Advance every active torrent by one step; returns how many events that published."""
+        """Advance every active torrent by one step; returns how many events that published.
+
+        Torrents advance :data:`STEP_CHUNK` at a time, each chunk's events
+        published before the next advances: with thousands of torrents the
+        events flow all through the step instead of waiting for all of it. The
+        order of the events is the same either way.
+        """
         with self._lock:
             self._require_running()
-            before = len(self._outbox)
+            before = self._emitted
             self._steps += 1
-            for torrent in list(self._torrents.values()):
-                torrent.age += 1
-                self._advance(torrent)
+            torrents = list(self._torrents.values())
+        for start in range(0, len(torrents), STEP_CHUNK):
+            with self._lock:
+                self._require_running()
+                for torrent in torrents[start : start + STEP_CHUNK]:
+                    if torrent.torrent_id in self._torrents:  # not removed by a command meanwhile
+                        torrent.age += 1
+                        self._advance(torrent)
+            self._drain()
+        with self._lock:
             doomed = self._removals.get(self._steps, set())
             for torrent in [t for t in self._torrents.values() if t.number in doomed]:
                 del self._torrents[torrent.torrent_id]
@@ -534,7 +553,7 @@ class SimulatedEngine:
             if self._resume_interval_s is None and self._steps % self.script.resume_every_steps == 0:
                 every = self.script.resume_every_steps
                 self._save_batch([t for t in self._torrents.values() if t.dirty and t.age >= every])
-            published = len(self._outbox) - before
+            published = self._emitted - before
         self._drain()
         return published
 
@@ -692,6 +711,7 @@ class SimulatedEngine:
 
     def _emit(self, payload: EventPayload) -> None:
         self._outbox.append(payload)
+        self._emitted += 1
 
     def _drain(self) -> None:
         """Publish queued events in order, outside the state lock; one thread drains at a time.
