@@ -19,7 +19,8 @@ from revaer_core.api.server import ApiServer
 from revaer_core.bus import EventBus
 from revaer_core.errors import RevaerError
 from revaer_core.events import FsOpsFailed, TorrentAdded
-from tests.support.surfaces import SECRET, SECRET_DSN, problem
+from tests.support.stores import SECRET, SECRET_DSN
+from tests.support.surfaces import problem
 
 
 @attrs.frozen

@@ -9,7 +9,8 @@ import pytest
 from litestar.testing import TestClient
 
 from revaer_core import RuntimeStore
-from tests.support.surfaces import SECRET, problem, seed_jobs
+from tests.support.stores import SECRET
+from tests.support.surfaces import problem, seed_jobs
 
 
 def test_jobs_are_listed_oldest_first_and_filtered_by_status(api: TestClient[Any], store: RuntimeStore) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import http.client
 import re
+from pathlib import Path
 
+import pytest
 from litestar.testing import TestClient
 
 from revaer_core import RuntimeStore
@@ -18,8 +20,12 @@ from revaer_core.contract import samples
 from revaer_core.health import RUNTIME_STORE, HealthBoard
 from revaer_core.metrics import Metrics
 from revaer_core.orchestrator import StoreWriter, TorrentOrchestrator
+from revaer_core.plugins import implemented_hooks
 from revaer_core.query import MAX_PAGE_SIZE
-from tests.support.surfaces import SECRET, DownableStore, problem, seed_jobs, seed_torrents
+from revaer_core.testing.jobs import job_started
+from revaer_runtime_memory import MemoryStore
+from tests.support.stores import SECRET, FaultyStore
+from tests.support.surfaces import problem, seed_jobs, seed_torrents
 
 
 def sample(text: str, series: str) -> float | None:
@@ -47,8 +53,8 @@ def test_health_turns_degraded_with_the_board_and_back(store: RuntimeStore) -> N
         assert api.get("/health").json()["status"] == "ok"
 
 
-def test_health_reports_a_down_store_and_its_recovery(downable: tuple[RuntimeStore, DownableStore]) -> None:
-    store, plugin = downable
+def test_health_reports_a_down_store_and_its_recovery(faulty: tuple[RuntimeStore, FaultyStore]) -> None:
+    store, plugin = faulty
     seed_torrents(store, 2)
     with TestClient(create_app(store), base_url="http://127.0.0.1") as api:
         assert api.get("/health").json()["status"] == "ok"
@@ -101,8 +107,8 @@ def test_metrics_counters_move_and_jobs_are_counted_by_status(store: RuntimeStor
         assert sample(second, 'revaer_fsops_jobs{status="pending"}') == 1
 
 
-def test_metrics_still_answer_while_the_store_is_down(downable: tuple[RuntimeStore, DownableStore]) -> None:
-    store, plugin = downable
+def test_metrics_still_answer_while_the_store_is_down(faulty: tuple[RuntimeStore, FaultyStore]) -> None:
+    store, plugin = faulty
     seed_jobs(store)
     with TestClient(create_app(store), base_url="http://127.0.0.1") as api:
         plugin.down = True
@@ -113,10 +119,19 @@ def test_metrics_still_answer_while_the_store_is_down(downable: tuple[RuntimeSto
         assert sample(api.get("/metrics").text, 'revaer_fsops_jobs{status="moved"}') == 1
 
 
-def test_metrics_counts_more_jobs_than_one_page(store: RuntimeStore) -> None:
+class Uncounted(MemoryStore):
+    """The memory store without its optional ``count_jobs``: the facade then pages through ``list_jobs``."""
+
+    count_jobs = None  # type: ignore[assignment]  # pluggy registers no hook for an attribute that is not one
+
+
+@pytest.mark.parametrize("plugin", [MemoryStore, Uncounted], ids=["count_jobs", "list_jobs-fallback"])
+def test_metrics_counts_more_jobs_than_one_page(plugin: type[MemoryStore], tmp_path: Path) -> None:
+    store = RuntimeStore.open(plugin(), name="memory", data_dir=tmp_path)
+    assert ("count_jobs" in implemented_hooks(store.plugin)) is (plugin is MemoryStore)
     count = MAX_PAGE_SIZE + 3
     for n in range(count):
-        store.job_started(samples.status(1000 + n).id, f"/dl/{n}")
+        job_started(store, samples.status(1000 + n).id, f"/dl/{n}")
     with TestClient(create_app(store), base_url="http://127.0.0.1") as api:
         assert sample(api.get("/metrics").text, 'revaer_fsops_jobs{status="moving"}') == count
 

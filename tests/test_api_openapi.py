@@ -21,9 +21,25 @@ def test_the_committed_document_matches_the_app() -> None:
 
 
 def test_the_served_document_is_the_committed_one(api: TestClient[Any]) -> None:
+    """``revaer api`` serves the committed document but for the torrent ids it takes: UUIDs, never prefixes."""
     served = api.get("/schema/openapi.json")
     assert served.status_code == 200
-    assert served.json() == json.loads(COMMITTED.read_text(encoding="utf-8"))
+    assert served.json() == openapi_document(standalone=True)
+    committed = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    uuid_only = openapi_document()["paths"]["/v1/fsops/jobs/{torrent_id}"]["get"]["parameters"]
+    for path, item in committed["paths"].items():
+        for method, operation in item.items():
+            if "{torrent_id}" in path:
+                operation["parameters"] = [
+                    uuid_only[0] if p["name"] == "torrent_id" else p for p in operation["parameters"]
+                ]
+            assert served.json()["paths"][path][method] == operation, f"{method.upper()} {path}"
+
+
+def test_options_names_every_method_of_a_path(api: TestClient[Any]) -> None:
+    for path, methods in openapi_document()["paths"].items():
+        allow = api.options(path.replace("{torrent_id}", "123e4567-e89b-12d3-a456-426614174000")).headers["allow"]
+        assert set(allow.split(", ")) == {m.upper() for m in methods} | {"OPTIONS"}, path
 
 
 def test_every_endpoint_and_problem_is_documented() -> None:

@@ -10,7 +10,8 @@ import pytest
 from litestar.testing import TestClient
 
 from revaer_core import JobStatus, RuntimeStore
-from tests.support.surfaces import SECRET, CliRunner, seed_jobs
+from tests.support.stores import SECRET
+from tests.support.surfaces import CliRunner, seed_jobs
 
 
 def test_jobs_table_and_status_filter(revaer: CliRunner, store: RuntimeStore) -> None:

@@ -13,7 +13,8 @@ from litestar.testing import TestClient
 from revaer_core import RuntimeStore, TorrentState
 from revaer_core.api.models import public_json
 from revaer_core.store import RuntimeStore as Store
-from tests.support.surfaces import SECRET, CliRunner, DownableStore, seed_torrents
+from tests.support.stores import SECRET, FaultyStore
+from tests.support.surfaces import CliRunner, seed_torrents
 
 
 def test_list_prints_an_aligned_table(revaer: CliRunner, store: RuntimeStore) -> None:
@@ -100,8 +101,8 @@ def test_invalid_input_exits_2_with_one_line(revaer: CliRunner, args: list[str],
     assert result.err.startswith("revaer: error: ") and words in result.err
 
 
-def test_a_store_failure_exits_3_with_one_redacted_line(revaer_downable: tuple[CliRunner, DownableStore]) -> None:
-    revaer, plugin = revaer_downable
+def test_a_store_failure_exits_3_with_one_redacted_line(revaer_faulty: tuple[CliRunner, FaultyStore]) -> None:
+    revaer, plugin = revaer_faulty
     seed_torrents(revaer.store, 2)
     plugin.down = True
     for args in (["torrents", "list"], ["torrents", "show", str(uuid.UUID(int=1))], ["fsops", "jobs"]):
@@ -114,8 +115,8 @@ def test_a_store_failure_exits_3_with_one_redacted_line(revaer_downable: tuple[C
     assert revaer("torrents", "list").code == 0
 
 
-def test_debug_shows_the_traceback_and_keeps_the_exit_code(revaer_downable: tuple[CliRunner, DownableStore]) -> None:
-    revaer, plugin = revaer_downable
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(revaer_faulty: tuple[CliRunner, FaultyStore]) -> None:
+    revaer, plugin = revaer_faulty
     plugin.down = True
     plain, debug = revaer("torrents", "list"), revaer("--debug", "torrents", "list")
     assert plain.code == debug.code == 3

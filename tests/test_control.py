@@ -24,13 +24,13 @@ from revaer_core.control.metainfo import read_magnet, read_metainfo
 from revaer_core.control.refs import resolve
 from revaer_core.control.requests import OptionsChange, add_request
 from revaer_core.daemon import Daemon
+from revaer_core.demo.seeder import make_payload
 from revaer_core.engine.libtorrent import create_metainfo
-from revaer_core.engine.loopback import make_payload
-from revaer_core.engine.simulated import SimulatedEngine, SimulationScript
 from revaer_core.errors import Conflict, InvalidInput, NotFound, Refused, StoreUnavailable
 from revaer_core.events import OperatorAction
 from revaer_core.settings import EngineSettings, RuntimeSettings, Settings
-from tests.support.flaky import FlakyStore, open_flaky
+from revaer_core.testing.simulated import SimulatedEngine, SimulationScript
+from tests.support.stores import FaultyStore, open_faulty
 from tests.support.waiting import wait_for
 
 BITTORRENT = "application/x-bittorrent"
@@ -41,7 +41,7 @@ TOKEN = "control-test-token"
 class Running:
     daemon: Daemon
     store: RuntimeStore
-    plugin: FlakyStore
+    plugin: FaultyStore
     settings: Settings
 
     @property
@@ -68,9 +68,9 @@ def start(settings: Settings, store: RuntimeStore) -> Daemon:
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
-    store, plugin = open_flaky(tmp_path)
+    store, plugin = open_faulty(tmp_path)
     settings = Settings(
-        runtime=RuntimeSettings(backend="flaky", data_dir=tmp_path / "data", flush_interval_ms=20),
+        runtime=RuntimeSettings(backend="faulty", data_dir=tmp_path / "data", flush_interval_ms=20),
         engine=EngineSettings(download_dir=tmp_path / "downloads", allowed_save_roots=(tmp_path / "downloads",)),
     )
     run = Running(start(settings, store), store, plugin, settings)
@@ -161,11 +161,11 @@ def test_remove_forgets_the_torrent_everywhere(running: Running, tmp_path: Path)
 
 def test_an_add_the_store_cannot_confirm_is_not_added(running: Running, tmp_path: Path) -> None:
     info = read_metainfo(torrent_bytes(tmp_path))
-    running.plugin.down = True
+    running.plugin.writes_fail = True
     with pytest.raises(StoreUnavailable, match="was not added"):
         running.controller.add(add_request(info, running.settings.engine), AddedVia.API)
     assert info.torrent_id not in running.controller.catalog and not running.engine.has(info.torrent_id)
-    running.plugin.down = False
+    running.plugin.writes_fail = False
     assert running.daemon.orchestrator is not None and running.daemon.orchestrator.flush(5)
     assert running.store.get_torrent(info.torrent_id) is None  # the withdrawn add never lands later
     assert running.controller.add(add_request(info, running.settings.engine), AddedVia.API).created
@@ -325,5 +325,8 @@ def test_api_actions_and_their_errors(api: TestClient[Any], running: Running, tm
 
 def test_a_stand_alone_api_names_revaer_run(running: Running) -> None:
     with TestClient(create_app(running.store, token=TOKEN), base_url="http://127.0.0.1") as api:
-        answer = api.post("/v1/torrents/abcd/pause", headers={"Authorization": f"Bearer {TOKEN}"})
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        answer = api.post("/v1/torrents/123e4567-e89b-12d3-a456-426614174000/pause", headers=auth)
         assert answer.status_code == 503 and "revaer run" in answer.json()["detail"]
+        prefix = api.post("/v1/torrents/abcd/pause", headers=auth)  # only the daemon's catalog resolves prefixes
+        assert prefix.status_code == 400 and "UUID" in prefix.json()["detail"]

@@ -18,7 +18,6 @@ from revaer_core.fsops import transfer as transfer_module
 from revaer_core.jobs import TransferMode
 from tests.support.fsops import (
     Events,
-    FailingJobStore,
     Layout,
     Services,
     SimulatedCrash,
@@ -28,6 +27,7 @@ from tests.support.fsops import (
     tree,
     zip_bytes,
 )
+from tests.support.stores import FaultyStore
 
 #: A payload that gives every step something to do: nesting to flatten, an archive, cleanup.
 PAYLOAD = {
@@ -159,9 +159,9 @@ def test_a_finished_job_is_not_redone(layout: Layout, services: Services, memory
 def test_a_finished_job_whose_completion_never_reached_the_store_is_recorded_on_the_next_run(
     layout: Layout,
     services: Services,
-    failing_store: tuple[RuntimeStore, FailingJobStore],
+    faulty: tuple[RuntimeStore, FaultyStore],
 ) -> None:
-    store, plugin = failing_store
+    store, plugin = faulty
     layout.payload("Show", {"a.mkv": b"a"})
     torrent = status(new_id(), "Show", layout.downloads)
     service = services(layout.settings(), store)

@@ -11,7 +11,8 @@ import pytest
 from revaer_core import InvalidInput, JobEvent, JobHistoryEntry, JobStatus, RuntimeStore, TransferMode
 from revaer_core.events import EventPayload, FsOpsCompleted, FsOpsFailed, HealthChanged
 from revaer_core.health import RUNTIME_STORE, HealthBoard
-from tests.support.fsops import Events, FailingJobStore, Layout, Services, SimulatedCrash, new_id, run, status, tree
+from tests.support.fsops import Events, Layout, Services, SimulatedCrash, new_id, run, status, tree
+from tests.support.stores import FaultyStore
 
 
 def events_of(history: Sequence[JobHistoryEntry]) -> list[tuple[JobEvent, JobStatus, int]]:
@@ -124,10 +125,10 @@ def test_a_job_interrupted_by_a_crash_resumes_at_startup_without_a_store(layout:
 def test_a_store_that_fails_for_a_while_degrades_health_then_catches_up_without_duplicates(
     layout: Layout,
     services: Services,
-    failing_store: tuple[RuntimeStore, FailingJobStore],
+    faulty: tuple[RuntimeStore, FaultyStore],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store, plugin = failing_store
+    store, plugin = faulty
     health_events: list[EventPayload] = []
     health = HealthBoard(publish=health_events.append)
     layout.payload("Show", {"a.mkv": b"a"})
@@ -154,9 +155,9 @@ def test_a_store_that_fails_for_a_while_degrades_health_then_catches_up_without_
 
 
 def test_a_write_that_landed_but_whose_answer_was_lost_is_not_written_twice(
-    layout: Layout, services: Services, failing_store: tuple[RuntimeStore, FailingJobStore]
+    layout: Layout, services: Services, faulty: tuple[RuntimeStore, FaultyStore]
 ) -> None:
-    store, plugin = failing_store
+    store, plugin = faulty
     plugin.lose_acks = True
     plugin.fail_next = 1  # the "started" write commits, then the connection drops
     layout.payload("Show", {"a.mkv": b"a"})
@@ -171,9 +172,9 @@ def test_a_write_that_landed_but_whose_answer_was_lost_is_not_written_twice(
 
 
 def test_transitions_of_one_torrent_land_in_order_after_an_outage(
-    layout: Layout, services: Services, failing_store: tuple[RuntimeStore, FailingJobStore]
+    layout: Layout, services: Services, faulty: tuple[RuntimeStore, FaultyStore]
 ) -> None:
-    store, plugin = failing_store
+    store, plugin = faulty
     torrents = [status(new_id(), f"Show{i}", layout.downloads) for i in range(3)]
     for i in range(2):
         layout.payload(f"Show{i}", {"a.mkv": b"a"})  # Show2 has no payload: it fails
@@ -189,9 +190,9 @@ def test_transitions_of_one_torrent_land_in_order_after_an_outage(
 
 
 def test_shutdown_reports_what_never_reached_the_store(
-    layout: Layout, services: Services, failing_store: tuple[RuntimeStore, FailingJobStore]
+    layout: Layout, services: Services, faulty: tuple[RuntimeStore, FaultyStore]
 ) -> None:
-    store, plugin = failing_store
+    store, plugin = faulty
     plugin.fail_next = 1_000
     layout.payload("Show", {"a.mkv": b"a"})
     torrent = status(new_id(), "Show", layout.downloads)

@@ -30,8 +30,9 @@ from revaer_core.orchestrator import Backoff, StoreWriter, TorrentOrchestrator
 from revaer_core.orchestrator.orchestrator import NOT_IN_ENGINE
 from revaer_core.settings import Durability, RuntimeSettings
 from revaer_core.status import FileEntry, Progress
+from revaer_core.testing.jobs import job_started
 from revaer_runtime_memory import MemoryStore
-from tests.support.flaky import FlakyStore, open_flaky
+from tests.support.stores import FaultyStore
 from tests.support.waiting import wait_for
 
 FAST = Backoff(initial=0.01, maximum=0.05)
@@ -53,13 +54,8 @@ def bus() -> EventBus:
 
 
 @pytest.fixture
-def flaky(tmp_path: Path) -> tuple[RuntimeStore, FlakyStore]:
-    return open_flaky(tmp_path)
-
-
-@pytest.fixture
-def running(bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]) -> Iterator[TorrentOrchestrator]:
-    orchestrator = TorrentOrchestrator(bus, flaky[0], settings=settings(), backoff=FAST)
+def running(bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]) -> Iterator[TorrentOrchestrator]:
+    orchestrator = TorrentOrchestrator(bus, faulty[0], settings=settings(), backoff=FAST)
     orchestrator.hydrate()
     orchestrator.start()
     yield orchestrator
@@ -107,9 +103,9 @@ def test_rates_and_eta_are_derived_when_the_engine_gives_none(bus: EventBus, run
 
 
 def test_every_change_reaches_the_store_and_a_restart_hydrates_it(
-    bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]
+    bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]
 ) -> None:
-    store, _ = flaky
+    store, _ = faulty
     first = TorrentOrchestrator(bus, store, settings=settings(), backoff=FAST)
     first.start()
     for n in range(50):
@@ -124,8 +120,8 @@ def test_every_change_reaches_the_store_and_a_restart_hydrates_it(
     assert second.catalog.snapshot() == before
 
 
-def test_progress_coalesces_between_flushes(bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]) -> None:
-    store, plugin = flaky
+def test_progress_coalesces_between_flushes(bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]) -> None:
+    store, plugin = faulty
     orchestrator = TorrentOrchestrator(bus, store, settings=settings(flush_interval_ms=200))
     orchestrator.start()
     bus.publish(TorrentAdded(torrent_id=tid(1), name="one"))
@@ -138,8 +134,8 @@ def test_progress_coalesces_between_flushes(bus: EventBus, flaky: tuple[RuntimeS
     assert stored is not None and stored.progress.downloaded == 1000
 
 
-def test_lifecycle_changes_wake_the_writer_at_once(bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]) -> None:
-    store, _ = flaky
+def test_lifecycle_changes_wake_the_writer_at_once(bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]) -> None:
+    store, _ = faulty
     orchestrator = TorrentOrchestrator(bus, store, settings=settings(flush_interval_ms=60_000))
     orchestrator.start()
     started = time.monotonic()
@@ -156,13 +152,13 @@ def test_lifecycle_changes_wake_the_writer_at_once(bus: EventBus, flaky: tuple[R
 def test_store_outage_degrades_health_keeps_everything_and_recovers(
     bus: EventBus,
     running: TorrentOrchestrator,
-    flaky: tuple[RuntimeStore, FlakyStore],
+    faulty: tuple[RuntimeStore, FaultyStore],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store, plugin = flaky
+    store, plugin = faulty
     health_events: list[frozenset[str]] = []
     bus.subscribe(lambda e: health_events.append(e.payload.degraded) if isinstance(e.payload, HealthChanged) else None)
-    plugin.down = True
+    plugin.writes_fail = True
     with caplog.at_level(logging.WARNING):
         for n in range(20):
             lifecycle(bus, n)
@@ -170,36 +166,36 @@ def test_store_outage_degrades_health_keeps_everything_and_recovers(
     assert any(str(tid(0)) in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
     assert all("hunter2" not in r.getMessage() for r in caplog.records), "a DSN password reached the log"
     assert store.load_torrents() == []
-    plugin.down = False
+    plugin.writes_fail = False
     wait_for(lambda: store_matches_catalog(store, running) and running.health.ok)
     assert health_events[:2] == [frozenset({RUNTIME_STORE}), frozenset()]
     assert running.metrics.value("revaer_store_errors_total") >= 1
 
 
 def test_a_removal_during_an_outage_is_applied_afterwards(
-    bus: EventBus, running: TorrentOrchestrator, flaky: tuple[RuntimeStore, FlakyStore]
+    bus: EventBus, running: TorrentOrchestrator, faulty: tuple[RuntimeStore, FaultyStore]
 ) -> None:
-    store, plugin = flaky
+    store, plugin = faulty
     for n in range(3):
         lifecycle(bus, n)
     wait_for(lambda: len(store.load_torrents()) == 3)
-    store.job_started(tid(1), "/dl/t1")
-    plugin.down = True
+    job_started(store, tid(1), "/dl/t1")
+    plugin.writes_fail = True
     bus.publish(TorrentRemoved(torrent_id=tid(1)))
     bus.publish(ProgressUpdated(torrent_id=tid(2), downloaded=1, total=100))
     wait_for(lambda: not running.health.ok)
-    plugin.down = False
+    plugin.writes_fail = False
     wait_for(lambda: store_matches_catalog(store, running))
     assert store.get_torrent(tid(1)) is None and store.get_job(tid(1)) is None
     time.sleep(0.1)
     assert store.get_torrent(tid(1)) is None, "the removed torrent came back"
 
 
-def test_remove_then_readd_in_one_flush_drops_the_old_jobs(flaky: tuple[RuntimeStore, FlakyStore]) -> None:
-    store, plugin = flaky
+def test_remove_then_readd_in_one_flush_drops_the_old_jobs(faulty: tuple[RuntimeStore, FaultyStore]) -> None:
+    store, plugin = faulty
     old = TorrentStatus(id=tid(1), name="old", added_at=_now(), last_updated=_now())
     store.upsert_torrents([old])
-    store.job_started(tid(1), "/dl/t1")
+    job_started(store, tid(1), "/dl/t1")
     writer = StoreWriter(store)  # not started: everything below lands in the one drain of close()
     writer.upsert(old)
     writer.remove(tid(1))
@@ -211,27 +207,27 @@ def test_remove_then_readd_in_one_flush_drops_the_old_jobs(flaky: tuple[RuntimeS
     assert plugin.writes("remove_torrents") == [1]
 
 
-def test_a_failed_delete_still_precedes_a_newer_write(flaky: tuple[RuntimeStore, FlakyStore]) -> None:
-    store, plugin = flaky
+def test_a_failed_delete_still_precedes_a_newer_write(faulty: tuple[RuntimeStore, FaultyStore]) -> None:
+    store, plugin = faulty
     old = TorrentStatus(id=tid(1), name="old", added_at=_now(), last_updated=_now())
     store.upsert_torrents([old])
-    store.job_started(tid(1), "/dl/t1")
+    job_started(store, tid(1), "/dl/t1")
     health = HealthBoard()
     writer = StoreWriter(store, backoff=FAST, health=health)
-    plugin.down = True
+    plugin.writes_fail = True
     writer.remove(tid(1))
     writer.start()
     wait_for(lambda: not health.ok)  # the delete has failed at least once
     writer.upsert(attrs.evolve(old, name="again"))
-    plugin.down = False
+    plugin.writes_fail = False
     assert writer.close().complete
     assert store.get_job(tid(1)) is None and store.get_torrent(tid(1)) is not None
 
 
 def test_sync_durability_writes_before_the_handler_returns(
-    bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]
+    bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]
 ) -> None:
-    store, plugin = flaky
+    store, plugin = faulty
     orchestrator = TorrentOrchestrator(
         bus, store, settings=settings(durability=Durability.SYNC, flush_interval_ms=60_000)
     )
@@ -248,12 +244,12 @@ def test_sync_durability_writes_before_the_handler_returns(
 
 
 def test_shutdown_reports_what_it_could_not_write_by_the_deadline(
-    bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]
+    bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]
 ) -> None:
-    store, plugin = flaky
+    store, plugin = faulty
     orchestrator = TorrentOrchestrator(bus, store, settings=settings(), backoff=FAST)
     orchestrator.start()
-    plugin.down = True
+    plugin.writes_fail = True
     for n in range(5):
         bus.publish(TorrentAdded(torrent_id=tid(n), name=str(n)))
     started = time.monotonic()
@@ -263,9 +259,9 @@ def test_shutdown_reports_what_it_could_not_write_by_the_deadline(
 
 
 def test_reconcile_marks_store_only_torrents_stopped_and_adds_engine_only_ones(
-    bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]
+    bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]
 ) -> None:
-    store, _ = flaky
+    store, _ = faulty
     known = [
         TorrentStatus(id=tid(n), name=f"t{n}", state=TorrentState.SEEDING, added_at=t, last_updated=t)
         for n, t in ((1, _now()), (2, _now()))
@@ -284,9 +280,9 @@ def test_reconcile_marks_store_only_torrents_stopped_and_adds_engine_only_ones(
     assert store_matches_catalog(store, orchestrator)
 
 
-def test_completion_hands_the_torrent_to_fsops_once(bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]) -> None:
+def test_completion_hands_the_torrent_to_fsops_once(bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]) -> None:
     handed: list[TorrentStatus] = []
-    orchestrator = TorrentOrchestrator(bus, flaky[0], settings=settings(), on_completed=handed.append)
+    orchestrator = TorrentOrchestrator(bus, faulty[0], settings=settings(), on_completed=handed.append)
     orchestrator.start()
     lifecycle(bus, 1)
     bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=100, total=100))
@@ -318,26 +314,28 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def test_flush_waits_until_the_store_holds_every_change(bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]) -> None:
-    store, plugin = flaky
+def test_flush_waits_until_the_store_holds_every_change(
+    bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]
+) -> None:
+    store, plugin = faulty
     orchestrator = TorrentOrchestrator(bus, store, settings=settings(flush_interval_ms=60_000), backoff=FAST)
     orchestrator.start()
     for n in range(5):
         bus.publish(ProgressUpdated(torrent_id=tid(n), downloaded=n, total=10))
     assert orchestrator.flush(timeout=5)
     assert store_matches_catalog(store, orchestrator)
-    plugin.down = True
+    plugin.writes_fail = True
     bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=9, total=10))
     assert not orchestrator.flush(timeout=0.3), "flush reported success while the store was down"
-    plugin.down = False
+    plugin.writes_fail = False
     assert orchestrator.flush(timeout=5)
     orchestrator.close()
 
 
 def test_torrents_the_engine_adds_at_start_are_not_marked_stopped(
-    bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]
+    bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]
 ) -> None:
-    store, _ = flaky
+    store, _ = faulty
     now = _now()
     store.upsert_torrents([TorrentStatus(id=tid(n), name=f"t{n}", added_at=now, last_updated=now) for n in (1, 2)])
     orchestrator = TorrentOrchestrator(bus, store, settings=settings())
@@ -352,8 +350,8 @@ def test_torrents_the_engine_adds_at_start_are_not_marked_stopped(
     orchestrator.close()
 
 
-def test_progress_only_changes_take_the_narrow_path(bus: EventBus, flaky: tuple[RuntimeStore, FlakyStore]) -> None:
-    store, plugin = flaky
+def test_progress_only_changes_take_the_narrow_path(bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]) -> None:
+    store, plugin = faulty
     orchestrator = TorrentOrchestrator(bus, store, settings=settings())
     orchestrator.start()
     bus.publish(TorrentAdded(torrent_id=tid(1), name="one"))
@@ -373,17 +371,17 @@ def test_progress_only_changes_take_the_narrow_path(bus: EventBus, flaky: tuple[
     orchestrator.close()
 
 
-def test_a_failed_whole_write_makes_the_next_progress_whole(flaky: tuple[RuntimeStore, FlakyStore]) -> None:
-    store, plugin = flaky
+def test_a_failed_whole_write_makes_the_next_progress_whole(faulty: tuple[RuntimeStore, FaultyStore]) -> None:
+    store, plugin = faulty
     health = HealthBoard()
     writer = StoreWriter(store, backoff=FAST, health=health)
     first = TorrentStatus(id=tid(1), name="whole", added_at=_now(), last_updated=_now())
-    plugin.down = True
+    plugin.writes_fail = True
     writer.upsert(first)
     writer.start()
     wait_for(lambda: not health.ok)  # the whole status failed and waits for a retry
     writer.upsert(attrs.evolve(first, progress=Progress(downloaded=5, total=10)), progress_only=True)
-    plugin.down = False
+    plugin.writes_fail = False
     assert writer.close().complete
     stored = store.get_torrent(tid(1))
     assert stored is not None and stored.name == "whole" and stored.progress.downloaded == 5

@@ -25,13 +25,13 @@ from revaer_core import AddedVia, RuntimeStore, TorrentState
 from revaer_core.control.metainfo import read_metainfo
 from revaer_core.control.watch import THREAD_NAME, WatchFolder
 from revaer_core.daemon import Daemon
+from revaer_core.demo.seeder import make_payload
 from revaer_core.engine.libtorrent import create_metainfo
-from revaer_core.engine.loopback import make_payload
-from revaer_core.engine.simulated import SimulationScript
 from revaer_core.events import Event, OperatorAction, WatchFileRejected
 from revaer_core.settings import ApiSettings, EngineSettings, RuntimeSettings, Settings, WatchSettings
-from tests.support.flaky import open_flaky
+from revaer_core.testing.simulated import SimulationScript
 from tests.support.postgres import pg_options
+from tests.support.stores import open_faulty
 from tests.support.waiting import wait_for
 
 POLL = 0.1
@@ -337,20 +337,20 @@ def test_a_store_that_does_not_confirm_leaves_the_file_for_a_later_scan(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     watch = tmp_path / "watch"
-    store, plugin = open_flaky(tmp_path)
-    runtime = RuntimeSettings(backend="flaky", data_dir=tmp_path / "data", flush_interval_ms=20)
+    store, plugin = open_faulty(tmp_path)
+    runtime = RuntimeSettings(backend="faulty", data_dir=tmp_path / "data", flush_interval_ms=20)
     data = metainfo(tmp_path, "patient")
     with running(make_settings(tmp_path, runtime), store) as daemon:
         assert daemon.controller is not None
         daemon.controller._timeout = 0.2  # how long an add waits for the store before it gives up
-        plugin.down = True
+        plugin.writes_fail = True
         (watch / "patient.torrent").write_bytes(data)
         wait_for(lambda: bool(messages(caplog, "left for a later scan")), "the add to be refused")
         time.sleep(8 * POLL)  # a few more scans, each of them trying again
         assert daemon.engine is not None and not daemon.engine.has(torrent_id(data))  # (a retry may be in flight)
         assert names(watch) == {"patient.torrent"}
         assert len(messages(caplog, "left for a later scan")) == 1, "logged at every scan, not once"
-        plugin.down = False
+        plugin.writes_fail = False
         wait_for(lambda: names(watch) == {"patient.torrent.added"}, "the file to be taken once the store is back")
         assert list(catalog(daemon)) == [torrent_id(data)]
         assert daemon.orchestrator is not None and daemon.orchestrator.flush(5)

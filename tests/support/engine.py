@@ -1,19 +1,16 @@
-"""Fixtures for engine tests: an event recorder with timed waits, and engines that are always closed."""
+"""Fixtures for engine tests: an event recorder with timed waits."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
 
-from revaer_core import RuntimeStore
 from revaer_core.events import EventPayload, StateChanged
 from revaer_core.status import TorrentState
-from revaer_runtime_memory import MemoryStore
 
 P = TypeVar("P", bound=EventPayload)
 
@@ -67,11 +64,3 @@ class Recorder:
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
-
-
-@pytest.fixture
-def memory_store(tmp_path: Path) -> Iterator[RuntimeStore]:
-    """A real store (the memory plugin) that outlives the engines of one test, as a database would."""
-    store = RuntimeStore.open(MemoryStore(), name="memory", data_dir=tmp_path / "store")
-    yield store
-    store.close()

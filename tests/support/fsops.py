@@ -20,16 +20,8 @@ import attrs
 import pytest
 
 from revaer_core import (
-    FsJob,
-    JobHistoryEntry,
-    JobQuery,
-    JobTransition,
-    Page,
     RuntimeStore,
-    StoreUnavailable,
-    TorrentQuery,
     TorrentStatus,
-    hookimpl,
 )
 from revaer_core.events import EventPayload, FsOpsProgress
 from revaer_core.fsops import Backoff, FsOpsOutcome, FsOpsService
@@ -38,7 +30,6 @@ from revaer_core.fsops.policy import journal_dir_of
 from revaer_core.health import HealthBoard
 from revaer_core.settings import FsOpsSettings, build
 from revaer_core.status import FileEntry, TorrentState
-from revaer_runtime_memory import MemoryStore
 
 #: Retries fast enough for a test, still exponential.
 FAST = Backoff(initial=0.005, maximum=0.05)
@@ -172,88 +163,6 @@ class Events:
 
     def kinds(self) -> list[str]:
         return [p.kind for p in self.payloads]
-
-
-class FailingJobStore:
-    """A job store that fails on demand in front of a real MemoryStore.
-
-    ``fail_next`` writes raise :class:`StoreUnavailable` before reaching the
-    storage; with ``lose_acks`` they reach it first and raise afterwards (the
-    commit happened, the answer was lost). ``reads_fail`` makes reads raise too.
-    """
-
-    def __init__(self) -> None:
-        self.inner = MemoryStore()
-        self.fail_next = 0
-        self.lose_acks = False
-        self.reads_fail = False
-        self.failures = 0
-        self._lock = threading.Lock()
-
-    def _should_fail(self) -> bool:
-        with self._lock:
-            if self.fail_next > 0:
-                self.fail_next -= 1
-                self.failures += 1
-                return True
-            return False
-
-    def _read(self) -> None:
-        if self.reads_fail:
-            raise StoreUnavailable("connection to postgresql://revaer:hunter2@db/revaer refused (injected)")
-
-    @hookimpl
-    def record_job_transition(self, transition: JobTransition) -> FsJob:
-        failing = self._should_fail()
-        if failing and not self.lose_acks:
-            raise StoreUnavailable("connection to postgresql://revaer:hunter2@db/revaer refused (injected)")
-        job = self.inner.record_job_transition(transition)
-        if failing:
-            raise StoreUnavailable("connection lost after commit (injected)")
-        return job
-
-    @hookimpl
-    def get_job(self, torrent_id: UUID) -> FsJob | None:
-        self._read()
-        return self.inner.get_job(torrent_id)
-
-    @hookimpl
-    def list_jobs(self, query: JobQuery) -> Page[FsJob]:
-        self._read()
-        return self.inner.list_jobs(query)
-
-    @hookimpl
-    def job_history(self, torrent_id: UUID) -> Sequence[JobHistoryEntry]:
-        self._read()
-        return self.inner.job_history(torrent_id)
-
-    @hookimpl
-    def upsert_torrents(self, statuses: Sequence[TorrentStatus]) -> None:
-        self.inner.upsert_torrents(statuses)
-
-    @hookimpl
-    def get_torrent(self, torrent_id: UUID) -> TorrentStatus | None:
-        self._read()
-        return self.inner.get_torrent(torrent_id)
-
-    @hookimpl
-    def list_torrents(self, query: TorrentQuery) -> Page[TorrentStatus]:
-        return self.inner.list_torrents(query)
-
-
-@pytest.fixture
-def memory_store(tmp_path: Path) -> Iterator[RuntimeStore]:
-    store = RuntimeStore.open(MemoryStore(), name="memory", data_dir=tmp_path)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def failing_store(tmp_path: Path) -> Iterator[tuple[RuntimeStore, FailingJobStore]]:
-    plugin = FailingJobStore()
-    store = RuntimeStore.open(plugin, name="failing", data_dir=tmp_path)
-    yield store, plugin
-    store.close()
 
 
 @attrs.define

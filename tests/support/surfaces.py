@@ -1,13 +1,14 @@
-"""Fixtures for the CLI and HTTP API tests: stores with known rows, a store that goes down, a CLI runner.
+"""Fixtures for the CLI and HTTP API tests: stores with known rows, a CLI runner, an in-process API client.
 
-The ``store`` fixture is parametrised over backends; PostgreSQL joins the list
-once ``tests/support/postgres.py`` offers a store fixture (see BACKENDS).
+The ``store`` fixture is parametrised over both shipped backends, the memory
+store and PostgreSQL (a fresh schema per test, on the server ``pg_url`` finds),
+so every surface test runs on each.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,31 +18,22 @@ import attrs
 import pytest
 
 from revaer_core import (
-    FsJob,
-    JobHistoryEntry,
-    JobQuery,
-    Page,
     RuntimeStore,
-    StoreHealth,
-    StoreUnavailable,
-    TorrentQuery,
     TorrentState,
     TorrentStatus,
     TransferMode,
-    hookimpl,
 )
 from revaer_core.cli import CliContext, main
 from revaer_core.contract import samples
 from revaer_core.settings import ApiSettings, Settings
+from revaer_core.testing.jobs import job_completed, job_failed, job_skipped, job_started
 from revaer_runtime_memory import MemoryStore
+from revaer_runtime_pg import PostgresStore
+from tests.support.postgres import pg_options
+from tests.support.stores import SECRET_DSN, FaultyStore
 
-#: Backends the surface tests run against. PostgreSQL is not listed yet: tests/support/postgres.py
-#: does not exist at the time of writing; add "postgres" here and a branch in ``store`` when it does.
-BACKENDS = ["memory"]
-
-#: A password the tests plant in failure messages; it must never reach output.
-SECRET = "hunter2"
-SECRET_DSN = f"postgresql://revaer:{SECRET}@db.internal/revaer"
+#: Backends the surface tests run against; the PostgreSQL ones carry the ``postgres`` marker.
+BACKENDS = ["memory", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 STATES = list(TorrentState)
 
@@ -82,81 +74,27 @@ def seed_jobs(store: RuntimeStore) -> SeededJobs:
     store.upsert_torrents([samples.status(100 + i) for i in range(4)])
     at = samples.EPOCH
     moved, failed, moving, skipped = ids
-    store.job_started(moved, "/dl/a", at=at)
-    store.job_failed(moved, f"copy failed: {SECRET_DSN} unreachable", at=at + timedelta(milliseconds=1))
+    job_started(store, moved, "/dl/a", at=at)
+    job_failed(store, moved, f"copy failed: {SECRET_DSN} unreachable", at=at + timedelta(milliseconds=1))
     store.retry_job(moved, at=at + timedelta(milliseconds=2))
-    store.job_started(moved, "/dl/a", at=at + timedelta(milliseconds=3))
-    store.job_completed(moved, "/dl/a", "/lib/a", TransferMode.HARDLINK, at=at + timedelta(milliseconds=4))
-    store.job_started(failed, "/dl/b", at=at + timedelta(seconds=1))
-    store.job_failed(failed, "disk full", at=at + timedelta(seconds=1, milliseconds=1))
-    store.job_started(moving, "/dl/c", at=at + timedelta(seconds=2))
-    store.job_skipped(skipped, "/dl/d", "nothing to move", at=at + timedelta(seconds=3))
+    job_started(store, moved, "/dl/a", at=at + timedelta(milliseconds=3))
+    job_completed(store, moved, "/dl/a", "/lib/a", TransferMode.HARDLINK, at=at + timedelta(milliseconds=4))
+    job_started(store, failed, "/dl/b", at=at + timedelta(seconds=1))
+    job_failed(store, failed, "disk full", at=at + timedelta(seconds=1, milliseconds=1))
+    job_started(store, moving, "/dl/c", at=at + timedelta(seconds=2))
+    job_skipped(store, skipped, "/dl/d", "nothing to move", at=at + timedelta(seconds=3))
     return SeededJobs(moved=moved, failed=failed, moving=moving, skipped=skipped)
-
-
-class DownableStore(MemoryStore):
-    """The memory store, whose reads and health fail while ``down`` (like a stopped database).
-
-    Failures are driver-like errors carrying a DSN with a password, so tests
-    also see that the password is redacted wherever the failure is reported.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.down = False
-
-    def _gate(self) -> None:
-        if self.down:
-            raise StoreUnavailable(f"connection to {SECRET_DSN} refused")
-
-    @hookimpl
-    def store_health(self) -> StoreHealth:
-        if self.down:
-            return StoreHealth(ok=False, detail=f"cannot connect to {SECRET_DSN}", facts={"dsn": SECRET_DSN})
-        return super().store_health()
-
-    @hookimpl
-    def get_torrent(self, torrent_id: UUID) -> TorrentStatus | None:
-        self._gate()
-        return super().get_torrent(torrent_id)
-
-    @hookimpl
-    def list_torrents(self, query: TorrentQuery) -> Page[TorrentStatus]:
-        if self.down:
-            raise OSError(f"could not connect to server: {SECRET_DSN}")  # what a driver lets through
-        return super().list_torrents(query)
-
-    @hookimpl
-    def get_job(self, torrent_id: UUID) -> FsJob | None:
-        self._gate()
-        return super().get_job(torrent_id)
-
-    @hookimpl
-    def list_jobs(self, query: JobQuery) -> Page[FsJob]:
-        self._gate()
-        return super().list_jobs(query)
-
-    @hookimpl
-    def job_history(self, torrent_id: UUID) -> Sequence[JobHistoryEntry]:
-        self._gate()
-        return super().job_history(torrent_id)
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RuntimeStore]:
     """An empty store of each backend under test."""
-    assert request.param == "memory"
-    opened = RuntimeStore.open(MemoryStore(), name="memory", data_dir=tmp_path)
+    if request.param == "postgres":
+        url, schema = request.getfixturevalue("pg_url"), request.getfixturevalue("pg_schema")
+        opened = RuntimeStore.open(PostgresStore(), name="postgres", options=pg_options(url, schema), data_dir=tmp_path)
+    else:
+        opened = RuntimeStore.open(MemoryStore(), name="memory", data_dir=tmp_path)
     yield opened
-    opened.close()
-
-
-@pytest.fixture
-def downable(tmp_path: Path) -> Iterator[tuple[RuntimeStore, DownableStore]]:
-    """A store that tests can take down and bring back, and its plugin."""
-    plugin = DownableStore()
-    opened = RuntimeStore.open(plugin, name="memory", data_dir=tmp_path)
-    yield opened, plugin
     opened.close()
 
 
@@ -202,11 +140,11 @@ def revaer(capsys: pytest.CaptureFixture[str], store: RuntimeStore, cli_settings
 
 
 @pytest.fixture
-def revaer_downable(
-    capsys: pytest.CaptureFixture[str], downable: tuple[RuntimeStore, DownableStore], cli_settings: Settings
-) -> tuple[CliRunner, DownableStore]:
-    """``revaer`` over a store that can be taken down."""
-    return CliRunner(capsys, downable[0], cli_settings), downable[1]
+def revaer_faulty(
+    capsys: pytest.CaptureFixture[str], faulty: tuple[RuntimeStore, FaultyStore], cli_settings: Settings
+) -> tuple[CliRunner, FaultyStore]:
+    """``revaer`` over a store whose faults the test switches."""
+    return CliRunner(capsys, faulty[0], cli_settings), faulty[1]
 
 
 def problem(body: Any, status: int) -> None:

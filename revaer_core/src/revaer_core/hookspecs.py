@@ -35,7 +35,7 @@ from uuid import UUID
 
 import pluggy
 
-from revaer_core.jobs import FsJob, JobHistoryEntry, JobTransition
+from revaer_core.jobs import FsJob, JobHistoryEntry, JobStatus, JobTransition
 from revaer_core.query import JobQuery, Page, TorrentQuery
 from revaer_core.sources import StoredSource
 from revaer_core.status import TorrentStatus
@@ -300,6 +300,17 @@ class JobStore:
 
         :param query: Filters, page size and the cursor to resume after.
         :returns: The page.
+        """
+
+    @hookspec(firstresult=True)
+    def count_jobs(self) -> Mapping[JobStatus, int]:
+        """How many jobs are in each status, counted in the storage: one ``/metrics`` scrape, one query.
+
+        Optional: without it Revaer pages through ``list_jobs`` and counts
+        what it reads. Stops at the first non-None result.
+
+        :returns: Each status to its number of jobs; a status with no job
+            may be left out.
         """
 
     @hookspec(firstresult=True)

@@ -12,6 +12,7 @@ import base64
 import binascii
 import enum
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
@@ -28,6 +29,9 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 #: Longest cursor accepted: a name sort carries the last name, which the store bounds far below this.
 MAX_CURSOR_LENGTH = 8192
+#: The characters of a cursor: unpadded URL-safe base64, so it goes in a query string as it is.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 class InvalidQuery(ValueError):
@@ -76,7 +80,7 @@ class Cursor:
         else is refused here, the same way for every backend.
         """
         refused = InvalidQuery("cursor is not one this server issued; start from the first page")
-        if len(token) > MAX_CURSOR_LENGTH:
+        if len(token) > MAX_CURSOR_LENGTH or not _CURSOR.fullmatch(token):  # b64decode would skip a stray character
             raise refused
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))

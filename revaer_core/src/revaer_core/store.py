@@ -18,8 +18,8 @@ import pluggy
 
 from revaer_core.health import Capability, StoreHealth, StoreRole
 from revaer_core.hookspecs import NAMESPACES, PROJECT
-from revaer_core.jobs import FsJob, JobEvent, JobHistoryEntry, JobTransition, TransferMode
-from revaer_core.query import JobQuery, Page, TorrentQuery
+from revaer_core.jobs import FsJob, JobEvent, JobHistoryEntry, JobStatus, JobTransition
+from revaer_core.query import MAX_PAGE_SIZE, JobQuery, Page, TorrentQuery, walk
 from revaer_core.sources import StoredSource
 from revaer_core.status import TorrentStatus
 
@@ -198,41 +198,6 @@ class RuntimeStore:
         job: FsJob | None = self._hook.record_job_transition(transition=transition)
         return job
 
-    def job_started(self, torrent_id: UUID, source: str, *, at: datetime | None = None) -> FsJob | None:
-        return self.record_job_transition(
-            JobTransition(torrent_id=torrent_id, event=JobEvent.STARTED, at=at or _now(), source=source)
-        )
-
-    def job_completed(
-        self,
-        torrent_id: UUID,
-        source: str,
-        destination: str,
-        transfer_mode: TransferMode,
-        *,
-        at: datetime | None = None,
-    ) -> FsJob | None:
-        return self.record_job_transition(
-            JobTransition(
-                torrent_id=torrent_id,
-                event=JobEvent.COMPLETED,
-                at=at or _now(),
-                source=source,
-                destination=destination,
-                transfer_mode=transfer_mode,
-            )
-        )
-
-    def job_failed(self, torrent_id: UUID, error: str, *, at: datetime | None = None) -> FsJob | None:
-        return self.record_job_transition(
-            JobTransition(torrent_id=torrent_id, event=JobEvent.FAILED, at=at or _now(), detail=error)
-        )
-
-    def job_skipped(self, torrent_id: UUID, source: str, reason: str, *, at: datetime | None = None) -> FsJob | None:
-        return self.record_job_transition(
-            JobTransition(torrent_id=torrent_id, event=JobEvent.SKIPPED, at=at or _now(), source=source, detail=reason)
-        )
-
     def retry_job(self, torrent_id: UUID, *, at: datetime | None = None) -> FsJob | None:
         """Set a failed job back to pending, for FsOps to run it again."""
         return self.record_job_transition(JobTransition(torrent_id=torrent_id, event=JobEvent.RETRY, at=at or _now()))
@@ -244,6 +209,21 @@ class RuntimeStore:
     def list_jobs(self, query: JobQuery) -> Page[FsJob]:
         page: Page[FsJob] | None = self._hook.list_jobs(query=query)
         return page or Page(items=())
+
+    def count_jobs(self) -> dict[JobStatus, int]:
+        """Jobs in each status, every status present (zero when none).
+
+        The backend's ``count_jobs`` where it has one; else every page of
+        ``list_jobs``, counted here.
+        """
+        counts = dict.fromkeys(JobStatus, 0)
+        counted: Mapping[JobStatus, int] | None = self._hook.count_jobs()
+        if counted is None:
+            for job in walk(self.list_jobs, JobQuery(limit=MAX_PAGE_SIZE)):
+                counts[job.status] += 1
+        else:
+            counts.update((JobStatus(status), count) for status, count in counted.items())
+        return counts
 
     def job_history(self, torrent_id: UUID) -> list[JobHistoryEntry]:
         return list(self._hook.job_history(torrent_id=torrent_id) or ())

@@ -7,6 +7,7 @@ are: no reader can change what another sees.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -17,6 +18,7 @@ from revaer_core import (
     FsJob,
     JobHistoryEntry,
     JobQuery,
+    JobStatus,
     JobTransition,
     Page,
     StoredSource,
@@ -140,6 +142,11 @@ class MemoryStore:
         with self._lock:
             jobs = list(self._jobs.values())
         return select_jobs(jobs, query)
+
+    @hookimpl
+    def count_jobs(self) -> Mapping[JobStatus, int]:
+        with self._lock:
+            return Counter(job.status for job in self._jobs.values())
 
     @hookimpl
     def job_history(self, torrent_id: UUID) -> Sequence[JobHistoryEntry]:

@@ -61,3 +61,9 @@ def job_page(tables: Tables, query: JobQuery) -> sa.Select[Any]:
             sa.tuple_(j.c.job_created_at, j.c.torrent_id) > sa.tuple_(sa.literal(after[0]), sa.literal(after[1]))
         )
     return select.order_by(j.c.job_created_at, j.c.torrent_id).limit(query.limit + 1)
+
+
+def job_counts(tables: Tables) -> sa.Select[Any]:
+    """``(status label, jobs)`` rows, one per status in use: what ``/metrics`` shows, in one query."""
+    (status,) = readable(tables.fs_jobs, ["status"])
+    return sa.select(status, sa.func.count()).group_by(status)

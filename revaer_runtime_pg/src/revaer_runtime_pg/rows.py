@@ -316,6 +316,11 @@ def _job_status(label: str, torrent_id: UUID) -> JobStatus | None:
     return status
 
 
+def job_status_of(label: str) -> JobStatus:
+    """The status a stored label names; an unknown one (a newer writer's) is failed, as ``job_from_row`` reads it."""
+    return _JOB_STATUSES.get(label, JobStatus.FAILED)
+
+
 def job_from_row(row: Sequence[Any]) -> FsJob:
     """The job an ``fs_jobs`` row (JOB_COLUMNS order) holds."""
     (torrent_id, status_label, source, attempt, created_at, updated_at, destination, mode, last_error) = row

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from revaer_core import (
     FsJob,
     JobHistoryEntry,
     JobQuery,
+    JobStatus,
     JobTransition,
     Page,
     StoredSource,
@@ -200,6 +202,16 @@ class PostgresStore:
         with faults(db), db.engine.connect() as connection:
             found = [rows.job_from_row(row) for row in connection.execute(queries.job_page(db.tables, query))]
         return page_of(found, query.limit, JobQuery.cursor_of)
+
+    @hookimpl
+    def count_jobs(self) -> Mapping[JobStatus, int]:
+        db = self._database
+        with faults(db), db.engine.connect() as connection:
+            found = connection.execute(queries.job_counts(db.tables)).all()
+        counts: Counter[JobStatus] = Counter()
+        for label, count in found:
+            counts[rows.job_status_of(label)] += count
+        return counts
 
     @hookimpl
     def job_history(self, torrent_id: UUID) -> Sequence[JobHistoryEntry]:

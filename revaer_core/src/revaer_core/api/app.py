@@ -46,9 +46,10 @@ from revaer_core.api.services import (
     ShapedResponse,
     TorrentIdPath,
     TorrentRefPath,
+    TorrentRefSchema,
     blocking,
-    check_ref,
     may_read,
+    options_routes,
     problems,
     require_read_access,
     require_write_access,
@@ -69,7 +70,7 @@ from revaer_core.health import HealthBoard
 from revaer_core.jobs import FsJob, JobStatus
 from revaer_core.metrics import Metrics
 from revaer_core.preflight import check_exposure, is_loopback
-from revaer_core.query import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, TorrentSort
+from revaer_core.query import CURSOR_PATTERN, DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, TorrentSort
 from revaer_core.redact import redact
 from revaer_core.settings import ApiSettings
 from revaer_core.status import TorrentState, TorrentStatus
@@ -209,7 +210,7 @@ def _check_ref(request: Request[Any, Any, Any]) -> None:
     """A ``{torrent_id}`` in the path must have a form the document states, on every route that has one."""
     ref = request.path_params.get("torrent_id")
     if isinstance(ref, str):
-        check_ref(ref)
+        request.app.plugins.get(TorrentRefSchema).check(ref)
 
 
 def _check_loopback_request(request: Request[Any, Any, Any]) -> None:
@@ -232,9 +233,10 @@ Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description=f"Rows
 PageCursor = Annotated[
     str | None,
     QueryParameter(
-        description=f"`next_cursor` of the previous page, as given (at most {MAX_CURSOR_LENGTH} characters); "
-        "absent for the first page. A cursor that was not made by this API is refused with 400.",
-        schema_extra={"maxLength": MAX_CURSOR_LENGTH},  # checked by Cursor.decode, in its words
+        description=f"`next_cursor` of the previous page, as given (at most {MAX_CURSOR_LENGTH} characters of "
+        "unpadded URL-safe base64); absent for the first page. A cursor that was not made by this API is refused "
+        "with 400.",
+        schema_extra={"maxLength": MAX_CURSOR_LENGTH, "pattern": CURSOR_PATTERN},  # checked by Cursor.decode
     ),
 ]
 
@@ -367,7 +369,7 @@ async def events(
     raw = last_event_id if last_event_id is not None else after
     resume = 0
     if raw is not None:
-        if not _EVENT_ID.match(raw):
+        if not _EVENT_ID.fullmatch(raw):
             raise InvalidInput(f"event id {raw!r} is not an event id (decimal digits only, at most 19)")
         resume = int(raw)
     hub = services.streams
@@ -383,7 +385,14 @@ async def events(
     )
 
 
-@get("/health", tags=["operations"], summary="Runtime health", operation_id="getHealth", opt=PUBLIC)
+@get(
+    "/health",
+    tags=["operations"],
+    summary="Runtime health",
+    operation_id="getHealth",
+    opt=PUBLIC,
+    responses=problems(token=False),
+)
 async def health_handler(
     services: NamedDependency[Services], request: Request[Any, Any, Any]
 ) -> HealthReport | Liveness:
@@ -407,6 +416,7 @@ async def health_handler(
     operation_id="getMetrics",
     media_type=PROMETHEUS_TEXT,
     opt=METRICS,
+    responses=problems(),
 )
 def metrics_handler(services: NamedDependency[Services]) -> str:
     """The series of whatever runs here, in the Prometheus text format; FsOps jobs by status come from the store.
@@ -417,7 +427,14 @@ def metrics_handler(services: NamedDependency[Services]) -> str:
     return services.metrics.render()
 
 
-@head("/health", tags=["operations"], summary="Runtime liveness, no body", operation_id="headHealth", opt=PUBLIC)
+@head(
+    "/health",
+    tags=["operations"],
+    summary="Runtime liveness, no body",
+    operation_id="headHealth",
+    opt=PUBLIC,
+    responses=problems(token=False),
+)
 async def health_head() -> Response[None]:
     """200 while the API serves, with no body and without asking the store: a load balancer's cheap probe."""
     return _no_body("application/json")
@@ -429,6 +446,7 @@ async def health_head() -> Response[None]:
     summary="Prometheus metrics, no body",
     operation_id="headMetrics",
     opt=METRICS,
+    responses=problems(),
 )
 async def metrics_head() -> Response[None]:
     """200 when a GET would serve the metrics (same access rule), with no body and without sampling the store."""
@@ -498,6 +516,7 @@ def create_app(
     controller: Controller | None = None,
     max_upload_bytes: int = ApiSettings().max_upload_bytes,
     max_event_streams: int = ApiSettings().max_event_streams,
+    ref_prefixes: bool | None = None,
 ) -> Litestar:
     """The API app over ``store``; ``revaer run`` also passes its live bus, board, metrics and catalog.
 
@@ -513,6 +532,8 @@ def create_app(
         control routes answer 503 and a job retry waits for the daemon's next start.
     :param max_upload_bytes: the largest request body taken (a .torrent upload).
     :param max_event_streams: event streams served at once; more get a 503 with ``Retry-After``.
+    :param ref_prefixes: whether a torrent may be named by a prefix of its id or info-hash, as the
+        document then says; by default when there is a ``controller`` (it resolves them), and UUIDs only else.
     """
     check_exposure(bind_host, token)
     loopback = is_loopback(bind_host)
@@ -533,24 +554,26 @@ def create_app(
         max_upload_bytes=max_upload_bytes,
         streams=None if bus is None else StreamHub(bus, max_event_streams),
     )
+    routes = [
+        list_torrents,
+        show_torrent,
+        list_jobs,
+        show_job,
+        retry_job,
+        events,
+        health_handler,
+        health_head,
+        metrics_handler,
+        metrics_head,
+        *control.ROUTES,
+    ]
     return Litestar(
-        route_handlers=[
-            list_torrents,
-            show_torrent,
-            list_jobs,
-            show_job,
-            retry_job,
-            events,
-            health_handler,
-            health_head,
-            metrics_handler,
-            metrics_head,
-            *control.ROUTES,
-        ],
+        route_handlers=[*options_routes(routes), *routes],
         request_max_body_size=max_upload_bytes + 64 * 1024,  # room for a multipart envelope; the add checks exactly
         state=State({ACCESS_STATE: access, STREAMS_STATE: services.streams}),
         guards=[require_read_access],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
+        plugins=[TorrentRefSchema(prefixes=controller is not None if ref_prefixes is None else ref_prefixes)],
         response_class=ShapedResponse,
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=_check_loopback_request if loopback else _check_ref,

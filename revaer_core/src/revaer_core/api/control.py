@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import attrs
 import msgspec
@@ -51,6 +51,8 @@ from revaer_core.sources import AddedVia
 from revaer_core.status import FileEntry, TorrentStatus
 
 BITTORRENT = "application/x-bittorrent"
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -177,6 +179,15 @@ def _decode(data: bytes, kind: type[Any]) -> Any:
         raise InvalidInput(f"request body: {exc}") from None
     except msgspec.DecodeError:
         raise InvalidInput("request body is not valid JSON") from None
+
+
+async def _strict(request: Request[Any, Any, Any], kind: type[T]) -> T:
+    """The JSON body as ``kind``, read strictly: Litestar's own reading of ``data`` takes ``"1"`` for 1 and for true.
+
+    The ``data`` parameter stays on the handler for the OpenAPI document; this is what the handler uses.
+    """
+    decoded: T = _decode(await request.body(), kind)
+    return decoded
 
 
 def _base64(field: str, text: str | None) -> bytes:
@@ -335,6 +346,7 @@ async def set_options(
     data: JSONBody[OptionsJson],
 ) -> TorrentStatus:
     """Change sequential mode, the rate limits (0 or null lifts one) or the labels (replaced whole)."""
+    data = await _strict(request, OptionsJson)
     download = None if isinstance(data.download_limit, msgspec.UnsetType) else data.download_limit
     upload = None if isinstance(data.upload_limit, msgspec.UnsetType) else data.upload_limit
     change = OptionsChange(
@@ -367,21 +379,23 @@ def torrent_files(services: NamedDependency[Services], torrent_id: TorrentRefPat
     "/v1/torrents/{torrent_id:str}/files",
     summary="Set file priorities",
     operation_id="setTorrentFiles",
-    sync_to_thread=True,
     responses=problems(400, 401, 403, 404, 409, 422, 503),
     guards=GUARDS,
     security=BEARER,
     tags=TAGS,
 )
-def set_files(
+async def set_files(
     services: NamedDependency[Services],
     request: Request[Any, Any, Any],
     torrent_id: TorrentRefPath,
     data: JSONBody[FilesJson],
 ) -> TorrentStatus:
     """Skip files (priority 0) or set priorities 1..7 by file index; the others stay as they are."""
-    return _controller(services).set_files(
-        torrent_id, skip=tuple(data.skip), priorities=_index_map("priorities", data.priorities), via=via(request)
+    data = await _strict(request, FilesJson)
+    controller = _controller(services)
+    priorities = _index_map("priorities", data.priorities)
+    return await blocking(
+        lambda: controller.set_files(torrent_id, skip=tuple(data.skip), priorities=priorities, via=via(request))
     )
 
 

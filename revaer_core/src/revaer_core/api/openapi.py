@@ -1,4 +1,4 @@
-"""The API's OpenAPI document, as committed in ``docs/openapi.json``.
+"""The API's OpenAPI document, as committed in ``docs/openapi.json`` (``revaer run``'s).
 
 ``python -m revaer_core.api.openapi docs/openapi.json`` (or ``nox -s openapi``)
 rewrites the file; a test fails when the committed copy and the app disagree.
@@ -16,9 +16,12 @@ from revaer_core.api.app import create_app
 from revaer_core.store import RuntimeStore
 
 
-def openapi_document() -> dict[str, Any]:
-    """The document the app serves at ``/schema/openapi.json`` (it does not depend on the store)."""
-    document: dict[str, Any] = create_app(RuntimeStore.none()).openapi_schema.to_schema()
+def openapi_document(*, standalone: bool = False) -> dict[str, Any]:
+    """The document ``revaer run``'s API serves at ``/schema/openapi.json`` (it does not depend on the store).
+
+    :param standalone: the document of ``revaer api`` instead, which names torrents by UUID only.
+    """
+    document: dict[str, Any] = create_app(RuntimeStore.none(), ref_prefixes=not standalone).openapi_schema.to_schema()
     return document
 
 

@@ -59,8 +59,8 @@ _UUID = re.compile(UUID_PATTERN)
 
 def parse_torrent_id(text: str) -> UUID:
     """``text`` as a torrent id, or InvalidInput quoting it."""
-    candidate = text.strip() if isinstance(text, str) else ""
-    if not _UUID.match(candidate):
+    candidate = text if isinstance(text, str) else ""
+    if not _UUID.fullmatch(candidate):  # not match: its ``$`` would take a trailing newline
         raise InvalidInput(
             f"{text!r} is not a torrent id (expected a UUID in the form 123e4567-e89b-12d3-a456-426614174000)"
         )
@@ -217,10 +217,7 @@ def retry_job(store: RuntimeStore, torrent_id: UUID) -> FsJob:
 
 def job_counts(store: RuntimeStore) -> dict[JobStatus, int]:
     """How many FsOps jobs are in each status, every status present (zero when none)."""
-    counts = dict.fromkeys(JobStatus, 0)
-    for job in walk_jobs(store, JobQuery(limit=MAX_PAGE_SIZE)):
-        counts[job.status] += 1
-    return counts
+    return _call("count FsOps jobs", store.count_jobs)
 
 
 def store_health(store: RuntimeStore) -> StoreHealth:

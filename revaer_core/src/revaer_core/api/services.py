@@ -9,18 +9,23 @@ from __future__ import annotations
 import http
 import json
 import re
-from collections.abc import Callable, Mapping
-from typing import Annotated, Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from uuid import UUID
 
 import attrs
 from anyio import to_thread
 from litestar import Response
 from litestar.connection import ASGIConnection
+from litestar.enums import HttpMethod
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import PathParameter
+from litestar.plugins import OpenAPISchemaPlugin
+from litestar.typing import FieldDefinition
 
 from revaer_core.api import operations
 from revaer_core.api.models import Problem, public_json
@@ -35,6 +40,9 @@ from revaer_core.metrics import Metrics
 from revaer_core.settings import ApiSettings
 from revaer_core.status import TorrentStatus
 from revaer_core.store import RuntimeStore
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
 
 T = TypeVar("T")
 
@@ -54,12 +62,10 @@ async def blocking(call: Callable[[], T]) -> T:
 #: The OpenAPI security requirement of every write route.
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
+_UUID_DESCRIPTION = "The torrent's id: a UUID in its 8-4-4-4-12 form (braces, `urn:uuid:` and bare hex are refused)."
 TorrentIdPath = Annotated[
     str,
-    PathParameter(
-        description="The torrent's id: a UUID in its 8-4-4-4-12 form (braces, `urn:uuid:` and bare hex are refused).",
-        schema_extra={"format": "uuid", "pattern": operations.UUID_PATTERN},
-    ),
+    PathParameter(description=_UUID_DESCRIPTION, schema_extra={"format": "uuid", "pattern": operations.UUID_PATTERN}),
 ]
 #: What a torrent reference may look like: at least 4 hex digits first, then hex digits and hyphens.
 REF_PATTERN = r"^[0-9a-fA-F]{4}[0-9a-fA-F-]{0,60}$"
@@ -68,21 +74,55 @@ _REF = re.compile(REF_PATTERN)
 
 def check_ref(ref: str) -> None:
     """Refuse a torrent reference of a form the document does not state (braces, ``urn:uuid:``, too short)."""
-    if not _REF.match(ref):
+    if not _REF.fullmatch(ref):
         raise InvalidInput(
             f"{ref!r} is not a torrent id: give its UUID (8-4-4-4-12 form), or at least 4 leading hex digits "
             "of the UUID or of the info-hash (see 'revaer torrents list')"
         )
 
 
-TorrentRefPath = Annotated[
-    str,
-    PathParameter(
-        description="The torrent's id (a UUID in its 8-4-4-4-12 form), or inside `revaer run` a unique prefix "
-        "of it or of the info-hash, at least 4 hex digits.",
-        pattern=REF_PATTERN,
-    ),
-]
+#: The parameter of a torrent reference; its schema is :class:`TorrentRefSchema`'s, which depends on the app.
+_REF_PARAMETER = PathParameter()
+TorrentRefPath = Annotated[str, _REF_PARAMETER]
+
+
+class TorrentRefSchema(OpenAPISchemaPlugin):
+    """The OpenAPI schema of a :data:`TorrentRefPath`: the forms of torrent id the app takes, and no others.
+
+    Inside ``revaer run`` the daemon's catalog resolves a unique prefix of the
+    id or of the info-hash; a stand-alone ``revaer api`` reads the store by id,
+    so its document says UUID only, as :data:`TorrentIdPath` does.
+    """
+
+    def __init__(self, *, prefixes: bool) -> None:
+        self.prefixes = prefixes
+
+    @staticmethod
+    def is_plugin_supported_type(value: Any) -> bool:
+        return False
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        return field_definition.kwarg_definition is _REF_PARAMETER
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        if not self.prefixes:
+            return Schema(
+                type=OpenAPIType.STRING, format=OpenAPIFormat.UUID, pattern=operations.UUID_PATTERN,
+                description=_UUID_DESCRIPTION,
+            )  # fmt: skip
+        return Schema(
+            type=OpenAPIType.STRING,
+            pattern=REF_PATTERN,
+            description="The torrent's id (a UUID in its 8-4-4-4-12 form), or a unique prefix of it or of the "
+            "info-hash, at least 4 hex digits.",
+        )
+
+    def check(self, ref: str) -> None:
+        """Refuse ``ref`` with 400 unless it has a form this schema states."""
+        if self.prefixes:
+            check_ref(ref)
+        else:
+            operations.parse_torrent_id(ref)
 
 
 @attrs.frozen
@@ -118,16 +158,30 @@ class ShapedResponse(Response[Any]):
         return super().render(content, media_type, enc_hook)
 
 
-def problems(*codes: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries saying these status codes answer with a problem document."""
+#: Why a route answers these statuses, whatever it does: the access rules of every route.
+_ACCESS_REFUSALS = {
+    401: "Unauthorized: off loopback a request without a token (or with a wrong one); "
+    "on a write, a request without the token",
+    403: "Forbidden: a loopback API asked under a Host name that is not a loopback one (DNS rebinding); "
+    "on a write, the read-only token",
+}
+
+
+def problems(*codes: int, token: bool = True) -> dict[int, ResponseSpec]:
+    """OpenAPI entries saying these status codes answer with a problem document.
+
+    403 is always among them (the Host check of a loopback API), 401 too unless
+    ``token`` is false (a route that answers without a token, off loopback too).
+    """
+    every = {*codes, 403, *((401,) if token else ())}
     return {
         code: ResponseSpec(
             data_container=Problem,
             media_type=PROBLEM_JSON,
-            description=http.HTTPStatus(code).phrase,
+            description=_ACCESS_REFUSALS.get(code, http.HTTPStatus(code).phrase),
             generate_examples=False,
         )
-        for code in codes
+        for code in sorted(every)
     }
 
 
@@ -187,3 +241,26 @@ def require_write_access(connection: ASGIConnection[Any, Any, Any, Any], _: Base
             "(api-token), or [api] token / REVAER_API_TOKEN when set",
             headers={"WWW-Authenticate": 'Bearer realm="revaer"'},
         )
+
+
+def options_routes(handlers: Iterable[HTTPRouteHandler]) -> list[HTTPRouteHandler]:
+    """One ``OPTIONS`` route per path, its ``Allow`` naming every method the path serves.
+
+    Litestar makes its own for the first handler of a path and keeps it when
+    more handlers join the path (``/v1/torrents`` said ``GET, OPTIONS``, not
+    ``POST``); these go first in the route list, so Litestar makes none.
+    """
+    methods: dict[str, set[str]] = {}
+    for handler in handlers:
+        for path in handler.paths:
+            methods.setdefault(path, {"OPTIONS"}).update(handler.http_methods)
+    return [_options(path, ", ".join(sorted(allowed))) for path, allowed in methods.items()]
+
+
+def _options(path: str, allow: str) -> HTTPRouteHandler:
+    def answer() -> Response[None]:
+        return Response(content=None, status_code=204, headers={"Allow": allow})
+
+    return HTTPRouteHandler(path=path, http_method=[HttpMethod.OPTIONS], include_in_schema=False, sync_to_thread=False)(
+        answer
+    )
