@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -34,7 +35,7 @@ def store(pg_url: str, pg_schema: str, tmp_path: Path) -> Iterator[RuntimeStore]
     opened.close()
 
 
-def _moved(n: int, **changes: object) -> TorrentStatus:
+def _moved(n: int, **changes: Any) -> TorrentStatus:
     return attrs.evolve(samples.status(n), **changes)
 
 
