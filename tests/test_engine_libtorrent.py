@@ -339,6 +339,7 @@ def test_resume_data_round_trip_restores_a_seed_without_recheck(
     restarted = make_engine(after, memory_store)
     restored = RestoredTorrent(torrent_id=torrent_id, name="revaer-demo", state=TorrentState.SEEDING, complete=True)
     assert restarted.start() == [restored]  # known from its resume data, before any alert
+    assert [type(p) for p in after.snapshot()] == [ProgressUpdated]  # what the resume data brings back, from start()
     first_progress = after.wait_for(lambda p: isinstance(p, ProgressUpdated))
     assert isinstance(first_progress, ProgressUpdated)
     assert first_progress.downloaded == first_progress.total == seeder.torrent.size
@@ -347,7 +348,8 @@ def test_resume_data_round_trip_restores_a_seed_without_recheck(
     native = restarted.native_states(torrent_id)
     assert "checking_files" not in native and native[-1] == "seeding"
     assert episode.read_bytes() == corrupted, "libtorrent trusted the resume data: nothing rechecked or rewritten"
-    # the store holds its name, files and state already: the restore repeats none of them
+    # the store holds its name, files and state already: the restore repeats none of them, and what the resume
+    # data brings back is published by start(), before anyone sees the catalog
     assert {type(p) for p in after.snapshot()} == {ProgressUpdated}
 
 

@@ -171,17 +171,20 @@ class StoreWriter:
         return 0 if self._write_now(status.id, entry) else ticket
 
     def save_resume_data(self, items: Sequence[tuple[UUID, bytes]]) -> None:
-        """Keep the engines' resume data for the next flush; the latest blob per torrent wins. Never waits.
+        """Keep the engines' resume data for the next flush, and start that flush now. Never waits.
 
-        Written after the statuses of the same flush; data of a torrent whose
-        removal waits is dropped (the store would drop it anyway).
+        The latest blob per torrent wins. Urgent: engines already pace their
+        saves (at the flush interval), so waiting another interval would only
+        widen what a crash costs them. Written after the statuses of the same
+        flush; data of a torrent whose removal waits is dropped (the store
+        would drop it anyway).
         """
         with self._cond:
-            first = not self._pending and not self._resume
             for torrent_id, data in items:
                 if not self._removal_waits(torrent_id):
                     self._resume[torrent_id] = data
-            if first and self._resume:
+            if self._resume and not self._urgent:
+                self._urgent = True
                 self._cond.notify()
 
     def remove(self, torrent_id: UUID) -> int:
@@ -410,14 +413,22 @@ class StoreWriter:
     # -- shutdown -------------------------------------------------------------------------------
 
     def close(self, deadline: float = 10.0) -> DrainReport:
-        """Stop the thread, then write what is left, retrying until ``deadline`` seconds pass."""
+        """Stop the thread, then write what is left, retrying until ``deadline`` seconds pass.
+
+        The deadline covers the wait for a flush in progress too. A flush still
+        running at the deadline is not raced by another: what is buffered is
+        reported unwritten.
+        """
+        end = time.monotonic() + deadline
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         if self._thread is not None:
-            self._thread.join(timeout=deadline)
-        end = time.monotonic() + deadline
-        while True:
+            self._thread.join(timeout=max(0.0, deadline))
+        busy = self._thread is not None and self._thread.is_alive()
+        if busy:
+            log.error("a runtime store flush was still running at the shutdown deadline")
+        while not busy:
             with self._cond:
                 batch, self._pending, ticket = self._pending, {}, self._ticket
                 resume, self._resume = self._resume, {}
