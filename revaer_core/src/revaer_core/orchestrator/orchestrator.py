@@ -243,22 +243,20 @@ class TorrentOrchestrator:
                 self._added_by_engine.add(torrent_id)
             elif isinstance(payload, StateChanged):
                 self._state_seen.add(torrent_id)
-            if (
-                not isinstance(payload, TorrentCompleted)
-                and isinstance(change, TorrentStatus)
-                and unchanged(change, current)
-            ):
-                return  # nothing new: nothing to write
             if isinstance(change, Removed):
                 self.catalog._pop(change.torrent_id)
                 if self._writer is not None:
                     self._writer.remove(change.torrent_id)
                 return
             if isinstance(payload, ProgressUpdated):  # most events: the writer's cheapest call
+                if current is not None and change.progress == current.progress and change.rates == current.rates:
+                    return  # nothing new (a restored torrent's first report, say): nothing to write
                 self.catalog._put(change)
                 if self._writer is not None:
                     self._writer.progress(change)
                 return
+            if not isinstance(payload, TorrentCompleted) and unchanged(change, current):
+                return  # nothing new: nothing to write
             self._apply(change, urgent=isinstance(payload, LIFECYCLE))
         if isinstance(payload, TorrentCompleted):
             self._complete(change)
