@@ -22,6 +22,7 @@ from revaer_core.metrics import Metrics
 from revaer_core.orchestrator import StoreWriter, TorrentOrchestrator
 from revaer_core.plugins import implemented_hooks
 from revaer_core.query import MAX_PAGE_SIZE
+from revaer_core.testing.jobs import job_started
 from revaer_runtime_memory import MemoryStore
 from tests.support.stores import SECRET, FaultyStore
 from tests.support.surfaces import problem, seed_jobs, seed_torrents
@@ -130,7 +131,7 @@ def test_metrics_counts_more_jobs_than_one_page(plugin: type[MemoryStore], tmp_p
     assert ("count_jobs" in implemented_hooks(store.plugin)) is (plugin is MemoryStore)
     count = MAX_PAGE_SIZE + 3
     for n in range(count):
-        store.job_started(samples.status(1000 + n).id, f"/dl/{n}")
+        job_started(store, samples.status(1000 + n).id, f"/dl/{n}")
     with TestClient(create_app(store), base_url="http://127.0.0.1") as api:
         assert sample(api.get("/metrics").text, 'revaer_fsops_jobs{status="moving"}') == count
 

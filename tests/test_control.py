@@ -24,12 +24,12 @@ from revaer_core.control.metainfo import read_magnet, read_metainfo
 from revaer_core.control.refs import resolve
 from revaer_core.control.requests import OptionsChange, add_request
 from revaer_core.daemon import Daemon
+from revaer_core.demo.seeder import make_payload
 from revaer_core.engine.libtorrent import create_metainfo
-from revaer_core.engine.loopback import make_payload
-from revaer_core.engine.simulated import SimulatedEngine, SimulationScript
 from revaer_core.errors import Conflict, InvalidInput, NotFound, Refused, StoreUnavailable
 from revaer_core.events import OperatorAction
 from revaer_core.settings import EngineSettings, RuntimeSettings, Settings
+from revaer_core.testing.simulated import SimulatedEngine, SimulationScript
 from tests.support.stores import FaultyStore, open_faulty
 from tests.support.waiting import wait_for
 

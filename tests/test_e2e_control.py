@@ -21,8 +21,8 @@ import pytest
 from revaer_core import TorrentState
 from revaer_core.control.metainfo import read_metainfo
 from revaer_core.daemon import Daemon
+from revaer_core.demo.seeder import FAST_SESSION, LoopbackTorrent, Seeder, make_payload
 from revaer_core.engine.libtorrent import LibtorrentEngine
-from revaer_core.engine.loopback import FAST_SESSION, LoopbackTorrent, Seeder, make_payload
 from revaer_core.settings import load_settings
 from tests.support.daemon import Daemons, revaer, write_config
 from tests.support.postgres import pg_options

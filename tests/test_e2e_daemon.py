@@ -15,9 +15,9 @@ import pytest
 
 from revaer_core import JobEvent, JobStatus, TorrentState, TransferMode
 from revaer_core.daemon import Daemon
+from revaer_core.demo.seeder import FAST_SESSION, LoopbackTorrent, Seeder, loopback_settings, make_payload
 from revaer_core.engine import AddOptions
 from revaer_core.engine.libtorrent import LibtorrentEngine
-from revaer_core.engine.loopback import FAST_SESSION, LoopbackTorrent, Seeder, loopback_settings, make_payload
 from revaer_core.settings import FsOpsSettings, RuntimeSettings, Settings
 from tests.support.postgres import pg_options
 from tests.support.waiting import wait_for

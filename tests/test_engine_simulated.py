@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from revaer_core import RuntimeStore
 from revaer_core.engine import AddOptions, RestoredTorrent, TorrentSource
-from revaer_core.engine.simulated import Failure, SimulatedEngine, SimulationScript
 from revaer_core.errors import InvalidInput
 from revaer_core.events import (
     EventPayload,
@@ -25,6 +24,7 @@ from revaer_core.events import (
     TorrentRemoved,
 )
 from revaer_core.status import TorrentState, TorrentStatus
+from revaer_core.testing.simulated import Failure, SimulatedEngine, SimulationScript
 from tests.support.engine import Recorder
 
 
@@ -277,7 +277,7 @@ def test_restore_can_be_turned_off(memory_store: RuntimeStore) -> None:
 
 def test_without_a_store_nothing_is_restored_and_the_log_says_so(caplog: pytest.LogCaptureFixture) -> None:
     engine = SimulatedEngine(Recorder(), RuntimeStore.none(), SimulationScript(torrents=1))
-    with caplog.at_level(logging.INFO, logger="revaer_core.engine.simulated"):
+    with caplog.at_level(logging.INFO, logger="revaer_core.testing.simulated"):
         assert engine.start() == []
     engine.close()
     assert any("no runtime store selected" in r.getMessage() for r in caplog.records)
@@ -289,7 +289,7 @@ def test_foreign_resume_data_is_skipped(memory_store: RuntimeStore, caplog: pyte
     memory_store.upsert_torrents([TorrentStatus(id=foreign, added_at=now, last_updated=now)])
     memory_store.save_resume_data(foreign, b"d8:file-format22:libtorrent resume filee")
     engine = SimulatedEngine(Recorder(), memory_store)
-    with caplog.at_level(logging.WARNING, logger="revaer_core.engine.simulated"):
+    with caplog.at_level(logging.WARNING, logger="revaer_core.testing.simulated"):
         assert engine.start() == []
     engine.close()
     assert any(str(foreign) in r.getMessage() for r in caplog.records)

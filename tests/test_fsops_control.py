@@ -19,9 +19,9 @@ from revaer_core import AddedVia, JobEvent, JobStatus, TorrentState, TransferMod
 from revaer_core.control.metainfo import read_metainfo
 from revaer_core.control.requests import add_request
 from revaer_core.daemon import Daemon
+from revaer_core.demo.seeder import FAST_SESSION, LoopbackTorrent, Seeder, loopback_settings, make_payload
 from revaer_core.engine import AddOptions
 from revaer_core.engine.libtorrent import LibtorrentEngine
-from revaer_core.engine.loopback import FAST_SESSION, LoopbackTorrent, Seeder, loopback_settings, make_payload
 from revaer_core.events import EventPayload, TorrentCompleted
 from revaer_core.settings import FsOpsSettings, RuntimeSettings, Settings
 from revaer_core.store import RuntimeStore

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from revaer_core.control.metainfo import read_metainfo
-from revaer_core.engine.loopback import LoopbackTorrent, Seeder
+from revaer_core.demo.seeder import LoopbackTorrent, Seeder
 from revaer_core.fsops import FsOpsPolicy, JobRequest, Pipeline
 from revaer_core.fsops.meta import JobMeta
 from revaer_core.fsops.paths import META_DIR

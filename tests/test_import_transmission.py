@@ -18,7 +18,7 @@ import pytest
 from revaer_core.cli import main
 from revaer_core.control.metainfo import bdecode
 from revaer_core.daemon import Daemon
-from revaer_core.engine.loopback import FAST_SESSION
+from revaer_core.demo.seeder import FAST_SESSION
 from revaer_core.health import StoreRole
 from revaer_core.importers.transmission import pieces_had
 from revaer_core.plugins import open_store

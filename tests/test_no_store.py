@@ -7,6 +7,7 @@ import uuid
 from revaer_core import JobQuery, RuntimeStore, TorrentQuery, TransferMode
 from revaer_core.contract import samples
 from revaer_core.redact import redact
+from revaer_core.testing.jobs import job_completed, job_started
 
 
 def test_writes_are_accepted_and_reads_are_empty() -> None:
@@ -15,8 +16,8 @@ def test_writes_are_accepted_and_reads_are_empty() -> None:
     assert store.upsert_torrents([status]) == ()
     store.remove_torrents([status.id])
     store.save_resume_data(status.id, b"x")
-    assert store.job_started(status.id, "/src") is None
-    assert store.job_completed(status.id, "/src", "/dst", TransferMode.COPY) is None
+    assert job_started(store, status.id, "/src") is None
+    assert job_completed(store, status.id, "/src", "/dst", TransferMode.COPY) is None
     assert store.load_torrents() == []
     assert store.get_torrent(status.id) is None
     assert store.list_torrents(TorrentQuery()).items == ()

@@ -30,6 +30,7 @@ from revaer_core.orchestrator import Backoff, StoreWriter, TorrentOrchestrator
 from revaer_core.orchestrator.orchestrator import NOT_IN_ENGINE
 from revaer_core.settings import Durability, RuntimeSettings
 from revaer_core.status import FileEntry, Progress
+from revaer_core.testing.jobs import job_started
 from revaer_runtime_memory import MemoryStore
 from tests.support.stores import FaultyStore
 from tests.support.waiting import wait_for
@@ -178,7 +179,7 @@ def test_a_removal_during_an_outage_is_applied_afterwards(
     for n in range(3):
         lifecycle(bus, n)
     wait_for(lambda: len(store.load_torrents()) == 3)
-    store.job_started(tid(1), "/dl/t1")
+    job_started(store, tid(1), "/dl/t1")
     plugin.writes_fail = True
     bus.publish(TorrentRemoved(torrent_id=tid(1)))
     bus.publish(ProgressUpdated(torrent_id=tid(2), downloaded=1, total=100))
@@ -194,7 +195,7 @@ def test_remove_then_readd_in_one_flush_drops_the_old_jobs(faulty: tuple[Runtime
     store, plugin = faulty
     old = TorrentStatus(id=tid(1), name="old", added_at=_now(), last_updated=_now())
     store.upsert_torrents([old])
-    store.job_started(tid(1), "/dl/t1")
+    job_started(store, tid(1), "/dl/t1")
     writer = StoreWriter(store)  # not started: everything below lands in the one drain of close()
     writer.upsert(old)
     writer.remove(tid(1))
@@ -210,7 +211,7 @@ def test_a_failed_delete_still_precedes_a_newer_write(faulty: tuple[RuntimeStore
     store, plugin = faulty
     old = TorrentStatus(id=tid(1), name="old", added_at=_now(), last_updated=_now())
     store.upsert_torrents([old])
-    store.job_started(tid(1), "/dl/t1")
+    job_started(store, tid(1), "/dl/t1")
     health = HealthBoard()
     writer = StoreWriter(store, backoff=FAST, health=health)
     plugin.writes_fail = True

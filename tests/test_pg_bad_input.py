@@ -24,6 +24,7 @@ from revaer_core import (
     TorrentStatus,
 )
 from revaer_core.contract import samples
+from revaer_core.testing.jobs import job_failed, job_started
 from revaer_runtime_pg import PostgresStore
 from tests.support.postgres import pg_options
 
@@ -192,8 +193,8 @@ def test_an_unknown_job_status_and_event_are_read_without_failing(
 ) -> None:
     status = samples.status(1)
     store.upsert_torrents([status])
-    store.job_started(status.id, "/downloads/x")
-    store.job_failed(status.id, "disk full")
+    job_started(store, status.id, "/downloads/x")
+    job_failed(store, status.id, "disk full")
     with psycopg.connect(pg_url, autocommit=True) as connection:
         connection.execute(f"ALTER TYPE \"{pg_schema}\".fs_job_status ADD VALUE 'verifying'")
         connection.execute(f"ALTER TYPE \"{pg_schema}\".job_event ADD VALUE 'verified'")
@@ -214,8 +215,8 @@ def test_an_unknown_job_status_and_event_are_read_without_failing(
 def test_job_texts_with_nul_bytes_are_stored_sanitised(store: RuntimeStore) -> None:
     status = samples.status(1)
     store.upsert_torrents([status])
-    store.job_started(status.id, "/downloads/\x00x")
-    failed = store.job_failed(status.id, "bad\x00error")
+    job_started(store, status.id, "/downloads/\x00x")
+    failed = job_failed(store, status.id, "bad\x00error")
     assert failed is not None and failed.last_error == "bad\ufffderror"
     assert store.get_job(status.id) == failed
     assert [e.detail for e in store.job_history(status.id)] == [None, "bad\ufffderror"]

@@ -13,6 +13,7 @@ import pytest
 from revaer_core import RuntimeStore, StoreRole
 from revaer_core.contract import StoreContract, samples
 from revaer_core.contract.base import UNKNOWN_OPTIONS, StoreOpener
+from revaer_core.testing.jobs import job_started
 from revaer_runtime_pg import PostgresStore
 from tests.support.postgres import pg_options
 
@@ -49,7 +50,7 @@ def _first_starts_at_once(store: RuntimeStore, torrent_id: uuid.UUID, threads: i
     def first_start() -> None:
         start.wait()
         try:
-            store.job_started(torrent_id, "/srv/downloads/x", at=samples.EPOCH)
+            job_started(store, torrent_id, "/srv/downloads/x", at=samples.EPOCH)
         except Exception as exc:  # reported by the caller
             errors.append(exc)
 

@@ -28,11 +28,12 @@ SCRIPT = textwrap.dedent(
     from revaer_core.contract import samples
     from revaer_core.plugins import open_store
     from revaer_core.settings import load_settings
+    from revaer_core.testing.jobs import job_started
 
     store = open_store(load_settings().runtime, StoreRole.DAEMON)
     if sys.argv[1] == "write":
         store.upsert_torrents([samples.status(n) for n in range(3)])
-        store.job_started(samples.status(0).id, "/downloads/x")
+        job_started(store, samples.status(0).id, "/downloads/x")
     elif sys.argv[1] == "write-and-die":
         store.upsert_torrents([samples.status(7)])
         import os, signal

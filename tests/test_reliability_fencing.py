@@ -24,9 +24,10 @@ import pytest
 from revaer_core import HELD_ELSEWHERE, WRITER_LOCK_FACT, RuntimeStore, StoreRole, WriterFenced
 from revaer_core.contract import samples
 from revaer_core.daemon import Daemon
-from revaer_core.engine.simulated import SimulationScript
 from revaer_core.events import TorrentAdded
 from revaer_core.settings import ApiSettings, EngineSettings, RuntimeSettings, Settings, WatchSettings
+from revaer_core.testing.jobs import job_started
+from revaer_core.testing.simulated import SimulationScript
 from revaer_runtime_memory import MemoryStore
 from revaer_runtime_pg import PostgresStore, migrate
 from tests.support.daemon import DaemonProcess, Daemons, EventLogView, write_config
@@ -92,7 +93,7 @@ def test_a_store_that_lost_the_lock_takes_it_back_or_writes_nothing_once_another
             "remove": lambda: first.remove_torrents([samples.status(1).id]),
             "resume data": lambda: first.save_resume_data(samples.status(1).id, b"resume"),
             "sources": lambda: first.save_torrent_sources([samples.source(1)]),
-            "job": lambda: first.job_started(samples.status(1).id, "/downloads/x"),
+            "job": lambda: job_started(first, samples.status(1).id, "/downloads/x"),
         }
         for what, write in writes.items():
             with pytest.raises(WriterFenced, match="another Revaer daemon") as fenced:
@@ -108,7 +109,7 @@ def test_a_store_that_lost_the_lock_takes_it_back_or_writes_nothing_once_another
 
         client = _open(pg_url, pg_schema, tmp_path, StoreRole.CLIENT)  # `revaer fsops retry` is no daemon
         try:
-            client.job_started(samples.status(1).id, "/downloads/x")
+            job_started(client, samples.status(1).id, "/downloads/x")
         finally:
             client.close()
         second.upsert_torrents([samples.status(4)])

@@ -25,11 +25,11 @@ from revaer_core import AddedVia, RuntimeStore, TorrentState
 from revaer_core.control.metainfo import read_metainfo
 from revaer_core.control.watch import THREAD_NAME, WatchFolder
 from revaer_core.daemon import Daemon
+from revaer_core.demo.seeder import make_payload
 from revaer_core.engine.libtorrent import create_metainfo
-from revaer_core.engine.loopback import make_payload
-from revaer_core.engine.simulated import SimulationScript
 from revaer_core.events import Event, OperatorAction, WatchFileRejected
 from revaer_core.settings import ApiSettings, EngineSettings, RuntimeSettings, Settings, WatchSettings
+from revaer_core.testing.simulated import SimulationScript
 from tests.support.postgres import pg_options
 from tests.support.stores import open_faulty
 from tests.support.waiting import wait_for

@@ -14,11 +14,11 @@ from revaer_core import RuntimeStore, StoreUnavailable, TorrentStatus, hookimpl
 from revaer_core.backoff import Backoff
 from revaer_core.bus import EventBus
 from revaer_core.contract import samples
-from revaer_core.engine.simulated import SimulatedEngine, SimulationScript
 from revaer_core.health import RUNTIME_STORE, HealthBoard
 from revaer_core.orchestrator import TorrentOrchestrator
 from revaer_core.orchestrator.writer import StoreWriter
 from revaer_core.settings import RuntimeSettings
+from revaer_core.testing.simulated import SimulatedEngine, SimulationScript
 from revaer_runtime_memory import MemoryStore
 from tests.support.waiting import wait_for
 

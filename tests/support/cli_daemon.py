@@ -21,11 +21,11 @@ from revaer_core import RuntimeStore
 from revaer_core.cli import CliContext, main
 from revaer_core.control.controller import Controller
 from revaer_core.daemon import Daemon
+from revaer_core.demo.seeder import make_payload
 from revaer_core.engine.libtorrent import create_metainfo
-from revaer_core.engine.loopback import make_payload
-from revaer_core.engine.simulated import SimulatedEngine, SimulationScript
 from revaer_core.events import OperatorAction
 from revaer_core.settings import ApiSettings, EngineSettings, FsOpsSettings, RuntimeSettings, Settings, load_settings
+from revaer_core.testing.simulated import SimulatedEngine, SimulationScript
 from revaer_runtime_memory import MemoryStore
 from tests.support.daemon import write_config
 from tests.support.surfaces import CliResult

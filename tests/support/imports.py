@@ -18,9 +18,9 @@ import attrs
 
 from revaer_core.cli import main
 from revaer_core.daemon import Daemon
+from revaer_core.demo.seeder import loopback_settings
 from revaer_core.engine import torrent_id_for
 from revaer_core.engine.libtorrent import LibtorrentEngine
-from revaer_core.engine.loopback import loopback_settings
 from revaer_core.health import StoreRole
 from revaer_core.plugins import open_store
 from revaer_core.settings import ApiSettings, RuntimeSettings, Settings

@@ -1,7 +1,8 @@
-"""Fixtures for the CLI and HTTP API tests: stores with known rows, a store that goes down, a CLI runner.
+"""Fixtures for the CLI and HTTP API tests: stores with known rows, a CLI runner, an in-process API client.
 
-The ``store`` fixture is parametrised over backends; PostgreSQL joins the list
-once ``tests/support/postgres.py`` offers a store fixture (see BACKENDS).
+The ``store`` fixture is parametrised over both shipped backends, the memory
+store and PostgreSQL (a fresh schema per test, on the server ``pg_url`` finds),
+so every surface test runs on each.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from revaer_core import (
 from revaer_core.cli import CliContext, main
 from revaer_core.contract import samples
 from revaer_core.settings import ApiSettings, Settings
+from revaer_core.testing.jobs import job_completed, job_failed, job_skipped, job_started
 from revaer_runtime_memory import MemoryStore
+from revaer_runtime_pg import PostgresStore
+from tests.support.postgres import pg_options
 from tests.support.stores import SECRET_DSN, FaultyStore
 
-#: Backends the surface tests run against. PostgreSQL is not listed yet: tests/support/postgres.py
-#: does not exist at the time of writing; add "postgres" here and a branch in ``store`` when it does.
-BACKENDS = ["memory"]
+#: Backends the surface tests run against; the PostgreSQL ones carry the ``postgres`` marker.
+BACKENDS = ["memory", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 STATES = list(TorrentState)
 
@@ -71,23 +74,26 @@ def seed_jobs(store: RuntimeStore) -> SeededJobs:
     store.upsert_torrents([samples.status(100 + i) for i in range(4)])
     at = samples.EPOCH
     moved, failed, moving, skipped = ids
-    store.job_started(moved, "/dl/a", at=at)
-    store.job_failed(moved, f"copy failed: {SECRET_DSN} unreachable", at=at + timedelta(milliseconds=1))
+    job_started(store, moved, "/dl/a", at=at)
+    job_failed(store, moved, f"copy failed: {SECRET_DSN} unreachable", at=at + timedelta(milliseconds=1))
     store.retry_job(moved, at=at + timedelta(milliseconds=2))
-    store.job_started(moved, "/dl/a", at=at + timedelta(milliseconds=3))
-    store.job_completed(moved, "/dl/a", "/lib/a", TransferMode.HARDLINK, at=at + timedelta(milliseconds=4))
-    store.job_started(failed, "/dl/b", at=at + timedelta(seconds=1))
-    store.job_failed(failed, "disk full", at=at + timedelta(seconds=1, milliseconds=1))
-    store.job_started(moving, "/dl/c", at=at + timedelta(seconds=2))
-    store.job_skipped(skipped, "/dl/d", "nothing to move", at=at + timedelta(seconds=3))
+    job_started(store, moved, "/dl/a", at=at + timedelta(milliseconds=3))
+    job_completed(store, moved, "/dl/a", "/lib/a", TransferMode.HARDLINK, at=at + timedelta(milliseconds=4))
+    job_started(store, failed, "/dl/b", at=at + timedelta(seconds=1))
+    job_failed(store, failed, "disk full", at=at + timedelta(seconds=1, milliseconds=1))
+    job_started(store, moving, "/dl/c", at=at + timedelta(seconds=2))
+    job_skipped(store, skipped, "/dl/d", "nothing to move", at=at + timedelta(seconds=3))
     return SeededJobs(moved=moved, failed=failed, moving=moving, skipped=skipped)
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RuntimeStore]:
     """An empty store of each backend under test."""
-    assert request.param == "memory"
-    opened = RuntimeStore.open(MemoryStore(), name="memory", data_dir=tmp_path)
+    if request.param == "postgres":
+        url, schema = request.getfixturevalue("pg_url"), request.getfixturevalue("pg_schema")
+        opened = RuntimeStore.open(PostgresStore(), name="postgres", options=pg_options(url, schema), data_dir=tmp_path)
+    else:
+        opened = RuntimeStore.open(MemoryStore(), name="memory", data_dir=tmp_path)
     yield opened
     opened.close()
 

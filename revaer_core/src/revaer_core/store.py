@@ -18,7 +18,7 @@ import pluggy
 
 from revaer_core.health import Capability, StoreHealth, StoreRole
 from revaer_core.hookspecs import NAMESPACES, PROJECT
-from revaer_core.jobs import FsJob, JobEvent, JobHistoryEntry, JobStatus, JobTransition, TransferMode
+from revaer_core.jobs import FsJob, JobEvent, JobHistoryEntry, JobStatus, JobTransition
 from revaer_core.query import MAX_PAGE_SIZE, JobQuery, Page, TorrentQuery, walk
 from revaer_core.sources import StoredSource
 from revaer_core.status import TorrentStatus
@@ -197,41 +197,6 @@ class RuntimeStore:
         """Apply ``transition``; ``None`` when nothing is persisted."""
         job: FsJob | None = self._hook.record_job_transition(transition=transition)
         return job
-
-    def job_started(self, torrent_id: UUID, source: str, *, at: datetime | None = None) -> FsJob | None:
-        return self.record_job_transition(
-            JobTransition(torrent_id=torrent_id, event=JobEvent.STARTED, at=at or _now(), source=source)
-        )
-
-    def job_completed(
-        self,
-        torrent_id: UUID,
-        source: str,
-        destination: str,
-        transfer_mode: TransferMode,
-        *,
-        at: datetime | None = None,
-    ) -> FsJob | None:
-        return self.record_job_transition(
-            JobTransition(
-                torrent_id=torrent_id,
-                event=JobEvent.COMPLETED,
-                at=at or _now(),
-                source=source,
-                destination=destination,
-                transfer_mode=transfer_mode,
-            )
-        )
-
-    def job_failed(self, torrent_id: UUID, error: str, *, at: datetime | None = None) -> FsJob | None:
-        return self.record_job_transition(
-            JobTransition(torrent_id=torrent_id, event=JobEvent.FAILED, at=at or _now(), detail=error)
-        )
-
-    def job_skipped(self, torrent_id: UUID, source: str, reason: str, *, at: datetime | None = None) -> FsJob | None:
-        return self.record_job_transition(
-            JobTransition(torrent_id=torrent_id, event=JobEvent.SKIPPED, at=at or _now(), source=source, detail=reason)
-        )
 
     def retry_job(self, torrent_id: UUID, *, at: datetime | None = None) -> FsJob | None:
         """Set a failed job back to pending, for FsOps to run it again."""

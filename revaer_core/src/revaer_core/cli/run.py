@@ -12,9 +12,9 @@ import click
 from revaer_core.cli.context import CliContext, pass_cli
 from revaer_core.daemon import Daemon
 from revaer_core.engine.registry import ENGINES
-from revaer_core.engine.simulated import Removal, SimulationScript
 from revaer_core.errors import RevaerError
 from revaer_core.preflight import check_startup
+from revaer_core.testing.simulated import Removal, SimulationScript
 
 
 @click.command("run")

@@ -27,6 +27,7 @@ from revaer_core.query import JobQuery, walk
 from revaer_core.status import TorrentStatus
 from revaer_core.store import RuntimeStore
 from revaer_core.storetypes import Capability, StoreRole
+from revaer_core.testing.jobs import job_completed, job_failed, job_skipped, job_started
 
 SOURCE = "/srv/downloads/torrent"
 DEST = "/srv/library/Torrent"
@@ -118,10 +119,10 @@ class JobStoreContract(ContractBase):
         self, store: RuntimeStore, torrent_id: uuid.UUID
     ) -> None:
         # In a real run every status upsert of a torrent follows its job's transitions.
-        store.job_started(torrent_id, SOURCE, at=_at(1))
-        store.job_failed(torrent_id, "EACCES", at=_at(2))
+        job_started(store, torrent_id, SOURCE, at=_at(1))
+        job_failed(store, torrent_id, "EACCES", at=_at(2))
         store.retry_job(torrent_id, at=_at(3))
-        job = store.job_started(torrent_id, SOURCE, at=_at(4))
+        job = job_started(store, torrent_id, SOURCE, at=_at(4))
         history = store.job_history(torrent_id)
         status = store.get_torrent(torrent_id)
         assert status is not None
@@ -139,15 +140,15 @@ class JobStoreContract(ContractBase):
         assert store.list_jobs(JobQuery()).items == ()
 
     def test_start_opens_the_first_attempt(self, store: RuntimeStore, torrent_id: uuid.UUID) -> None:
-        job = store.job_started(torrent_id, SOURCE, at=samples.EPOCH)
+        job = job_started(store, torrent_id, SOURCE, at=samples.EPOCH)
         assert job is not None
         assert (job.status, job.attempt, job.source, job.created_at) == (JobStatus.MOVING, 1, SOURCE, samples.EPOCH)
         assert store.get_job(torrent_id) == job
 
     def test_completion_keeps_destination_and_transfer_mode(self, store: RuntimeStore, torrent_id: uuid.UUID) -> None:
-        store.job_started(torrent_id, SOURCE, at=samples.EPOCH)
-        done = store.job_completed(
-            torrent_id, SOURCE, DEST, TransferMode.HARDLINK, at=samples.EPOCH + timedelta(seconds=3)
+        job_started(store, torrent_id, SOURCE, at=samples.EPOCH)
+        done = job_completed(
+            store, torrent_id, SOURCE, DEST, TransferMode.HARDLINK, at=samples.EPOCH + timedelta(seconds=3)
         )
         assert done is not None
         assert (done.status, done.destination, done.transfer_mode) == (JobStatus.MOVED, DEST, TransferMode.HARDLINK)
@@ -155,29 +156,29 @@ class JobStoreContract(ContractBase):
         assert store.get_job(torrent_id) == done
 
     def test_failure_keeps_the_error(self, store: RuntimeStore, torrent_id: uuid.UUID) -> None:
-        store.job_started(torrent_id, SOURCE, at=samples.EPOCH)
+        job_started(store, torrent_id, SOURCE, at=samples.EPOCH)
         error = "No space left on device: '/srv/library/Torrent/a.mkv' — ünïcode too"
-        failed = store.job_failed(torrent_id, error)
+        failed = job_failed(store, torrent_id, error)
         assert failed is not None and failed.status is JobStatus.FAILED
         assert store.get_job(torrent_id) == failed
         assert failed.last_error == error
 
     def test_a_duplicate_start_does_not_reopen_a_finished_job(self, store: RuntimeStore, torrent_id: uuid.UUID) -> None:
-        store.job_started(torrent_id, SOURCE)
-        done = store.job_completed(torrent_id, SOURCE, DEST, TransferMode.MOVE)
+        job_started(store, torrent_id, SOURCE)
+        done = job_completed(store, torrent_id, SOURCE, DEST, TransferMode.MOVE)
         with pytest.raises(TransitionRefused):
-            store.job_started(torrent_id, SOURCE)
+            job_started(store, torrent_id, SOURCE)
         assert store.get_job(torrent_id) == done
         assert [e.event for e in store.job_history(torrent_id)] == [JobEvent.STARTED, JobEvent.COMPLETED]
 
     def test_retry_reopens_only_a_failed_job(self, store: RuntimeStore, torrent_id: uuid.UUID) -> None:
-        store.job_started(torrent_id, SOURCE)
+        job_started(store, torrent_id, SOURCE)
         with pytest.raises(TransitionRefused):
             store.retry_job(torrent_id)
-        store.job_failed(torrent_id, "permission denied")
+        job_failed(store, torrent_id, "permission denied")
         pending = store.retry_job(torrent_id)
         assert pending is not None and pending.status is JobStatus.PENDING and pending.attempt == 1
-        again = store.job_started(torrent_id, SOURCE)
+        again = job_started(store, torrent_id, SOURCE)
         assert again is not None and (again.status, again.attempt, again.last_error) == (JobStatus.MOVING, 2, None)
 
     def test_retry_of_an_unknown_job_is_refused(self, store: RuntimeStore) -> None:
@@ -185,16 +186,16 @@ class JobStoreContract(ContractBase):
             store.retry_job(uuid.uuid4())
 
     def test_skip_records_the_reason(self, store: RuntimeStore, torrent_id: uuid.UUID) -> None:
-        job = store.job_skipped(torrent_id, SOURCE, "nothing matched the include rules")
+        job = job_skipped(store, torrent_id, SOURCE, "nothing matched the include rules")
         assert job is not None and job.status is JobStatus.SKIPPED
         assert store.job_history(torrent_id)[-1].detail == "nothing matched the include rules"
 
     def test_history_audits_every_attempt(self, store: RuntimeStore, torrent_id: uuid.UUID) -> None:
-        store.job_started(torrent_id, SOURCE, at=_at(1))
-        store.job_failed(torrent_id, "EACCES", at=_at(2))
+        job_started(store, torrent_id, SOURCE, at=_at(1))
+        job_failed(store, torrent_id, "EACCES", at=_at(2))
         store.retry_job(torrent_id, at=_at(3))
-        store.job_started(torrent_id, SOURCE, at=_at(4))
-        store.job_completed(torrent_id, SOURCE, DEST, TransferMode.COPY, at=_at(5))
+        job_started(store, torrent_id, SOURCE, at=_at(4))
+        job_completed(store, torrent_id, SOURCE, DEST, TransferMode.COPY, at=_at(5))
         history = store.job_history(torrent_id)
         assert [(e.seq, e.event, e.status, e.attempt) for e in history] == [
             (1, JobEvent.STARTED, JobStatus.MOVING, 1),
@@ -209,7 +210,7 @@ class JobStoreContract(ContractBase):
         assert all(e.torrent_id == torrent_id for e in history)
 
     def test_removing_the_torrent_removes_its_job_and_history(self, store: RuntimeStore, torrent_id: uuid.UUID) -> None:
-        store.job_started(torrent_id, SOURCE)
+        job_started(store, torrent_id, SOURCE)
         store.remove_torrents([torrent_id])
         assert store.get_job(torrent_id) is None
         assert store.job_history(torrent_id) == []
@@ -218,9 +219,9 @@ class JobStoreContract(ContractBase):
         statuses = [samples.status(n) for n in range(25)]
         store.upsert_torrents(statuses)
         for n, status in enumerate(statuses):
-            store.job_started(status.id, SOURCE, at=_at(n // 2))
+            job_started(store, status.id, SOURCE, at=_at(n // 2))
             if n % 3 == 0:
-                store.job_failed(status.id, "boom")
+                job_failed(store, status.id, "boom")
         failed = {s.id for n, s in enumerate(statuses) if n % 3 == 0}
         query = JobQuery(statuses={JobStatus.FAILED}, limit=3)
         seen = [j.torrent_id for j in walk(store.list_jobs, query)]
@@ -236,13 +237,13 @@ class JobStoreContract(ContractBase):
         for n, status in enumerate(statuses):
             kind = n % 5
             if kind == 4:
-                store.job_skipped(status.id, SOURCE, "nothing to move")
+                job_skipped(store, status.id, SOURCE, "nothing to move")
                 continue
-            store.job_started(status.id, SOURCE)
+            job_started(store, status.id, SOURCE)
             if kind == 1:
-                store.job_completed(status.id, SOURCE, DEST, TransferMode.COPY)
+                job_completed(store, status.id, SOURCE, DEST, TransferMode.COPY)
             elif kind >= 2:
-                store.job_failed(status.id, "EACCES")
+                job_failed(store, status.id, "EACCES")
                 if kind == 3:
                     store.retry_job(status.id)
         return {
@@ -284,8 +285,8 @@ class JobStoreContract(ContractBase):
 
         def work(torrent_id: uuid.UUID) -> None:
             for _ in range(5):
-                store.job_started(torrent_id, SOURCE)
-                store.job_failed(torrent_id, "again")
+                job_started(store, torrent_id, SOURCE)
+                job_failed(store, torrent_id, "again")
                 store.retry_job(torrent_id)
 
         threads = [threading.Thread(target=work, args=(s.id,)) for s in statuses]

@@ -14,6 +14,7 @@ from revaer_core.query import Cursor, TorrentQuery, TorrentSort, walk
 from revaer_core.status import MAX_BYTES, Progress, Rates, TorrentState, TorrentStatus
 from revaer_core.store import RuntimeStore
 from revaer_core.storetypes import Capability
+from revaer_core.testing.jobs import job_started
 
 EDGE_CASES = list(samples.edge_cases())
 
@@ -208,7 +209,7 @@ class TorrentStoreContract(ContractBase):
         self.require(store, Capability.DURABLE)
         batch = [status for _, status in EDGE_CASES]
         store.upsert_torrents(batch)
-        store.job_started(batch[0].id, "/downloads/x", at=samples.EPOCH)
+        job_started(store, batch[0].id, "/downloads/x", at=samples.EPOCH)
         store.close()
         reopened = store_opener()
         try:

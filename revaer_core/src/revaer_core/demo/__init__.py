@@ -286,7 +286,7 @@ def run_demo(root: Path, selected: RuntimeSettings | None = None, *, fresh: bool
     :raises RevaerError: one line on any failure; a :class:`PluginError` when libtorrent or the store is missing.
     """
     try:
-        from revaer_core.engine.loopback import FAST_SESSION, LoopbackTorrent, Seeder, make_payload
+        from revaer_core.demo.seeder import FAST_SESSION, LoopbackTorrent, Seeder, make_payload
     except ImportError as exc:
         raise PluginError(
             f"the demo downloads with libtorrent, which cannot be imported ({exc}): "
