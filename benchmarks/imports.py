@@ -40,7 +40,13 @@ sys.path.insert(0, str(ROOT))  # the tests' client harness
 from revaer_core.daemon import Daemon  # noqa: E402
 from revaer_core.demo.seeder import FAST_SESSION  # noqa: E402
 from revaer_core.engine import torrent_id_for  # noqa: E402
-from tests.support.clients import LocalTorrent, Qbittorrent, Transmission, free_port, make_torrents  # noqa: E402
+from revaer_core.testing.clients import (  # noqa: E402
+    LocalTorrent,
+    Qbittorrent,
+    Transmission,
+    free_port,
+    make_torrents,
+)
 from tests.support.imports import config_for, settings_for  # noqa: E402
 from tests.support.waiting import wait_for  # noqa: E402
 

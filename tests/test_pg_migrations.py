@@ -9,10 +9,13 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 
 from revaer_core import Progress, RuntimeStore, TorrentState, TorrentStatus
 from revaer_core.contract import samples
@@ -163,12 +166,121 @@ def test_downgrade_keeps_our_schema_when_someone_else_put_things_in_it(
     assert _scalar(pg_url, "SELECT to_regclass(%s)", f"{pg_schema}.torrents") is None
 
 
+def _is_expression_index(kind: str, item: object) -> bool:
+    return (
+        kind == "index" and isinstance(item, sa.Index) and not all(isinstance(e, sa.Column) for e in item.expressions)
+    )
+
+
+def _model_differences(connection: sa.Connection, schema: str) -> list[Any]:
+    """What an Alembic autogenerate would change to make the migrated ``schema`` match ``tables(schema)``.
+
+    Types, server defaults and comments are compared too. Indexes on an
+    expression are left to :func:`_index_definitions`: SQLAlchemy reflects an
+    index expression without its collation, so Alembic would call
+    ``torrents_name_idx`` (``COLLATE "C"``) different from itself.
+    """
+    context = MigrationContext.configure(
+        connection,
+        opts={
+            "compare_type": True,
+            "compare_server_default": True,
+            "include_schemas": True,
+            "include_name": lambda name, kind, parent: kind != "schema" or name == schema,
+            "include_object": lambda item, name, kind, reflected, other: not _is_expression_index(kind, item),
+            "version_table_schema": schema,
+        },
+    )
+    return list(compare_metadata(context, tables(schema).metadata))
+
+
+def _index_definitions(connection: sa.Connection, schema: str) -> dict[str, str]:
+    """Every index in ``schema`` but primary keys', as PostgreSQL describes it."""
+    found = connection.execute(
+        sa.text(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :schema AND NOT i.indisprimary"
+        ),
+        {"schema": schema},
+    )
+    return dict(found.all())  # a Result has keys(), so dict() would take it for a mapping
+
+
+def test_the_table_definitions_are_what_the_migrations_create(engine: sa.Engine, pg_schema: str) -> None:
+    migrate.upgrade(engine, pg_schema)
+    with engine.connect() as connection:
+        assert _model_differences(connection, pg_schema) == []
+
+
+def test_every_index_the_table_definitions_declare_is_the_one_the_migrations_create(
+    engine: sa.Engine, pg_schema: str
+) -> None:
+    """Each index, dropped and created again from its definition (in a transaction rolled back), reads the same.
+
+    PostgreSQL's own ``pg_get_indexdef`` compares them, collation and all.
+    """
+    migrate.upgrade(engine, pg_schema)
+    declared = [index for table in tables(pg_schema).metadata.sorted_tables for index in table.indexes]
+    with engine.connect() as connection, connection.begin() as transaction:
+        migrated = _index_definitions(connection, pg_schema)
+        assert {i.name for i in declared} == set(migrated)
+        assert any(_is_expression_index("index", index) for index in declared)  # the case Alembic cannot see
+        for index in declared:
+            connection.execute(sa.schema.DropIndex(index))
+            connection.execute(sa.schema.CreateIndex(index))
+        recreated = _index_definitions(connection, pg_schema)
+        transaction.rollback()
+    assert recreated == migrated
+
+
+def test_the_comparison_sees_a_schema_that_differs(engine: sa.Engine, pg_schema: str) -> None:
+    """The check above can fail: a comment and an index the migrations did not make are reported."""
+    migrate.upgrade(engine, pg_schema)
+    with engine.connect() as connection, connection.begin() as transaction:
+        connection.execute(sa.text(f'COMMENT ON COLUMN "{pg_schema}".torrents.files IS NULL'))
+        connection.execute(sa.text(f'DROP INDEX "{pg_schema}".fs_jobs_status_idx'))
+        found = {
+            diff[0][0] if isinstance(diff, list) else diff[0] for diff in _model_differences(connection, pg_schema)
+        }
+        transaction.rollback()
+    assert found == {"modify_comment", "add_index"}
+
+
 REVISIONS = ["0001", "0002", "0003", "0004"]
 
 
 def test_the_revisions_are_the_ones_tested_here() -> None:
     assert migrate.head() == REVISIONS[-1]
     assert all(migrate.known(revision) for revision in REVISIONS)
+
+
+def test_the_revisions_read_from_the_scripts_text_are_alembics() -> None:
+    """The start-up check reads the scripts' text instead of loading Alembic: it must see what Alembic sees."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(migrate.alembic_config("unused"))
+    assert dict(migrate.revisions()) == {s.revision: s.down_revision for s in scripts.walk_revisions()}
+    assert [migrate.head()] == list(scripts.get_heads())
+
+
+def test_a_daemon_start_does_not_load_alembic(pg_url: str, pg_schema: str, tmp_path: Path) -> None:
+    """Opening a store at head, as every start does, imports no Alembic module (a third of the import time)."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from revaer_core import RuntimeStore, StoreRole
+        from revaer_runtime_pg import PostgresStore
+        options = {{"dsn": {pg_url!r}, "schema": {pg_schema!r}}}
+        RuntimeStore.open(PostgresStore(), name="postgres", options=options, data_dir={str(tmp_path)!r},
+                          role=StoreRole.DAEMON).close()
+        print(sorted(m for m in sys.modules if m.split(".")[0] == "alembic"))
+        """
+    )
+    migrated = RuntimeStore.open(PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema),
+                                 data_dir=tmp_path)  # fmt: skip
+    migrated.close()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
 
 
 @pytest.mark.parametrize(("before", "after"), list(itertools.pairwise(REVISIONS)))

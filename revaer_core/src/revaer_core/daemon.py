@@ -3,9 +3,11 @@
 Start order matters: the catalog is hydrated before any event is taken, the
 engine restores its torrents only once the orchestrator listens, and jobs
 left pending resume last. Stop order matters too: API first (no new
-requests), then the writer is flushed so the store holds every torrent the
-engine will save resume data for, then the engine, FsOps and the writer
-drain, each within the shutdown deadline.
+requests), then the engine hands its last resume data to the writer (which
+stores every flush's statuses before its resume data, so no flush is needed
+first), then FsOps and the writer drain and the store closes. One deadline
+covers it all: each part gets the time left, and a stop that passes it, or
+leaves anything unwritten, is not called clean.
 
 Any part reports a fault it cannot get past through :meth:`Daemon.fail` (the
 health board's ``fail`` leads there, and so does a thread that dies with an
@@ -68,10 +70,16 @@ class ShutdownReport:
     failure: str | None = None  #: why the daemon stopped on its own (:meth:`Daemon.fail`)
     started: bool = True  #: ``False`` when the start itself failed
     unsaved_resume: tuple[UUID, ...] = ()  #: torrents whose latest resume data did not reach the store
+    deadline_s: float | None = None  #: the shutdown deadline it ran against
+
+    @property
+    def late(self) -> bool:
+        """Whether the stop took longer than its deadline."""
+        return self.deadline_s is not None and self.seconds > self.deadline_s
 
     @property
     def clean(self) -> bool:
-        return self.started and self.failure is None and not self.unwritten()
+        return self.started and self.failure is None and not self.unwritten() and not self.late
 
     def unwritten(self) -> str:
         """What was left unwritten, in words; empty when nothing was."""
@@ -89,7 +97,11 @@ class ShutdownReport:
         left = self.unwritten()
         if self.failure is not None:
             return f"{self.failure}; stopped{f' with {left}' if left else ''}"
-        return f"stopped with {left}" if left else "stopped cleanly"
+        if left:
+            return f"stopped with {left}"
+        if self.late:
+            return f"stopped in {self.seconds:.2f} s, past the shutdown deadline of {self.deadline_s:g} s"
+        return "stopped cleanly"
 
 
 class Daemon:
@@ -260,10 +272,16 @@ class Daemon:
 
     def _open_engine(self) -> Engine:
         assert self.store is not None
+        resume_interval_s = self.settings.runtime.flush_interval_ms / 1000  # resume data keeps up with the flushes
         if not isinstance(self._engine, str):
-            return self._engine(self.bus.publish, self.store, self.settings.engine)
+            return self._engine(self.bus.publish, self.store, self.settings.engine, resume_interval_s)
         return open_engine(
-            self._engine, self.bus.publish, self.store, self.settings.engine, session_overrides=self._engine_overrides
+            self._engine,
+            self.bus.publish,
+            self.store,
+            self.settings.engine,
+            session_overrides=self._engine_overrides,
+            resume_interval_s=resume_interval_s,
         )
 
     def _start_api(self) -> Any:
@@ -301,29 +319,28 @@ class Daemon:
             deadline = min(deadline, 2.0)  # fenced: retrying writes that cannot land only delays the exit
 
         def left() -> float:
-            return max(0.1, deadline - (time.monotonic() - started))
+            return max(0.0, deadline - (time.monotonic() - started))
 
         if self.watch is not None:  # first: an add in flight finishes while the engine and store are still there
             self.watch.stop(timeout=left())
         if self.api is not None:
             self.api.stop(timeout=left())
-        if self.orchestrator is not None:
-            self.orchestrator.flush(left() / 2)  # the store must hold a torrent before its resume data
-        if self.engine is not None:
-            self.engine.close()
+        # the engine's last resume data goes to the writer, which stores it after the statuses it holds
+        unsaved: Sequence[UUID] = self.engine.close(left()) if self.engine is not None else ()
         unrecorded: Sequence[JobTransition] = self.fsops.close(left()) if self.fsops is not None else ()
         drained = self.orchestrator.close(left()) if self.orchestrator is not None else DrainReport(unwritten=())
         if self.store is not None and self._given_store is None:
-            self.store.close()
+            self._close_store(self.store, left())
         if self._previous_excepthook is not None:
             threading.excepthook, self._previous_excepthook = self._previous_excepthook, None
         report = ShutdownReport(
             unwritten_torrents=drained.unwritten,
-            unsaved_resume=drained.resume_unwritten,
+            unsaved_resume=tuple(dict.fromkeys([*drained.resume_unwritten, *unsaved])),
             unrecorded_jobs=tuple(unrecorded),
             seconds=time.monotonic() - started,
             failure=self.failure,
             started=self._started,
+            deadline_s=deadline,
         )
         if report.clean:
             log.info("revaer stopped cleanly in %.2f s", report.seconds)
@@ -331,4 +348,19 @@ class Daemon:
             log.info("revaer did not start; what had started stopped in %.2f s", report.seconds)
         elif report.unwritten():
             log.warning("revaer stopped in %.2f s with %s", report.seconds, report.unwritten())
+        elif report.late:
+            log.warning("revaer stopped in %.2f s, past the shutdown deadline of %g s", report.seconds, deadline)
         return report
+
+    @staticmethod
+    def _close_store(store: RuntimeStore, timeout: float) -> None:
+        """Close the store, waiting at most ``timeout`` seconds: a hung server must not hold the exit.
+
+        Everything the daemon wrote is committed by now; a close that does not
+        return only leaves its connections for the process exit to drop.
+        """
+        closer = threading.Thread(target=store.close, name="revaer-store-close", daemon=True)
+        closer.start()
+        closer.join(max(timeout, 0.1))
+        if closer.is_alive():
+            log.warning("the runtime store did not close within %.1f s; its connections go with the process", timeout)

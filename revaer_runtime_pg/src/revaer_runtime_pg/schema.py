@@ -1,8 +1,11 @@
 """Table definitions (SQLAlchemy Core) of the current schema revision.
 
 The tables live in a schema named by the ``schema`` setting, so they are
-built per schema name. Migrations under ``migrations/`` create exactly these;
-``tests/test_pg_migrations.py`` checks that the two agree.
+built per schema name. Migrations under ``migrations/`` create exactly these,
+indexes and comments included: ``tests/test_pg_migrations.py`` checks that an
+Alembic autogenerate against a migrated database finds nothing to change, and
+that every index reads the same in PostgreSQL's catalog. A migration freezes
+its own copy of what it creates; this module is what the code reads and writes.
 """
 
 from __future__ import annotations
@@ -144,38 +147,96 @@ def tables(schema: str) -> Tables:
         sa.Column("download_bps", big, nullable=False),
         sa.Column("upload_bps", big, nullable=False),
         sa.Column("ratio", sa.Float(precision=53), nullable=False),
-        sa.Column("files", pg.JSONB(none_as_null=True)),
+        sa.Column(
+            "files",
+            pg.JSONB(none_as_null=True),
+            comment="File list as JSON objects; NULL while metadata is unknown, [] for no files",
+        ),
         sa.Column("library_path", sa.Text),
         sa.Column("download_dir", sa.Text),
         sa.Column("sequential", sa.Boolean, nullable=False),
         sa.Column("added_at", sa.TIMESTAMP(timezone=True), nullable=False),
         sa.Column("completed_at", sa.TIMESTAMP(timezone=True)),
-        sa.Column("last_updated", sa.TIMESTAMP(timezone=True), nullable=False),
-        sa.Column("resume_data", sa.LargeBinary),  # never read by hydration nor written by upserts
+        sa.Column(
+            "last_updated",
+            sa.TIMESTAMP(timezone=True),
+            nullable=False,
+            comment="When Revaer last changed the status (updated_at is when the row changed)",
+        ),
+        sa.Column(
+            "resume_data",
+            sa.LargeBinary,
+            comment="Engine resume data (opaque bytes); never read by catalog hydration",
+        ),
         *_row_times(),
-        sa.Column("info_hash", sa.Text),
-        sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
-        sa.Column("labels", pg.ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'")),
-        sa.Column("download_limit", big),
-        sa.Column("upload_limit", big),
+        sa.Column(
+            "info_hash",
+            sa.Text,
+            comment="Info-hash in lower-case hex: the v1 SHA-1 where the torrent has one, else the v2 SHA-256; "
+            "NULL until known",
+        ),
+        sa.Column(
+            "paused",
+            sa.Boolean,
+            nullable=False,
+            server_default=sa.false(),
+            comment="Paused by the user: the torrent stays paused across restarts until resumed",
+        ),
+        sa.Column(
+            "labels",
+            pg.ARRAY(sa.Text),
+            nullable=False,
+            server_default=sa.text("'{}'"),
+            comment="The user's labels, sorted and without repeats",
+        ),
+        sa.Column("download_limit", big, comment="Download limit in bytes/s chosen by the user; NULL for none"),
+        sa.Column("upload_limit", big, comment="Upload limit in bytes/s chosen by the user; NULL for none"),
         sa.CheckConstraint("download_limit >= 0", name="torrents_download_limit_check"),
         sa.CheckConstraint("upload_limit >= 0", name="torrents_upload_limit_check"),
+        # Listing: filter by state; keyset order by (added_at, id), (last_updated, id) and (name, id).
+        sa.Index("torrents_state_idx", "state"),
+        sa.Index("torrents_added_idx", "added_at", "id"),
+        sa.Index("torrents_last_updated_idx", "last_updated", "id"),
+        sa.Index("torrents_name_idx", sa.text("(coalesce(name, '') COLLATE \"C\")"), "id"),
+        comment="Revaer torrent statuses, one row per torrent; written in batches by the daemon",
     )
     # Apart from ``torrents``: hydration never reads these rows, and a few MiB of metainfo stays out of its pages.
     torrent_sources = sa.Table(
         "torrent_sources",
         metadata,
         sa.Column("torrent_id", sa.Uuid, sa.ForeignKey(torrents.c.id, ondelete="CASCADE"), primary_key=True),
-        sa.Column("metainfo", sa.LargeBinary),
-        sa.Column("magnet", sa.Text),
-        sa.Column("file_priorities", pg.ARRAY(sa.SmallInteger), nullable=False, server_default=sa.text("'{}'")),
-        sa.Column("added_via", _enum("added_via", schema), nullable=False),
-        sa.Column("added_at", sa.TIMESTAMP(timezone=True), nullable=False),
+        sa.Column(
+            "metainfo",
+            sa.LargeBinary,
+            comment="The bencoded .torrent as added, byte for byte; NULL when the torrent came from a magnet link",
+        ),
+        sa.Column("magnet", sa.Text, comment="The magnet link as added; NULL when the torrent came from a .torrent"),
+        sa.Column(
+            "file_priorities",
+            pg.ARRAY(sa.SmallInteger),
+            nullable=False,
+            server_default=sa.text("'{}'"),
+            comment="Priorities (0 skip .. 7 top) asked for at the add, by file index; later files get 4",
+        ),
+        sa.Column(
+            "added_via",
+            _enum("added_via", schema),
+            nullable=False,
+            comment="How the torrent came in: the API, the CLI, the watch folder or an import",
+        ),
+        sa.Column(
+            "added_at",
+            sa.TIMESTAMP(timezone=True),
+            nullable=False,
+            comment="When the torrent was added (created_at is when this row was first written)",
+        ),
         *_row_times(),
         sa.CheckConstraint("(metainfo IS NULL) <> (magnet IS NULL)", name="torrent_sources_one_source_check"),
         sa.CheckConstraint(
             "file_priorities <@ ARRAY[0, 1, 2, 3, 4, 5, 6, 7]::smallint[]", name="torrent_sources_priorities_check"
         ),
+        comment="The source of each torrent (a .torrent's bytes or a magnet link): what the engine re-adds it from "
+        "when it has no resume data; removed with its torrent, never read by catalog hydration",
     )
     fs_jobs = sa.Table(
         "fs_jobs",
@@ -189,8 +250,16 @@ def tables(schema: str) -> Tables:
         sa.Column("destination", sa.Text),
         sa.Column("transfer_mode", _enum("transfer_mode", schema)),
         sa.Column("last_error", sa.Text),
-        sa.Column("transitions", sa.Integer, nullable=False),  # the last history seq: the next one is +1
+        sa.Column(
+            "transitions",
+            sa.Integer,
+            nullable=False,
+            comment="Number of history rows: the seq of the latest transition",
+        ),
         *_row_times(),
+        sa.Index("fs_jobs_status_idx", "status"),
+        sa.Index("fs_jobs_created_idx", "job_created_at", "torrent_id"),
+        comment="The current FsOps job of each torrent (removed with its torrent)",
     )
     fs_job_history = sa.Table(
         "fs_job_history",
@@ -211,16 +280,40 @@ def tables(schema: str) -> Tables:
         sa.Column("transfer_mode", _enum("transfer_mode", schema)),
         sa.Column("detail", sa.Text),
         sa.Column("created_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=sa.func.now()),
+        comment="Every FsOps job transition, append-only: the audit trail of each attempt",
     )
     # One row: the epoch the writer lock's holder bumped, read FOR SHARE by each of its write transactions.
     writer_fence = sa.Table(
         "writer_fence",
         metadata,
-        sa.Column("singleton", sa.Boolean, primary_key=True, server_default=sa.true()),
-        sa.Column("epoch", big, nullable=False, server_default=sa.text("0")),
-        sa.Column("holder", sa.Text),
-        sa.Column("taken_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "singleton",
+            sa.Boolean,
+            primary_key=True,
+            server_default=sa.true(),
+            comment="Always true: the table holds exactly one row",
+        ),
+        sa.Column(
+            "epoch",
+            big,
+            nullable=False,
+            server_default=sa.text("0"),
+            comment="Bumped by each daemon that takes the writer lock; its writes land only while it is unchanged",
+        ),
+        sa.Column(
+            "holder",
+            sa.Text,
+            comment="Who bumped it last, as pg_stat_activity names that daemon (revaer daemon <host>:<pid>)",
+        ),
+        sa.Column(
+            "taken_at",
+            sa.TIMESTAMP(timezone=True),
+            nullable=False,
+            server_default=sa.func.now(),
+            comment="When the writer lock was last taken",
+        ),
         sa.CheckConstraint("singleton", name="writer_fence_singleton_check"),
+        comment="The writer lock's fencing epoch: one row, checked inside every daemon write transaction",
     )
     return Tables(
         schema=schema,

@@ -208,6 +208,10 @@ class Engine(Protocol):
         """Whether the torrent is in the engine now."""
         ...
 
-    def close(self) -> None:
-        """Save resume data for every torrent and stop the session."""
+    def close(self, timeout: float = 10.0) -> Sequence[uuid.UUID]:
+        """Save the resume data that changed and stop the session, within ``timeout`` seconds.
+
+        Returns the torrents whose resume data could not be saved in time (the
+        next start uses their older data).
+        """
         ...

@@ -32,7 +32,11 @@ class EngineFactory(Protocol):
         """What the daemon calls the engine in its log and banner."""
         ...
 
-    def __call__(self, publish: Publish, store: RuntimeStore, settings: EngineSettings) -> Engine: ...
+    def __call__(
+        self, publish: Publish, store: RuntimeStore, settings: EngineSettings, resume_interval_s: float | None
+    ) -> Engine:
+        """The engine; ``resume_interval_s`` is how often it saves changed torrents' resume data (``None``: its own)."""
+        ...
 
 
 def open_engine(
@@ -42,10 +46,13 @@ def open_engine(
     settings: EngineSettings | None = None,
     *,
     session_overrides: Mapping[str, Any] | None = None,
+    resume_interval_s: float | None = None,
 ) -> Engine:
     """A new, not yet started engine called ``name``.
 
     :param session_overrides: extra libtorrent settings (a faster tick for loopback transfers, say).
+    :param resume_interval_s: how often progress is saved as resume data (a daemon's flush interval):
+        libtorrent's torrents with newly verified pieces, the simulated engine's changed torrents.
     :raises PluginError: the libtorrent extra, or for ``simulated`` the test harness, cannot be imported.
     :raises ValueError: ``name`` is not one of :data:`ENGINES`.
     """
@@ -58,7 +65,11 @@ def open_engine(
                 f"the libtorrent engine needs the libtorrent wheel ({exc}); "
                 "install it with: pip install 'revaer-core[libtorrent]'"
             ) from None
-        return LibtorrentEngine(publish, store, settings, session_overrides=session_overrides)
+        if resume_interval_s is None:
+            return LibtorrentEngine(publish, store, settings, session_overrides=session_overrides)
+        return LibtorrentEngine(
+            publish, store, settings, session_overrides=session_overrides, piece_save_interval_s=resume_interval_s
+        )
     if name == "simulated":
         try:
             harness = importlib.import_module(SIMULATED_MODULE)
@@ -68,5 +79,5 @@ def open_engine(
                 f"which cannot be imported ({exc}); install it with: pip install 'revaer-core[testing]'"
             ) from None
         factory = cast(EngineFactory, harness.SimulatedEngineFactory())
-        return factory(publish, store, settings)
+        return factory(publish, store, settings, resume_interval_s)
     raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(ENGINES)}")

@@ -233,16 +233,19 @@ class TorrentOrchestrator:
                 if self._writer is not None:
                     self._writer.remove(change.torrent_id)
                 return
-            self._apply(
-                change, urgent=isinstance(payload, LIFECYCLE), progress_only=isinstance(payload, ProgressUpdated)
-            )
+            if isinstance(payload, ProgressUpdated):  # most events: the writer's cheapest call
+                self.catalog._put(change)
+                if self._writer is not None:
+                    self._writer.progress(change)
+                return
+            self._apply(change, urgent=isinstance(payload, LIFECYCLE))
         if isinstance(payload, TorrentCompleted):
             self._complete(change)
 
-    def _apply(self, status: TorrentStatus, *, urgent: bool, progress_only: bool = False) -> None:
+    def _apply(self, status: TorrentStatus, *, urgent: bool) -> None:
         self.catalog._put(status)
         if self._writer is not None:
-            self._writer.upsert(status, urgent=urgent, progress_only=progress_only)
+            self._writer.upsert(status, urgent=urgent)
 
     def _complete(self, status: TorrentStatus) -> None:
         if self._on_completed is None:
