@@ -41,7 +41,7 @@ from revaer_core.fsops.service import FsOpsService
 from revaer_core.health import WRITER_LOCK, HealthBoard, StoreRole
 from revaer_core.jobs import JobTransition
 from revaer_core.metrics import Metrics
-from revaer_core.orchestrator import DrainReport, ReconcileReport, TorrentOrchestrator
+from revaer_core.orchestrator import Catalog, DrainReport, ReconcileReport, TorrentOrchestrator
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings
 from revaer_core.status import TorrentStatus
@@ -202,6 +202,7 @@ class Daemon:
         started = time.perf_counter()
         self._previous_excepthook, threading.excepthook = threading.excepthook, self._thread_died
         self.store = self._given_store or open_store(self.settings.runtime, StoreRole.DAEMON)
+        catalog = Catalog()  # FsOps drops the failed job writes of torrents removed from it
         self.fsops = FsOpsService(
             self.settings.fsops,
             self.store,
@@ -210,6 +211,7 @@ class Daemon:
             publish=self.bus.publish,
             health=self.health,
             on_library_path=self._on_library_path,
+            tracked=catalog.__contains__,
         )
         self.orchestrator = TorrentOrchestrator(
             self.bus,
@@ -219,8 +221,8 @@ class Daemon:
             metrics=self.metrics,
             on_completed=self.fsops.on_completed,
             on_written=self.observer.on_written if self.observer is not None else None,
+            catalog=catalog,
         )
-        self.fsops.recorder.tracked = self.orchestrator.catalog.__contains__  # removed torrents' jobs are dropped
         self.orchestrator.hydrate()
         self.orchestrator.start()
         if self.observer is not None:
