@@ -115,7 +115,7 @@ def test_revaer_run_stops_cleanly_with_idle_and_reading_streams_open(tmp_path: P
             "api": {"port": free_port()},
         },
     )
-    daemon = daemons("--engine", "simulated", "--sim-torrents", "20", "--sim-steps", "100000", config=config)
+    daemon = daemons("--sim-torrents", "20", "--sim-steps", "100000", config=config)
     daemon.wait_running()
     port = int(daemon.api_url.rsplit(":", 1)[1])
     request = f"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n".encode()

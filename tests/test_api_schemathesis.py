@@ -1,7 +1,7 @@
 """Schemathesis against the real API processes: every check, every phase, and no failure.
 
-Four servers, each a subprocess on loopback: ``revaer run`` (the simulated
-engine, three torrents) and ``revaer api`` beside it, on the memory store and
+Four servers, each a subprocess on loopback: the daemon of ``revaer run`` (the
+test harness's, on the simulated engine, three torrents) and ``revaer api`` beside it, on the memory store and
 on PostgreSQL. Each gets one ``st run`` with a fixed seed and a few examples
 per operation, through the examples, coverage, fuzzing and stateful phases,
 with the bearer token, so the writes reach the daemon. Every built-in check runs as
@@ -79,7 +79,7 @@ def _servers(root: Path, runtime: dict[str, Any], daemons: Daemons) -> Generator
             "api": {"port": api_port, "token": TOKEN},
         },
     )
-    daemon: DaemonProcess = daemons("--engine", "simulated", "--sim-torrents", "3", "--sim-steps", "100000",
+    daemon: DaemonProcess = daemons("--sim-torrents", "3", "--sim-steps", "100000",
                                     config=config)  # fmt: skip
     daemon.wait_running()
     yield Target(f"revaer run ({runtime['runtime']['backend']})", daemon.api_url)
