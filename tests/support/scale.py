@@ -47,14 +47,19 @@ class ScaleRun:
     stopped_in: float | None  #: the daemon's own "stopped cleanly in" figure, when it said so
     lost: int  #: torrents whose last progress in the event log the store does not hold
     stderr: str
+    logged: bool = True  #: whether an event log was kept (the product's ``revaer run`` keeps none)
 
     def summary(self) -> str:
         said = f"'stopped cleanly in {self.stopped_in:.2f} s'" if self.stopped_in is not None else "not clean"
+        flow = (
+            f"{self.events:,} events at steady state, longest gap {self.event_gap * 1000:,.0f} ms; longest flush"
+            f" gap {self.flush_gap * 1000:,.0f} ms; torrents missing their last progress: {self.lost}; "
+            if self.logged
+            else ""
+        )
         return (
-            f"{self.label}: {self.events:,} events at steady state, longest gap {self.event_gap * 1000:,.0f} ms;"
-            f" longest flush gap {self.flush_gap * 1000:,.0f} ms; SIGTERM to exit {self.sigterm_s:.2f} s"
-            f" (deadline {DEADLINE_S:g} s), exit {self.exit_code}, {said}; torrents missing their last progress:"
-            f" {self.lost}"
+            f"{self.label}: {flow}SIGTERM to exit {self.sigterm_s:.2f} s (deadline {DEADLINE_S:g} s),"
+            f" exit {self.exit_code}, {said}"
         )
 
 
@@ -80,20 +85,20 @@ def _config(root: Path, cluster: PrivateCluster, engine: dict[str, object]) -> P
 
 
 def _run(label: str, cluster: PrivateCluster, root: Path, config: Path, args: list[str], settle_s: float,
-         measure_s: float) -> ScaleRun:  # fmt: skip
+         measure_s: float, *, product: bool = False) -> ScaleRun:  # fmt: skip
     log = root / "events.jsonl"
-    daemon = DaemonProcess([*args, "--event-log", str(log)], config=config, workdir=root)
+    args = [*args, "--event-log", str(log)] if not product else args
+    daemon = DaemonProcess(args, config=config, workdir=root, product=product)
     try:
         daemon.wait_running(timeout=600)
         steady = time.time() + settle_s
         time.sleep(settle_s + measure_s)
-        view = EventLogView.read(log)
         asked = time.monotonic()
         code = daemon.terminate(timeout=120)
         took = time.monotonic() - asked
     finally:
         daemon.kill()
-    view = EventLogView.read(log)
+    view = EventLogView.read(log) if log.exists() else EventLogView(events=(), written=())
     times = [e["t"] for e in view.events if e["t"] >= steady]
     commits = [w["t"] for w in view.written if w["t"] >= steady]
     last = {uuid.UUID(e["torrent"]): e["downloaded"] for e in view.of_type("ProgressUpdated")}
@@ -109,6 +114,7 @@ def _run(label: str, cluster: PrivateCluster, root: Path, config: Path, args: li
         stopped_in=float(clean.group(1)) if clean else None,
         lost=sum(1 for torrent, downloaded in last.items() if stored.get(torrent, -1) < downloaded),
         stderr=daemon.stderr,
+        logged=not product,
     )
 
 
@@ -116,7 +122,7 @@ def simulated(cluster: PrivateCluster, root: Path, torrents: int = 10_000, *, st
               settle_s: float = 8.0, measure_s: float = 12.0) -> ScaleRun:  # fmt: skip
     """``torrents`` simulated torrents downloading at once (``steps`` steps of 50 ms each)."""
     config = _config(root, cluster, {})
-    args = ["--engine", "simulated", "--sim-torrents", str(torrents), "--sim-steps", str(steps)]
+    args = ["--sim-torrents", str(torrents), "--sim-steps", str(steps)]
     return _run(f"{torrents:,} simulated torrents", cluster, root, config, args, settle_s, measure_s)
 
 
@@ -125,7 +131,9 @@ def real(cluster: PrivateCluster, root: Path, torrents: int = 2_000, *, settle_s
     """``torrents`` real libtorrent torrents (small seeds, payload on disk), stored before the start.
 
     The store holds their statuses and sources as an add would leave them;
-    the daemon restores each from its source, checks the payload and seeds.
+    the daemon (the product's ``revaer run``, which keeps no event log: only
+    the stop is measured) restores each from its source, checks the payload
+    and seeds.
     """
     made = tiny_torrents(root / "downloads", torrents)
     now = datetime.now(UTC)
@@ -145,4 +153,4 @@ def real(cluster: PrivateCluster, root: Path, torrents: int = 2_000, *, settle_s
     finally:
         store.close()
     config = _config(root, cluster, {"listen_interfaces": f"127.0.0.1:{free_port()}"})
-    return _run(f"{torrents:,} libtorrent torrents", cluster, root, config, [], settle_s, measure_s)
+    return _run(f"{torrents:,} libtorrent torrents", cluster, root, config, [], settle_s, measure_s, product=True)

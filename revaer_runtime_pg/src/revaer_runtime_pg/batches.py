@@ -14,7 +14,8 @@ from uuid import UUID
 import psycopg
 import sqlalchemy as sa
 
-from revaer_runtime_pg import database
+from revaer_core import TorrentStatus
+from revaer_runtime_pg import binary_copy, database
 from revaer_runtime_pg.connection import Connected
 from revaer_runtime_pg.statements import StagedWrite
 from revaer_runtime_pg.transactions import writing
@@ -40,17 +41,38 @@ def storable_rows(values: Iterable[_V], make: Callable[[_V, list[str]], _Row]) -
         row = make(value, problems)
         batch[row[0]] = row
         if problems:
-            log.warning("torrent %s: stored sanitised: %s", row[0], "; ".join(problems))
+            _sanitised(row[0], problems)
             sanitised.append(row[0])
     return batch, sanitised
 
 
-def staged(db: Connected, write: StagedWrite, batch: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+def progress_stream(statuses: Iterable[TorrentStatus]) -> tuple[bytes, int]:
+    """The progress rows of ``statuses`` as one binary COPY stream (the last status of an id wins), and their count.
+
+    Each row is bytes as soon as it is made: a batch of them, unlike one of
+    tuples, gives the garbage collector nothing to track.
+    """
+    records: dict[int, bytes] = {}
+    problems: list[str] = []
+    for status in statuses:
+        records[status.id.int] = binary_copy.progress_record(status, problems)
+        if problems:
+            _sanitised(status.id, problems)
+            problems = []
+    return binary_copy.stream(records.values()), len(records)
+
+
+def _sanitised(torrent_id: UUID, problems: list[str]) -> None:
+    log.warning("torrent %s: stored sanitised: %s", torrent_id, "; ".join(problems))
+
+
+def staged(db: Connected, write: StagedWrite, batch: Iterable[tuple[Any, ...]] | bytes) -> list[tuple[Any, ...]]:
     """COPY ``batch`` into ``write``'s temporary table and apply it, in one transaction.
 
-    Four round trips whatever the batch's size (three once the pooled
-    connection has the table): a daemon's fence check, the COPY, the
-    statement. Returns the rows the statement returns.
+    ``batch`` is rows, or a whole binary COPY stream built beforehand (see
+    :mod:`~revaer_runtime_pg.binary_copy`). Four round trips whatever the
+    batch's size (three once the pooled connection has the table): a daemon's
+    fence check, the COPY, the statement. Returns the rows the statement returns.
     """
     with writing(db) as connection:
         raw = database.raw(connection)
@@ -59,6 +81,9 @@ def staged(db: Connected, write: StagedWrite, batch: Iterable[tuple[Any, ...]]) 
             raw.execute(write.create)
         with raw.cursor() as cursor:
             with cursor.copy(write.copy) as copy:
+                if isinstance(batch, bytes):
+                    copy.write(batch)  # sending, which releases the GIL, is all that is left to do
+                    batch = ()
                 copy.set_types(write.types)  # binary COPY: measured ~2.5x faster to encode than text
                 for n, row in enumerate(batch, 1):
                     copy.write_row(row)

@@ -105,12 +105,12 @@ class PostgresStore:
 
     @hookimpl
     def update_progress(self, statuses: Sequence[TorrentStatus]) -> Sequence[UUID]:
-        batch, _ = batches.storable_rows(statuses, rows.progress_row)
-        if not batch:
+        data, count = batches.progress_stream(statuses)  # encoded before a connection is taken: no I/O waits on it
+        if not count:
             return []
         db = self._database
         with faults(db):
-            return [row[0] for row in batches.staged(db, db.statements.progress, batch.values())]
+            return [row[0] for row in batches.staged(db, db.statements.progress, data)]
 
     @hookimpl
     def save_torrent_sources(self, sources: Sequence[StoredSource]) -> None:

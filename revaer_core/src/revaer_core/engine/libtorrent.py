@@ -88,6 +88,12 @@ CLOSE_TIMEOUT_S = 10.0  #: what :meth:`LibtorrentEngine.close` may take when not
 SESSION_STOP_SHARE = 0.2
 #: How often torrents with new verified pieces save resume data when not told (the default flush interval).
 PIECE_SAVE_INTERVAL_S = 0.25
+#: Torrents posted to libtorrent at once at a restore; their add alerts must fit in the alert queue.
+RESTORE_BATCH = 1000
+#: libtorrent's alert queue: a restore's batch of add alerts and first states, with room to spare.
+ALERT_QUEUE_SIZE = 100_000
+#: libtorrent states a restored torrent passes through while it reads its own resume data back.
+_RESTORE_STATES = frozenset({"checking_resume_data", "queued_for_checking"})
 
 
 def _native(state: int) -> str:
@@ -152,6 +158,13 @@ def _resumed(data: bytes, params: lt.add_torrent_params, torrent_id: uuid.UUID) 
         raise InvalidInput("the resume data is of another torrent than the metainfo")
     resumed.ti = params.ti
     return resumed
+
+
+def _has_all(params: lt.add_torrent_params, info: lt.torrent_info) -> bool:
+    """Whether the resume data in ``params`` has every piece (its bitfield is padded to whole bytes)."""
+    pieces = info.num_pieces()
+    have = params.have_pieces
+    return len(have) >= pieces and all(have[:pieces])
 
 
 def _hashes_of(params: lt.add_torrent_params) -> lt.info_hash_t:
@@ -220,6 +233,7 @@ def session_settings(
         "enable_upnp": settings.enable_upnp,
         "enable_natpmp": settings.enable_natpmp,
         "alert_mask": _ALERT_MASK,
+        "alert_queue_size": ALERT_QUEUE_SIZE,
         "user_agent": "Revaer/0.1 libtorrent/" + lt.__version__,
     }
     # overrides name settings at run time; libtorrent rejects unknown names itself
@@ -239,6 +253,7 @@ class _Torrent:
     state: TorrentState | None = None  #: the last state published
     completed: bool = False  #: completion handled this run (published, or skipped for a restored seed)
     flushing: bool = False  #: finished; TorrentCompleted waits for libtorrent to write its cache to disk
+    described: bool = False  #: restored with its metadata and complete: its add alert publishes nothing
     dirty: bool = False  #: resume data changed since the last save
     pieces: bool = False  #: pieces passed their hash check since the last save
     native_states: list[str] = attrs.field(factory=list)
@@ -309,25 +324,24 @@ class LibtorrentEngine:
         return restored
 
     def _restore(self, session: lt.session, plan: Sequence[RestoreRequest]) -> list[RestoredTorrent]:
-        restored: list[RestoredTorrent] = []
+        """Add every torrent of ``plan`` with ``async_add_torrent``, :data:`RESTORE_BATCH` at a time.
+
+        A synchronous add waits for libtorrent's network thread once per
+        torrent; here a batch is posted at once and its ``add_torrent_alert``
+        s are taken as they come. What each restored torrent is (its state,
+        whether it is complete) is read from its parameters, so a restored
+        torrent publishes no event unless libtorrent later says something new.
+        """
+        prepared: list[tuple[RestoreRequest, lt.add_torrent_params, bool]] = []
         from_source = 0
         for request in plan:
             found = self._restore_params(request)
-            if found is None:
-                continue
-            params, by_source = found
-            from_source += by_source
-            try:
-                handle = session.add_torrent(params)
-            except RuntimeError as exc:
-                log.warning("torrent %s: libtorrent refused it at restore (%s); not restored", request.torrent_id, exc)
-                continue
-            paused = bool(params.flags & lt.torrent_flags.paused)
-            self._track(request.torrent_id, handle, restored=True, paused=paused)
-            name = params.ti.name() if params.ti is not None else params.name
-            restored.append(RestoredTorrent(torrent_id=request.torrent_id, name=name or None))
-            if not by_source:
-                self._publish_resumed(request.torrent_id, params)
+            if found is not None:
+                prepared.append((request, *found))
+                from_source += found[1]
+        restored: list[RestoredTorrent] = []
+        for start in range(0, len(prepared), RESTORE_BATCH):
+            restored += self._add_batch(session, prepared[start : start + RESTORE_BATCH])
         log.info(
             "restored %d of %d torrent(s) from the %s store (%d from their source, checking what is on disk)",
             len(restored),
@@ -336,6 +350,67 @@ class LibtorrentEngine:
             from_source,
         )
         return restored
+
+    def _add_batch(
+        self, session: lt.session, batch: Sequence[tuple[RestoreRequest, lt.add_torrent_params, bool]]
+    ) -> list[RestoredTorrent]:
+        """Post ``batch``'s adds, then take alerts until each has its ``add_torrent_alert``.
+
+        Alerts of torrents already added meanwhile (their first states) are
+        dispatched as the alert thread would, in the order they came.
+        """
+        waiting: dict[str, tuple[RestoreRequest, lt.add_torrent_params, bool]] = {}
+        for request, params, by_source in batch:
+            waiting[_hex_of(_hashes_of(params))] = (request, params, by_source)
+            session.async_add_torrent(params)
+        restored: list[RestoredTorrent] = []
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        while waiting and time.monotonic() < deadline:
+            session.wait_for_alert(self.settings.alert_poll_ms)
+            for alert in session.pop_alerts():
+                if not isinstance(alert, lt.add_torrent_alert):
+                    self._dispatch_safely(alert)
+                    continue
+                found = waiting.pop(_hex_of(_hashes_of(alert.params)), None)
+                if found is None:
+                    continue
+                request, params, by_source = found
+                if alert.error.value():
+                    log.warning("torrent %s: libtorrent refused it at restore (%s); not restored",
+                                request.torrent_id, alert.error.message())  # fmt: skip
+                    continue
+                restored.append(self._restored(request.torrent_id, alert.handle, params))
+                if not by_source:
+                    self._publish_resumed(request.torrent_id, params)
+        for request, _, _ in waiting.values():
+            log.warning("torrent %s: libtorrent did not add it within %g s at restore; not restored",
+                        request.torrent_id, CLOSE_TIMEOUT_S)  # fmt: skip
+        return restored
+
+    def _restored(
+        self, torrent_id: uuid.UUID, handle: lt.torrent_handle, params: lt.add_torrent_params
+    ) -> RestoredTorrent:
+        """Track a restored torrent and say what it is, from what it was added with.
+
+        A torrent whose metadata is known is described here, so its add alert
+        publishes nothing: the store already holds its name, folder and files.
+        """
+        paused = bool(params.flags & lt.torrent_flags.paused)
+        info = params.ti
+        complete = info is not None and (bool(params.flags & lt.torrent_flags.seed_mode) or _has_all(params, info))
+        if paused:
+            state = TorrentState.STOPPED
+        elif info is None:
+            state = TorrentState.FETCHING_METADATA
+        else:
+            state = TorrentState.SEEDING if complete else TorrentState.DOWNLOADING
+        torrent = self._track(torrent_id, handle, restored=True, paused=paused)
+        with self._lock:
+            torrent.state = state
+            torrent.described = info is not None and complete
+            torrent.completed = complete  # a restored seed completes no more this run
+        name = info.name() if info is not None else params.name
+        return RestoredTorrent(torrent_id=torrent_id, name=name or None, state=state, complete=complete)
 
     def _publish_resumed(self, torrent_id: uuid.UUID, params: lt.add_torrent_params) -> None:
         """Publish the progress the resume data brings back, before the catalog is shown to anyone.
@@ -589,11 +664,12 @@ class LibtorrentEngine:
         with self._lock:
             return self._by_id.get(torrent_id)
 
-    def _track(self, torrent_id: uuid.UUID, handle: lt.torrent_handle, *, restored: bool, paused: bool) -> None:
+    def _track(self, torrent_id: uuid.UUID, handle: lt.torrent_handle, *, restored: bool, paused: bool) -> _Torrent:
         torrent = _Torrent(torrent_id, handle, restored=restored, added_at=time.monotonic(), paused=paused)
         with self._lock:
             self._by_id[torrent_id] = torrent
             self._by_handle[handle] = torrent
+        return torrent
 
     def _run(self) -> None:
         """The alert thread: dispatch alerts, post status updates and resume-data saves on their timers."""
@@ -605,16 +681,7 @@ class LibtorrentEngine:
         while not self._stop.is_set():
             session.wait_for_alert(self.settings.alert_poll_ms)
             for alert in session.pop_alerts():
-                try:
-                    self._dispatch(alert)
-                except Exception as exc:
-                    self._throttle.failure(
-                        f"alert {type(alert).__name__}",
-                        "failed to handle libtorrent alert %s: %s",
-                        type(alert).__name__,
-                        exc,
-                        level=logging.ERROR,
-                    )
+                self._dispatch_safely(alert)
             if not self._closed:  # at shutdown, close() hands the whole round over at once
                 self._submit_resume()
             now = time.monotonic()
@@ -659,6 +726,19 @@ class LibtorrentEngine:
                     torrent.handle.save_resume_data(flags)
                     self._saves_pending += 1
 
+    def _dispatch_safely(self, alert: lt.alert) -> None:
+        """Dispatch ``alert``; a failure is logged (throttled), never raised: one alert must not stop the rest."""
+        try:
+            self._dispatch(alert)
+        except Exception as exc:
+            self._throttle.failure(
+                f"alert {type(alert).__name__}",
+                "failed to handle libtorrent alert %s: %s",
+                type(alert).__name__,
+                exc,
+                level=logging.ERROR,
+            )
+
     def _lookup(self, handle: lt.torrent_handle) -> _Torrent | None:
         with self._lock:
             return self._by_handle.get(handle)
@@ -684,14 +764,22 @@ class LibtorrentEngine:
         if torrent is None:
             return
         if isinstance(alert, lt.add_torrent_alert):
-            self._on_added(torrent)
+            if not torrent.described:
+                self._on_added(torrent)
         elif isinstance(alert, lt.metadata_received_alert):
             self._on_added(torrent)  # the name and the files are known only now
         elif isinstance(alert, lt.state_changed_alert):
+            native = _native(alert.state)
             with self._lock:
-                torrent.native_states.append(_native(alert.state))
-                torrent.dirty = True
-            self._publish_state(torrent, _mapped(alert.state))
+                torrent.native_states.append(native)
+                # a restored torrent reading its resume data back and settling in the state it was restored in
+                # changed nothing: no event, and no resume data to save again
+                news = not torrent.restored or (
+                    native not in _RESTORE_STATES and _mapped(alert.state) is not torrent.state
+                )
+                torrent.dirty = torrent.dirty or news
+            if news:
+                self._publish_state(torrent, _mapped(alert.state))
         elif isinstance(alert, lt.torrent_finished_alert):
             self._on_finished(torrent)
         elif isinstance(alert, lt.cache_flushed_alert):
