@@ -97,8 +97,7 @@ def database() -> Iterator[str]:
     if url:
         yield url
         return
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.support.postgres import PrivateCluster
+    from revaer_runtime_pg.testing import PrivateCluster
 
     with PrivateCluster() as cluster:
         yield cluster.url

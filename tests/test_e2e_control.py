@@ -24,9 +24,9 @@ from revaer_core.daemon import Daemon
 from revaer_core.demo.seeder import FAST_SESSION, LoopbackTorrent, Seeder, make_payload
 from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.settings import load_settings
-from tests.support.daemon import Daemons, revaer, write_config
-from tests.support.postgres import pg_options
-from tests.support.waiting import wait_for
+from revaer_core.testing.process import Daemons, revaer, write_config
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import pg_options
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

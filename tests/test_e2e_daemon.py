@@ -19,8 +19,8 @@ from revaer_core.demo.seeder import FAST_SESSION, LoopbackTorrent, Seeder, loopb
 from revaer_core.engine import AddOptions
 from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.settings import FsOpsSettings, RuntimeSettings, Settings
-from tests.support.postgres import pg_options
-from tests.support.waiting import wait_for
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import pg_options
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -25,8 +25,8 @@ from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.events import EventPayload, TorrentCompleted
 from revaer_core.settings import FsOpsSettings, RuntimeSettings, Settings
 from revaer_core.store import RuntimeStore
-from tests.support.postgres import pg_options
-from tests.support.waiting import wait_for
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import pg_options
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

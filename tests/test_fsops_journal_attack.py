@@ -26,9 +26,9 @@ from revaer_core.fsops.meta import JobMeta
 from revaer_core.fsops.paths import META_DIR
 from revaer_core.fsops.policy import journal_dir_of
 from revaer_core.settings import load_settings
-from tests.support.daemon import Daemons, revaer, write_config
-from tests.support.postgres import pg_options
-from tests.support.waiting import wait_for
+from revaer_core.testing.process import Daemons, revaer, write_config
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import pg_options
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

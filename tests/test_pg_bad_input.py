@@ -26,7 +26,7 @@ from revaer_core import (
 from revaer_core.contract import samples
 from revaer_core.testing.jobs import job_failed, job_started
 from revaer_runtime_pg import PostgresStore
-from tests.support.postgres import pg_options
+from revaer_runtime_pg.testing import pg_options
 
 pytestmark = pytest.mark.postgres
 

@@ -19,7 +19,7 @@ import pytest
 from revaer_core import MAX_BYTES, Progress, Rates, RuntimeStore, TorrentStatus
 from revaer_core.contract import samples
 from revaer_runtime_pg import PostgresStore
-from tests.support.postgres import pg_options
+from revaer_runtime_pg.testing import pg_options
 
 pytestmark = pytest.mark.postgres
 

@@ -17,7 +17,7 @@ from revaer_core.contract import samples
 from revaer_runtime_pg import PostgresStore, database, migrate
 from revaer_runtime_pg.errors import DaemonAlreadyRunning, SchemaNotReady
 from revaer_runtime_pg.options import parse_options
-from tests.support.postgres import pg_options
+from revaer_runtime_pg.testing import pg_options
 
 pytestmark = pytest.mark.postgres
 

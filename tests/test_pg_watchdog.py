@@ -9,9 +9,9 @@ import pytest
 
 from revaer_core import RuntimeStore, StoreUnavailable
 from revaer_core.contract import samples
+from revaer_core.testing.waiting import wait_for
 from revaer_runtime_pg import PostgresStore, database
-from tests.support.postgres import PrivateCluster, pg_options
-from tests.support.waiting import wait_for
+from revaer_runtime_pg.testing import PrivateCluster, pg_options
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -23,9 +23,9 @@ from revaer_core import ConfigError, FileEntry, Progress, Rates, RuntimeStore, T
 from revaer_core.health import HealthBoard
 from revaer_core.orchestrator.writer import StoreWriter
 from revaer_core.settings import load_settings
+from revaer_core.testing.process import revaer
 from revaer_runtime_pg import PostgresStore
-from tests.support.daemon import revaer
-from tests.support.postgres import pg_options
+from revaer_runtime_pg.testing import pg_options
 
 BIGINT = (-(2**63), 2**63 - 1)
 INTEGER = (-(2**31), 2**31 - 1)

@@ -25,7 +25,7 @@ from revaer_core import (
 from revaer_core.api.app import create_app
 from revaer_core.bus import EventBus
 from revaer_runtime_pg import PostgresStore
-from tests.support.postgres import pg_options
+from revaer_runtime_pg.testing import pg_options
 
 pytestmark = pytest.mark.postgres
 

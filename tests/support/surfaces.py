@@ -29,7 +29,7 @@ from revaer_core.settings import ApiSettings, Settings
 from revaer_core.testing.jobs import job_completed, job_failed, job_skipped, job_started
 from revaer_runtime_memory import MemoryStore
 from revaer_runtime_pg import PostgresStore
-from tests.support.postgres import pg_options
+from revaer_runtime_pg.testing import pg_options
 from tests.support.stores import SECRET_DSN, FaultyStore
 
 #: Backends the surface tests run against; the PostgreSQL ones carry the ``postgres`` marker.
