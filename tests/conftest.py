@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 pytest_plugins: list[str] = [
+    "tests.support.postgres",  # first: the surfaces plugin imports it
     "tests.support.stores",
     "tests.support.engine",
     "tests.support.surfaces",
     "tests.support.fsops",
-    "tests.support.postgres",
     "tests.support.daemon",
 ]

@@ -29,7 +29,7 @@ from revaer_core.engine.libtorrent import create_metainfo
 from revaer_core.errors import Conflict, InvalidInput, NotFound, Refused, StoreUnavailable
 from revaer_core.events import OperatorAction
 from revaer_core.settings import EngineSettings, RuntimeSettings, Settings
-from revaer_core.testing.simulated import SimulatedEngine, SimulationScript
+from revaer_core.testing.simulated import SimulatedEngine, SimulatedEngineFactory, SimulationScript
 from tests.support.stores import FaultyStore, open_faulty
 from tests.support.waiting import wait_for
 
@@ -60,8 +60,8 @@ class Running:
 
 
 def start(settings: Settings, store: RuntimeStore) -> Daemon:
-    daemon = Daemon(settings, engine="simulated", serve_api=False, store=store)
-    daemon._script = SimulationScript(steps=1000, save_path=settings.engine.download_dir)  # no progress of its own
+    script = SimulationScript(steps=1000, save_path=settings.engine.download_dir)  # no progress of its own
+    daemon = Daemon(settings, engine=SimulatedEngineFactory(script), serve_api=False, store=store)
     daemon.start()
     return daemon
 

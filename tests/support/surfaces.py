@@ -1,7 +1,8 @@
-"""Fixtures for the CLI and HTTP API tests: stores with known rows, a store that goes down, a CLI runner.
+"""Fixtures for the CLI and HTTP API tests: stores with known rows, a CLI runner, an in-process API client.
 
-The ``store`` fixture is parametrised over backends; PostgreSQL joins the list
-once ``tests/support/postgres.py`` offers a store fixture (see BACKENDS).
+The ``store`` fixture is parametrised over both shipped backends, the memory
+store and PostgreSQL (a fresh schema per test, on the server ``pg_url`` finds),
+so every surface test runs on each.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from revaer_core.contract import samples
 from revaer_core.settings import ApiSettings, Settings
 from revaer_core.testing.jobs import job_completed, job_failed, job_skipped, job_started
 from revaer_runtime_memory import MemoryStore
+from revaer_runtime_pg import PostgresStore
+from tests.support.postgres import pg_options
 from tests.support.stores import SECRET_DSN, FaultyStore
 
-#: Backends the surface tests run against. PostgreSQL is not listed yet: tests/support/postgres.py
-#: does not exist at the time of writing; add "postgres" here and a branch in ``store`` when it does.
-BACKENDS = ["memory"]
+#: Backends the surface tests run against; the PostgreSQL ones carry the ``postgres`` marker.
+BACKENDS = ["memory", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 STATES = list(TorrentState)
 
@@ -87,8 +89,11 @@ def seed_jobs(store: RuntimeStore) -> SeededJobs:
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RuntimeStore]:
     """An empty store of each backend under test."""
-    assert request.param == "memory"
-    opened = RuntimeStore.open(MemoryStore(), name="memory", data_dir=tmp_path)
+    if request.param == "postgres":
+        url, schema = request.getfixturevalue("pg_url"), request.getfixturevalue("pg_schema")
+        opened = RuntimeStore.open(PostgresStore(), name="postgres", options=pg_options(url, schema), data_dir=tmp_path)
+    else:
+        opened = RuntimeStore.open(MemoryStore(), name="memory", data_dir=tmp_path)
     yield opened
     opened.close()
 

@@ -3,9 +3,11 @@
 Start order matters: the catalog is hydrated before any event is taken, the
 engine restores its torrents only once the orchestrator listens, and jobs
 left pending resume last. Stop order matters too: API first (no new
-requests), then the writer is flushed so the store holds every torrent the
-engine will save resume data for, then the engine, FsOps and the writer
-drain, each within the shutdown deadline.
+requests), then the engine hands its last resume data to the writer (which
+stores every flush's statuses before its resume data, so no flush is needed
+first), then FsOps and the writer drain and the store closes. One deadline
+covers it all: each part gets the time left, and a stop that passes it, or
+leaves anything unwritten, is not called clean.
 
 Any part reports a fault it cannot get past through :meth:`Daemon.fail` (the
 health board's ``fail`` leads there, and so does a thread that dies with an
@@ -21,8 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import attrs
@@ -32,21 +33,31 @@ from revaer_core.control.controller import Controller
 from revaer_core.control.token import daemon_token
 from revaer_core.control.watch import WatchFolder
 from revaer_core.engine import Engine, RestoreRequest, restore_plan
-from revaer_core.engine.registry import open_engine
+from revaer_core.engine.registry import EngineFactory, open_engine
 from revaer_core.errors import HELD_ELSEWHERE, WRITER_LOCK_FACT
+from revaer_core.events import Event
 from revaer_core.fsops.policy import journal_dir_of
 from revaer_core.fsops.service import FsOpsService
 from revaer_core.health import WRITER_LOCK, HealthBoard, StoreRole
 from revaer_core.jobs import JobTransition
 from revaer_core.metrics import Metrics
-from revaer_core.orchestrator import DrainReport, ReconcileReport, TorrentOrchestrator
+from revaer_core.orchestrator import Catalog, DrainReport, ReconcileReport, TorrentOrchestrator
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings
+from revaer_core.status import TorrentStatus
 from revaer_core.store import RuntimeStore
-from revaer_core.testing.eventlog import EventLog
-from revaer_core.testing.simulated import SimulationScript
 
 log = logging.getLogger(__name__)
+
+
+class DaemonObserver(Protocol):
+    """Told what the daemon folded and what its store committed, in order: an audit trail, a crash test's log."""
+
+    def on_event(self, event: Event) -> None:
+        """Every event, once the orchestrator folded it (on the bus's thread)."""
+
+    def on_written(self, upserted: Sequence[TorrentStatus], removed: Sequence[UUID]) -> None:
+        """What one flush committed (on the writer's thread)."""
 
 
 @attrs.frozen
@@ -59,10 +70,16 @@ class ShutdownReport:
     failure: str | None = None  #: why the daemon stopped on its own (:meth:`Daemon.fail`)
     started: bool = True  #: ``False`` when the start itself failed
     unsaved_resume: tuple[UUID, ...] = ()  #: torrents whose latest resume data did not reach the store
+    deadline_s: float | None = None  #: the shutdown deadline it ran against
+
+    @property
+    def late(self) -> bool:
+        """Whether the stop took longer than its deadline."""
+        return self.deadline_s is not None and self.seconds > self.deadline_s
 
     @property
     def clean(self) -> bool:
-        return self.started and self.failure is None and not self.unwritten()
+        return self.started and self.failure is None and not self.unwritten() and not self.late
 
     def unwritten(self) -> str:
         """What was left unwritten, in words; empty when nothing was."""
@@ -80,7 +97,11 @@ class ShutdownReport:
         left = self.unwritten()
         if self.failure is not None:
             return f"{self.failure}; stopped{f' with {left}' if left else ''}"
-        return f"stopped with {left}" if left else "stopped cleanly"
+        if left:
+            return f"stopped with {left}"
+        if self.late:
+            return f"stopped in {self.seconds:.2f} s, past the shutdown deadline of {self.deadline_s:g} s"
+        return "stopped cleanly"
 
 
 class Daemon:
@@ -90,16 +111,15 @@ class Daemon:
         self,
         settings: Settings,
         *,
-        engine: str = "libtorrent",
-        script: SimulationScript | None = None,
+        engine: str | EngineFactory = "libtorrent",
         serve_api: bool = True,
         store: RuntimeStore | None = None,
         engine_overrides: Mapping[str, Any] | None = None,
-        event_log: Path | None = None,
+        observer: DaemonObserver | None = None,
     ) -> None:
         self.settings = settings
-        self._engine_name = engine
-        self._script = script
+        self._engine = engine
+        self._engine_name = engine if isinstance(engine, str) else engine.name
         self._serve_api = serve_api
         self._given_store = store
         self._engine_overrides = engine_overrides
@@ -114,8 +134,7 @@ class Daemon:
         self.controller: Controller | None = None  #: the control operations the API and the watch folder use
         self.watch: WatchFolder | None = None  #: the ``[engine] watch_dir`` poller, when one is set
         self.reconciled: ReconcileReport | None = None
-        #: every event and committed flush as JSON lines, for crash tests to check the store against
-        self.event_log = EventLog(event_log) if event_log is not None else None
+        self.observer = observer  #: told every folded event and every committed flush; the caller closes it
         self.failure: str | None = None  #: the first fatal fault reported through :meth:`fail`
         self._stopping = threading.Event()  #: set by :meth:`request_stop` and :meth:`fail`; ends :meth:`wait`
         self._started = False
@@ -183,6 +202,7 @@ class Daemon:
         started = time.perf_counter()
         self._previous_excepthook, threading.excepthook = threading.excepthook, self._thread_died
         self.store = self._given_store or open_store(self.settings.runtime, StoreRole.DAEMON)
+        catalog = Catalog()  # FsOps drops the failed job writes of torrents removed from it
         self.fsops = FsOpsService(
             self.settings.fsops,
             self.store,
@@ -191,6 +211,7 @@ class Daemon:
             publish=self.bus.publish,
             health=self.health,
             on_library_path=self._on_library_path,
+            tracked=catalog.__contains__,
         )
         self.orchestrator = TorrentOrchestrator(
             self.bus,
@@ -199,13 +220,13 @@ class Daemon:
             health=self.health,
             metrics=self.metrics,
             on_completed=self.fsops.on_completed,
-            on_written=self.event_log.on_written if self.event_log is not None else None,
+            on_written=self.observer.on_written if self.observer is not None else None,
+            catalog=catalog,
         )
-        self.fsops.recorder.tracked = self.orchestrator.catalog.__contains__  # removed torrents' jobs are dropped
         self.orchestrator.hydrate()
         self.orchestrator.start()
-        if self.event_log is not None:
-            self.bus.subscribe(self.event_log.on_event)  # after the orchestrator: logged once folded
+        if self.observer is not None:
+            self.bus.subscribe(self.observer.on_event)  # after the orchestrator: told once folded
         self.engine = self._open_engine()
         restored = self.engine.start(self._restore_plan())
         self.reconciled = self.orchestrator.reconcile(restored)
@@ -253,14 +274,16 @@ class Daemon:
 
     def _open_engine(self) -> Engine:
         assert self.store is not None
+        resume_interval_s = self.settings.runtime.flush_interval_ms / 1000  # resume data keeps up with the flushes
+        if not isinstance(self._engine, str):
+            return self._engine(self.bus.publish, self.store, self.settings.engine, resume_interval_s)
         return open_engine(
-            self._engine_name,
+            self._engine,
             self.bus.publish,
             self.store,
             self.settings.engine,
-            simulated_tick_s=0.05,
-            script=self._script,
             session_overrides=self._engine_overrides,
+            resume_interval_s=resume_interval_s,
         )
 
     def _start_api(self) -> Any:
@@ -298,31 +321,28 @@ class Daemon:
             deadline = min(deadline, 2.0)  # fenced: retrying writes that cannot land only delays the exit
 
         def left() -> float:
-            return max(0.1, deadline - (time.monotonic() - started))
+            return max(0.0, deadline - (time.monotonic() - started))
 
         if self.watch is not None:  # first: an add in flight finishes while the engine and store are still there
             self.watch.stop(timeout=left())
         if self.api is not None:
             self.api.stop(timeout=left())
-        if self.orchestrator is not None:
-            self.orchestrator.flush(left() / 2)  # the store must hold a torrent before its resume data
-        if self.engine is not None:
-            self.engine.close()
+        # the engine's last resume data goes to the writer, which stores it after the statuses it holds
+        unsaved: Sequence[UUID] = self.engine.close(left()) if self.engine is not None else ()
         unrecorded: Sequence[JobTransition] = self.fsops.close(left()) if self.fsops is not None else ()
         drained = self.orchestrator.close(left()) if self.orchestrator is not None else DrainReport(unwritten=())
         if self.store is not None and self._given_store is None:
-            self.store.close()
-        if self.event_log is not None:
-            self.event_log.close()
+            self._close_store(self.store, left())
         if self._previous_excepthook is not None:
             threading.excepthook, self._previous_excepthook = self._previous_excepthook, None
         report = ShutdownReport(
             unwritten_torrents=drained.unwritten,
-            unsaved_resume=drained.resume_unwritten,
+            unsaved_resume=tuple(dict.fromkeys([*drained.resume_unwritten, *unsaved])),
             unrecorded_jobs=tuple(unrecorded),
             seconds=time.monotonic() - started,
             failure=self.failure,
             started=self._started,
+            deadline_s=deadline,
         )
         if report.clean:
             log.info("revaer stopped cleanly in %.2f s", report.seconds)
@@ -330,4 +350,19 @@ class Daemon:
             log.info("revaer did not start; what had started stopped in %.2f s", report.seconds)
         elif report.unwritten():
             log.warning("revaer stopped in %.2f s with %s", report.seconds, report.unwritten())
+        elif report.late:
+            log.warning("revaer stopped in %.2f s, past the shutdown deadline of %g s", report.seconds, deadline)
         return report
+
+    @staticmethod
+    def _close_store(store: RuntimeStore, timeout: float) -> None:
+        """Close the store, waiting at most ``timeout`` seconds: a hung server must not hold the exit.
+
+        Everything the daemon wrote is committed by now; a close that does not
+        return only leaves its connections for the process exit to drop.
+        """
+        closer = threading.Thread(target=store.close, name="revaer-store-close", daemon=True)
+        closer.start()
+        closer.join(max(timeout, 0.1))
+        if closer.is_alive():
+            log.warning("the runtime store did not close within %.1f s; its connections go with the process", timeout)

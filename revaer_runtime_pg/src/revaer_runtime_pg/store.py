@@ -39,7 +39,7 @@ from revaer_core import (
     hookimpl,
     page_of,
 )
-from revaer_runtime_pg import batches, database, health, jobs, loaders, queries, rows
+from revaer_runtime_pg import batches, binary_copy, database, health, jobs, loaders, queries, rows
 from revaer_runtime_pg.connection import Connected, close_database, open_database
 from revaer_runtime_pg.options import parse_options
 from revaer_runtime_pg.queries import readable
@@ -105,12 +105,13 @@ class PostgresStore:
 
     @hookimpl
     def update_progress(self, statuses: Sequence[TorrentStatus]) -> Sequence[UUID]:
-        batch, _ = batches.storable_rows(statuses, rows.progress_row)
-        if not batch:
+        records, _ = batches.storable_records(statuses, rows.progress_row, binary_copy.progress_record)
+        if not records:
             return []
         db = self._database
+        data = binary_copy.stream(list(records.values()))  # encoded before a connection is taken: no I/O waits on it
         with faults(db):
-            return [row[0] for row in batches.staged(db, db.statements.progress, batch.values())]
+            return [row[0] for row in batches.staged(db, db.statements.progress, data)]
 
     @hookimpl
     def save_torrent_sources(self, sources: Sequence[StoredSource]) -> None:

@@ -21,6 +21,7 @@ import attrs
 
 from revaer_core.events import EventPayload
 from revaer_core.sources import DEFAULT_PRIORITY, StoredSource
+from revaer_core.status import TorrentState
 
 if TYPE_CHECKING:
     from revaer_core.status import TorrentStatus
@@ -150,10 +151,17 @@ def plan_from_store(store: RuntimeStore, default_save_path: Path) -> list[Restor
 
 @attrs.frozen
 class RestoredTorrent:
-    """A torrent the engine brought back at start, from stored resume data."""
+    """A torrent the engine brought back at start, from stored resume data.
+
+    ``state`` and ``complete`` are what the engine knows at once from what it
+    restored (no alert waited for): the orchestrator puts them in the catalog
+    before the daemon reports running. ``None`` and ``False`` say nothing.
+    """
 
     torrent_id: uuid.UUID
     name: str | None
+    state: TorrentState | None = None  #: the state it restores in (stopped, seeding, downloading, ...)
+    complete: bool = False  #: every piece is on disk: progress is the whole torrent
 
 
 class Engine(Protocol):
@@ -208,6 +216,10 @@ class Engine(Protocol):
         """Whether the torrent is in the engine now."""
         ...
 
-    def close(self) -> None:
-        """Save resume data for every torrent and stop the session."""
+    def close(self, timeout: float = 10.0) -> Sequence[uuid.UUID]:
+        """Save the resume data that changed and stop the session, within ``timeout`` seconds.
+
+        Returns the torrents whose resume data could not be saved in time (the
+        next start uses their older data).
+        """
         ...

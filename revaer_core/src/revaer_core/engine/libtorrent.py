@@ -2,12 +2,14 @@
 
 libtorrent reports everything through alerts. A single background thread waits
 for them, turns each into the events of :mod:`revaer_core.events`, asks for
-status updates on a timer (progress), and saves resume data on another (for
-torrents that changed). Caller threads only post requests to the session,
-which libtorrent makes thread-safe; no caller ever waits on the alert thread.
-Resume data is handed to the store with ``submit_resume_data``, one batch per
-round of alerts: in a daemon that is the write-behind writer, so the alert
-thread never waits on the database.
+status updates on a timer (progress), and saves resume data on two others:
+torrents with newly verified pieces at the store's flush cadence (so a crash
+costs at most about one flush of verified progress), and torrents whose other
+choices changed every ``resume_save_interval_s``. Caller threads only post
+requests to the session, which libtorrent makes thread-safe; no caller ever
+waits on the alert thread. Resume data is handed to the store with
+``submit_resume_data``, one batch per round of alerts: in a daemon that is the
+write-behind writer, so the alert thread never waits on the database.
 
 The libtorrent wheel ships type stubs; where they are narrower than what the
 binding accepts, the cast is here, and callers see only Revaer values.
@@ -70,15 +72,28 @@ STATE_MAP: Mapping[str, TorrentState] = {
     "seeding": TorrentState.SEEDING,
 }
 
-#: Alerts the adapter reads; everything else is never generated.
-_ALERT_MASK = lt.alert_category.status | lt.alert_category.error | lt.alert_category.storage
+#: Alerts the adapter reads; everything else is never generated. ``piece_progress`` brings
+#: ``piece_finished``: a piece passed its hash check, so the resume data is worth saving.
+_ALERT_MASK = (
+    lt.alert_category.status | lt.alert_category.error | lt.alert_category.storage | lt.alert_category.piece_progress
+)
 
 #: Flags every torrent runs with. Not auto-managed: a pause by the user must stick,
 #: and a torrent must not sit paused in libtorrent's queue while we call it active.
 _BASE_FLAGS = lt.torrent_flags.update_subscribe | lt.torrent_flags.apply_ip_filter
 
 _MIB = 1024 * 1024
-CLOSE_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 10.0  #: what :meth:`LibtorrentEngine.close` may take when not told
+#: Part of a close's time kept for stopping the session once the resume data is in.
+SESSION_STOP_SHARE = 0.2
+#: How often torrents with new verified pieces save resume data when not told (the default flush interval).
+PIECE_SAVE_INTERVAL_S = 0.25
+#: Torrents posted to libtorrent at once at a restore; their add alerts must fit in the alert queue.
+RESTORE_BATCH = 1000
+#: libtorrent's alert queue: a restore's batch of add alerts and first states, with room to spare.
+ALERT_QUEUE_SIZE = 100_000
+#: libtorrent states a restored torrent passes through while it reads its own resume data back.
+_RESTORE_STATES = frozenset({"checking_resume_data", "queued_for_checking"})
 
 
 def _native(state: int) -> str:
@@ -145,8 +160,50 @@ def _resumed(data: bytes, params: lt.add_torrent_params, torrent_id: uuid.UUID) 
     return resumed
 
 
+def _has_all(params: lt.add_torrent_params, info: lt.torrent_info) -> bool:
+    """Whether the resume data in ``params`` has every piece (its bitfield is padded to whole bytes)."""
+    pieces = info.num_pieces()
+    have = params.have_pieces
+    return len(have) >= pieces and all(have[:pieces])
+
+
 def _hashes_of(params: lt.add_torrent_params) -> lt.info_hash_t:
     return params.ti.info_hashes() if params.ti is not None else params.info_hashes
+
+
+def resumed_progress(params: lt.add_torrent_params) -> tuple[int, int] | None:
+    """(verified wanted bytes, wanted bytes) that resume data ``params`` brings back; ``None`` without metadata.
+
+    What libtorrent reports as ``total_wanted_done`` once it has read the resume
+    data: the bytes of wanted files in pieces that passed their hash check
+    (padding is never wanted). Counted per file over the pieces it spans, so a
+    torrent of many pieces costs a few slices, not a loop over its pieces.
+    """
+    ti = params.ti
+    if ti is None:
+        return None
+    have = [bool(b) for b in params.have_pieces]
+    priorities = list(params.file_priorities)
+    layout, piece = ti.layout(), ti.piece_length()
+    done = total = 0
+    for index in range(layout.num_files()):
+        size = int(layout.file_size(index))
+        wanted = (int(priorities[index]) if index < len(priorities) else 4) > 0
+        if size == 0 or not wanted or layout.file_flags(index) & lt.file_storage.flag_pad_file:
+            continue
+        total += size
+        start = int(layout.file_offset(index))
+        end = start + size
+        first, last = start // piece, (end - 1) // piece
+        if first >= len(have):
+            continue
+        got = sum(have[first : last + 1]) * piece
+        if have[first]:
+            got -= start - first * piece
+        if last < len(have) and have[last]:
+            got -= (last + 1) * piece - end
+        done += got
+    return done, total
 
 
 def create_metainfo(payload: Path, *, piece_size: int = 16 * 1024, creator: str = "revaer") -> bytes:
@@ -176,6 +233,7 @@ def session_settings(
         "enable_upnp": settings.enable_upnp,
         "enable_natpmp": settings.enable_natpmp,
         "alert_mask": _ALERT_MASK,
+        "alert_queue_size": ALERT_QUEUE_SIZE,
         "user_agent": "Revaer/0.1 libtorrent/" + lt.__version__,
     }
     # overrides name settings at run time; libtorrent rejects unknown names itself
@@ -195,7 +253,9 @@ class _Torrent:
     state: TorrentState | None = None  #: the last state published
     completed: bool = False  #: completion handled this run (published, or skipped for a restored seed)
     flushing: bool = False  #: finished; TorrentCompleted waits for libtorrent to write its cache to disk
+    described: bool = False  #: restored with its metadata and complete: its add alert publishes nothing
     dirty: bool = False  #: resume data changed since the last save
+    pieces: bool = False  #: pieces passed their hash check since the last save
     native_states: list[str] = attrs.field(factory=list)
 
 
@@ -207,6 +267,8 @@ class LibtorrentEngine:
     :param settings: the ``[engine]`` settings.
     :param session_overrides: extra libtorrent settings (``tick_interval`` for fast loopback tests, say).
     :param restore_from_store: with False, start() restores nothing and says nothing about it (a seeder).
+    :param piece_save_interval_s: how often torrents with newly verified pieces save resume data
+        (a daemon passes its flush interval: the blobs go through its writer at that cadence).
     """
 
     def __init__(
@@ -217,8 +279,12 @@ class LibtorrentEngine:
         *,
         session_overrides: Mapping[str, int | str | bool] | None = None,
         restore_from_store: bool = True,
+        piece_save_interval_s: float = PIECE_SAVE_INTERVAL_S,
     ) -> None:
+        if piece_save_interval_s <= 0:
+            raise ValueError(f"piece_save_interval_s must be > 0, got {piece_save_interval_s}")
         self._publish = publish
+        self._piece_save_every = piece_save_interval_s
         self._store = store
         self.settings = settings or EngineSettings()
         self._overrides = dict(session_overrides or {})
@@ -231,6 +297,7 @@ class LibtorrentEngine:
         self._saves_pending = 0
         self._saves_done = threading.Condition(self._lock)
         self._resume_out: list[tuple[uuid.UUID, bytes]] = []  #: saved by libtorrent, not yet handed to the store
+        self._awaiting: set[uuid.UUID] = set()  #: torrents whose shutdown save has not answered yet
         self._throttle = LogThrottle(log)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -257,23 +324,24 @@ class LibtorrentEngine:
         return restored
 
     def _restore(self, session: lt.session, plan: Sequence[RestoreRequest]) -> list[RestoredTorrent]:
-        restored: list[RestoredTorrent] = []
+        """Add every torrent of ``plan`` with ``async_add_torrent``, :data:`RESTORE_BATCH` at a time.
+
+        A synchronous add waits for libtorrent's network thread once per
+        torrent; here a batch is posted at once and its ``add_torrent_alert``
+        s are taken as they come. What each restored torrent is (its state,
+        whether it is complete) is read from its parameters, so a restored
+        torrent publishes no event unless libtorrent later says something new.
+        """
+        prepared: list[tuple[RestoreRequest, lt.add_torrent_params, bool]] = []
         from_source = 0
         for request in plan:
             found = self._restore_params(request)
-            if found is None:
-                continue
-            params, by_source = found
-            from_source += by_source
-            try:
-                handle = session.add_torrent(params)
-            except RuntimeError as exc:
-                log.warning("torrent %s: libtorrent refused it at restore (%s); not restored", request.torrent_id, exc)
-                continue
-            paused = bool(params.flags & lt.torrent_flags.paused)
-            self._track(request.torrent_id, handle, restored=True, paused=paused)
-            name = params.ti.name() if params.ti is not None else params.name
-            restored.append(RestoredTorrent(torrent_id=request.torrent_id, name=name or None))
+            if found is not None:
+                prepared.append((request, *found))
+                from_source += found[1]
+        restored: list[RestoredTorrent] = []
+        for start in range(0, len(prepared), RESTORE_BATCH):
+            restored += self._add_batch(session, prepared[start : start + RESTORE_BATCH])
         log.info(
             "restored %d of %d torrent(s) from the %s store (%d from their source, checking what is on disk)",
             len(restored),
@@ -282,6 +350,80 @@ class LibtorrentEngine:
             from_source,
         )
         return restored
+
+    def _add_batch(
+        self, session: lt.session, batch: Sequence[tuple[RestoreRequest, lt.add_torrent_params, bool]]
+    ) -> list[RestoredTorrent]:
+        """Post ``batch``'s adds, then take alerts until each has its ``add_torrent_alert``.
+
+        Alerts of torrents already added meanwhile (their first states) are
+        dispatched as the alert thread would, in the order they came.
+        """
+        waiting: dict[str, tuple[RestoreRequest, lt.add_torrent_params, bool]] = {}
+        for request, params, by_source in batch:
+            waiting[_hex_of(_hashes_of(params))] = (request, params, by_source)
+            session.async_add_torrent(params)
+        restored: list[RestoredTorrent] = []
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        while waiting and time.monotonic() < deadline:
+            session.wait_for_alert(self.settings.alert_poll_ms)
+            for alert in session.pop_alerts():
+                if not isinstance(alert, lt.add_torrent_alert):
+                    self._dispatch_safely(alert)
+                    continue
+                found = waiting.pop(_hex_of(_hashes_of(alert.params)), None)
+                if found is None:
+                    continue
+                request, params, by_source = found
+                if alert.error.value():
+                    log.warning("torrent %s: libtorrent refused it at restore (%s); not restored",
+                                request.torrent_id, alert.error.message())  # fmt: skip
+                    continue
+                restored.append(self._restored(request.torrent_id, alert.handle, params))
+                if not by_source:
+                    self._publish_resumed(request.torrent_id, params)
+        for request, _, _ in waiting.values():
+            log.warning("torrent %s: libtorrent did not add it within %g s at restore; not restored",
+                        request.torrent_id, CLOSE_TIMEOUT_S)  # fmt: skip
+        return restored
+
+    def _restored(
+        self, torrent_id: uuid.UUID, handle: lt.torrent_handle, params: lt.add_torrent_params
+    ) -> RestoredTorrent:
+        """Track a restored torrent and say what it is, from what it was added with.
+
+        A torrent whose metadata is known is described here, so its add alert
+        publishes nothing: the store already holds its name, folder and files.
+        """
+        paused = bool(params.flags & lt.torrent_flags.paused)
+        info = params.ti
+        complete = info is not None and (bool(params.flags & lt.torrent_flags.seed_mode) or _has_all(params, info))
+        if paused:
+            state = TorrentState.STOPPED
+        elif info is None:
+            state = TorrentState.FETCHING_METADATA
+        else:
+            state = TorrentState.SEEDING if complete else TorrentState.DOWNLOADING
+        torrent = self._track(torrent_id, handle, restored=True, paused=paused)
+        with self._lock:
+            torrent.state = state
+            torrent.described = info is not None and complete
+            torrent.completed = complete  # a restored seed completes no more this run
+        name = info.name() if info is not None else params.name
+        return RestoredTorrent(torrent_id=torrent_id, name=name or None, state=state, complete=complete)
+
+    def _publish_resumed(self, torrent_id: uuid.UUID, params: lt.add_torrent_params) -> None:
+        """Publish the progress the resume data brings back, before the catalog is shown to anyone.
+
+        The store's status may be newer than the resume data (a crash between
+        the two writes); the catalog then shows what the engine resumes from,
+        and from there on only grows, instead of showing the stored figure and
+        falling back once libtorrent has read its resume data.
+        """
+        progress = resumed_progress(params)
+        if progress is not None:
+            done, total = progress
+            self._publish(ProgressUpdated(torrent_id=torrent_id, downloaded=done, total=total, download_bps=0))
 
     def _restore_params(self, request: RestoreRequest) -> tuple[lt.add_torrent_params, bool] | None:
         """Parameters from the resume data when it is readable and of this torrent, else from the source.
@@ -320,36 +462,50 @@ class LibtorrentEngine:
             _apply_options(params, request.options)
         return params, by_source
 
-    def close(self) -> None:
-        """Save resume data of every torrent (waiting up to a deadline), then stop the session."""
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> tuple[uuid.UUID, ...]:
+        """Save the resume data that changed, then stop the session, all within ``timeout`` seconds.
+
+        Every torrent is asked at once (``only_if_modified`` for those with
+        nothing new since their last save, whose blob the store has or the
+        writer holds); the alerts are collected and handed over in one batch.
+        Returns the torrents whose resume data did not arrive in time (their
+        older data is used at the next start).
+        """
         if self._closed or self._session is None:
             self._closed = True
-            return
+            return ()
         self._closed = True
         atexit.unregister(self.close)
+        end = time.monotonic() + max(0.0, timeout)
+        unsaved: tuple[uuid.UUID, ...] = ()
         try:
-            self._save_all(deadline=time.monotonic() + CLOSE_TIMEOUT_S)
+            unsaved = self._save_all(deadline=end - max(0.0, timeout) * SESSION_STOP_SHARE)
         finally:
             self._stop.set()
             if self._thread is not None:
-                self._thread.join(CLOSE_TIMEOUT_S)
-            self._submit_resume()  # what the last round of alerts collected, in one batch
+                self._thread.join(max(0.0, end - time.monotonic()))
+            self._submit_resume()  # everything the shutdown round collected, in one batch
             self._session = None  # libtorrent's destructor stops the network thread
+        return unsaved
 
-    def _save_all(self, deadline: float) -> None:
-        """Ask libtorrent for every torrent's resume data at once; the alerts arrive (and are batched) meanwhile."""
-        flags = lt.torrent_handle.save_info_dict | lt.torrent_handle.flush_disk_cache
+    def _save_all(self, deadline: float) -> tuple[uuid.UUID, ...]:
+        """Ask every torrent for its resume data at once and wait for the alerts; returns those that never came."""
+        changed = lt.torrent_handle.save_info_dict | lt.torrent_handle.flush_disk_cache
         with self._lock:
             for torrent in self._by_id.values():
                 if torrent.handle.is_valid():
-                    torrent.handle.save_resume_data(flags)
+                    ours = torrent.dirty or torrent.pieces  # libtorrent may not count all of these as modified
+                    torrent.handle.save_resume_data(changed if ours else changed | lt.torrent_handle.only_if_modified)
+                    self._awaiting.add(torrent.torrent_id)
                     self._saves_pending += 1
             while self._saves_pending > 0 and self._thread is not None and self._thread.is_alive():
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    log.warning("gave up waiting for resume data of %d torrent(s) at shutdown", self._saves_pending)
-                    return
+                    log.warning("gave up waiting for resume data of %d torrent(s) at shutdown", len(self._awaiting))
+                    break
                 self._saves_done.wait(left)
+            unsaved, self._awaiting = tuple(self._awaiting), set()
+        return unsaved
 
     # -- commands ----------------------------------------------------------------------
 
@@ -508,40 +664,51 @@ class LibtorrentEngine:
         with self._lock:
             return self._by_id.get(torrent_id)
 
-    def _track(self, torrent_id: uuid.UUID, handle: lt.torrent_handle, *, restored: bool, paused: bool) -> None:
+    def _track(self, torrent_id: uuid.UUID, handle: lt.torrent_handle, *, restored: bool, paused: bool) -> _Torrent:
         torrent = _Torrent(torrent_id, handle, restored=restored, added_at=time.monotonic(), paused=paused)
         with self._lock:
             self._by_id[torrent_id] = torrent
             self._by_handle[handle] = torrent
+        return torrent
 
     def _run(self) -> None:
         """The alert thread: dispatch alerts, post status updates and resume-data saves on their timers."""
         session = self._require_session()
         status_every = self.settings.status_interval_ms / 1000
         save_every = self.settings.resume_save_interval_s
-        next_status = time.monotonic()
+        next_status = next_pieces = time.monotonic()
         next_save = time.monotonic() + save_every
         while not self._stop.is_set():
             session.wait_for_alert(self.settings.alert_poll_ms)
             for alert in session.pop_alerts():
-                try:
-                    self._dispatch(alert)
-                except Exception as exc:
-                    self._throttle.failure(
-                        f"alert {type(alert).__name__}",
-                        "failed to handle libtorrent alert %s: %s",
-                        type(alert).__name__,
-                        exc,
-                        level=logging.ERROR,
-                    )
-            self._submit_resume()
+                self._dispatch_safely(alert)
+            if not self._closed:  # at shutdown, close() hands the whole round over at once
+                self._submit_resume()
             now = time.monotonic()
             if now >= next_status:
                 session.post_torrent_updates()
                 next_status = now + status_every
+            if now >= next_pieces and not self._closed:
+                self._save_pieces()
+                next_pieces = now + self._piece_save_every
             if now >= next_save and not self._closed:
                 self._save_changed(now)
                 next_save = now + save_every
+
+    def _save_pieces(self) -> None:
+        """Ask for resume data of torrents with newly verified pieces: what a crash would cost them.
+
+        No grace period: a torrent's pieces finish after its ``TorrentAdded``
+        was published, and the writer stores a flush's statuses before its
+        resume data.
+        """
+        flags = lt.torrent_handle.save_info_dict
+        with self._lock:
+            for torrent in self._by_id.values():
+                if torrent.pieces and torrent.handle.is_valid():
+                    torrent.pieces = torrent.dirty = False
+                    torrent.handle.save_resume_data(flags)
+                    self._saves_pending += 1
 
     def _save_changed(self, now: float) -> None:
         """Ask for resume data of torrents that changed, once they have been known for one interval.
@@ -555,15 +722,33 @@ class LibtorrentEngine:
             for torrent in self._by_id.values():
                 eligible = torrent.restored or now - torrent.added_at >= grace
                 if torrent.dirty and eligible and torrent.handle.is_valid():
-                    torrent.dirty = False
+                    torrent.dirty = torrent.pieces = False
                     torrent.handle.save_resume_data(flags)
                     self._saves_pending += 1
+
+    def _dispatch_safely(self, alert: lt.alert) -> None:
+        """Dispatch ``alert``; a failure is logged (throttled), never raised: one alert must not stop the rest."""
+        try:
+            self._dispatch(alert)
+        except Exception as exc:
+            self._throttle.failure(
+                f"alert {type(alert).__name__}",
+                "failed to handle libtorrent alert %s: %s",
+                type(alert).__name__,
+                exc,
+                level=logging.ERROR,
+            )
 
     def _lookup(self, handle: lt.torrent_handle) -> _Torrent | None:
         with self._lock:
             return self._by_handle.get(handle)
 
     def _dispatch(self, alert: lt.alert) -> None:
+        if isinstance(alert, lt.piece_finished_alert):  # the most frequent alert: first, and only a flag
+            piece_torrent = self._lookup(alert.handle)
+            if piece_torrent is not None:
+                piece_torrent.pieces = True
+            return
         if isinstance(alert, lt.state_update_alert):
             for status in alert.status:
                 self._on_status(status)
@@ -579,14 +764,22 @@ class LibtorrentEngine:
         if torrent is None:
             return
         if isinstance(alert, lt.add_torrent_alert):
-            self._on_added(torrent)
+            if not torrent.described:
+                self._on_added(torrent)
         elif isinstance(alert, lt.metadata_received_alert):
             self._on_added(torrent)  # the name and the files are known only now
         elif isinstance(alert, lt.state_changed_alert):
+            native = _native(alert.state)
             with self._lock:
-                torrent.native_states.append(_native(alert.state))
-                torrent.dirty = True
-            self._publish_state(torrent, _mapped(alert.state))
+                torrent.native_states.append(native)
+                # a restored torrent reading its resume data back and settling in the state it was restored in
+                # changed nothing: no event, and no resume data to save again
+                news = not torrent.restored or (
+                    native not in _RESTORE_STATES and _mapped(alert.state) is not torrent.state
+                )
+                torrent.dirty = torrent.dirty or news
+            if news:
+                self._publish_state(torrent, _mapped(alert.state))
         elif isinstance(alert, lt.torrent_finished_alert):
             self._on_finished(torrent)
         elif isinstance(alert, lt.cache_flushed_alert):
@@ -683,6 +876,8 @@ class LibtorrentEngine:
         if status.need_save_resume:
             with self._lock:
                 torrent.dirty = True
+        if status.state == lt.torrent_status.checking_resume_data:
+            return  # it reports nothing done until it has read its resume data: not progress lost
         self._publish(self._progress_of(torrent, status))
 
     def _on_finished(self, torrent: _Torrent) -> None:
@@ -741,6 +936,8 @@ class LibtorrentEngine:
                 log.debug("torrent %s: no resume data saved: %s", torrent.torrent_id, alert.message())
         finally:
             with self._lock:
+                if torrent is not None:
+                    self._awaiting.discard(torrent.torrent_id)
                 self._saves_pending = max(0, self._saves_pending - 1)
                 self._saves_done.notify_all()
 

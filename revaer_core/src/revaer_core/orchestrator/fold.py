@@ -119,3 +119,28 @@ def fold(current: TorrentStatus | None, payload: EventPayload, at: datetime) -> 
             )
         case FsOpsCompleted(destination=destination):
             return attrs.evolve(status, library_path=destination or status.library_path, last_updated=at)
+
+
+def unchanged(change: TorrentStatus, current: TorrentStatus | None) -> bool:
+    """Whether ``change`` says nothing ``current`` does not: the same status but for ``last_updated``.
+
+    Such a change is not applied: it would only rewrite what the store holds
+    (an engine repeating at a restore what the store gave it, say).
+    """
+    return current is not None and attrs.evolve(change, last_updated=current.last_updated) == current
+
+
+def restored_status(current: TorrentStatus, state: TorrentState | None, complete: bool, at: datetime) -> TorrentStatus:
+    """``current`` as the engine restored it: in ``state`` (when known), and whole when ``complete``.
+
+    The same rules as the events that would say so: a completed torrent stays
+    completed when it seeds, and any state but ``failed`` clears the failure.
+    """
+    status = current
+    if state is not None and not (state is TorrentState.SEEDING and current.state is TorrentState.COMPLETED):
+        failure = current.failure if state is TorrentState.FAILED else None
+        status = attrs.evolve(status, state=state, failure=failure)
+    if complete and status.progress.total:
+        progress = attrs.evolve(status.progress, downloaded=status.progress.total, eta_seconds=0)
+        status = attrs.evolve(status, progress=progress, files=_whole(status.files))
+    return current if status == current else attrs.evolve(status, last_updated=at)

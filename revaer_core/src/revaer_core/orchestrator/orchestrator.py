@@ -25,6 +25,7 @@ from revaer_core.events import (
     Event,
     ProgressUpdated,
     SelectionReconciled,
+    StateChanged,
     TorrentAdded,
     TorrentCompleted,
     TorrentRemoved,
@@ -32,7 +33,7 @@ from revaer_core.events import (
 from revaer_core.health import HealthBoard
 from revaer_core.metrics import Metrics
 from revaer_core.orchestrator.catalog import Catalog
-from revaer_core.orchestrator.fold import LIFECYCLE, Removed, fold
+from revaer_core.orchestrator.fold import LIFECYCLE, Removed, fold, restored_status, unchanged
 from revaer_core.orchestrator.writer import DEFAULT_BACKOFF, DrainReport, StoreWriter
 from revaer_core.settings import RuntimeSettings
 from revaer_core.sources import StoredSource
@@ -72,7 +73,10 @@ class TorrentOrchestrator:
         on_completed: Callable[[TorrentStatus], None] | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
         on_written: Callable[[Sequence[TorrentStatus], Sequence[UUID]], None] | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
+        """:param catalog: the catalog to keep, when others need it before the orchestrator exists
+        (the daemon hands FsOps its ``__contains__``); a new one by default."""
         settings = settings or RuntimeSettings()
         self._bus = bus
         self._store = store
@@ -83,11 +87,12 @@ class TorrentOrchestrator:
             "revaer_events_handled_total", "counter", "Events the orchestrator folded into the catalog."
         )
         self._on_completed = on_completed  #: the FsOps seam: called off the handler's lock
-        self.catalog = Catalog()
+        self.catalog = catalog if catalog is not None else Catalog()
         self._lock = threading.Lock()  # one event folds at a time: per-torrent order is bus order
         self._unsubscribe: Callable[[], None] | None = None
         self._hydrated: frozenset[UUID] = frozenset()
         self._added_by_engine: set[UUID] = set()  #: torrents the engine announced since start()
+        self._state_seen: set[UUID] = set()  #: torrents whose state an event gave since start()
         #: torrents an operator removed whose removal the engine has not confirmed: their late events are dropped
         self._forgotten: set[UUID] = set()
         self._writer: StoreWriter | None = None
@@ -99,7 +104,7 @@ class TorrentOrchestrator:
                 health=self.health,
                 metrics=self.metrics,
                 backoff=backoff,
-                on_written=on_written,  # told what each committed flush stored (``revaer run --event-log``)
+                on_written=on_written,  # told what each committed flush stored (the daemon's observer)
             )
 
     # -- boot ------------------------------------------------------------------------
@@ -133,6 +138,10 @@ class TorrentOrchestrator:
         Torrents only the store knows (hydrated, yet neither restored nor added by
         the engine since :meth:`start`) are kept, marked stopped with a message;
         torrents only the engine knows are added (their events add them too).
+        Each restored torrent gets the state (and, when complete, the progress)
+        the engine restored it with, unless an event said more since
+        :meth:`start`: once this returns, the catalog holds every restored
+        torrent's state. What the store holds already is not written again.
         """
         restored_ids = {r.torrent_id for r in restored}
         known = self.catalog.snapshot()
@@ -152,11 +161,17 @@ class TorrentOrchestrator:
                     urgent=True,
                 )
             for r in restored:
-                if r.torrent_id not in self.catalog:
-                    self._apply(
-                        TorrentStatus(id=r.torrent_id, name=r.name, added_at=now, last_updated=now), urgent=True
-                    )
+                current = self.catalog.get(r.torrent_id)
+                if current is None:
+                    current = TorrentStatus(id=r.torrent_id, name=r.name, added_at=now, last_updated=now)
+                    self._apply(current, urgent=True)
+                if r.torrent_id in self._state_seen:
+                    continue  # an event since start() said more than the restore can
+                status = restored_status(current, r.state, r.complete, now)
+                if status is not current:
+                    self._apply(status, urgent=False)
             self._added_by_engine.clear()
+            self._state_seen.clear()
         for torrent_id in stopped:
             self._bus.publish(SelectionReconciled(torrent_id=torrent_id, reason=NOT_IN_ENGINE))
         report = ReconcileReport(matched=len(restored_ids & self._hydrated), stopped=stopped, added=added)
@@ -222,27 +237,37 @@ class TorrentOrchestrator:
                 if isinstance(payload, TorrentRemoved):
                     self._forgotten.discard(torrent_id)
                 return
-            change = fold(self.catalog.get(torrent_id), payload, event.at)
+            current = self.catalog.get(torrent_id)
+            change = fold(current, payload, event.at)
             if change is None:
                 return
             self.metrics.inc("revaer_events_handled_total")
             if isinstance(payload, TorrentAdded):
                 self._added_by_engine.add(torrent_id)
+            elif isinstance(payload, StateChanged):
+                self._state_seen.add(torrent_id)
             if isinstance(change, Removed):
                 self.catalog._pop(change.torrent_id)
                 if self._writer is not None:
                     self._writer.remove(change.torrent_id)
                 return
-            self._apply(
-                change, urgent=isinstance(payload, LIFECYCLE), progress_only=isinstance(payload, ProgressUpdated)
-            )
+            if isinstance(payload, ProgressUpdated):  # most events: the writer's cheapest call
+                if current is not None and change.progress == current.progress and change.rates == current.rates:
+                    return  # nothing new (a restored torrent's first report, say): nothing to write
+                self.catalog._put(change)
+                if self._writer is not None:
+                    self._writer.progress(change)
+                return
+            if not isinstance(payload, TorrentCompleted) and unchanged(change, current):
+                return  # nothing new: nothing to write
+            self._apply(change, urgent=isinstance(payload, LIFECYCLE))
         if isinstance(payload, TorrentCompleted):
             self._complete(change)
 
-    def _apply(self, status: TorrentStatus, *, urgent: bool, progress_only: bool = False) -> None:
+    def _apply(self, status: TorrentStatus, *, urgent: bool) -> None:
         self.catalog._put(status)
         if self._writer is not None:
-            self._writer.upsert(status, urgent=urgent, progress_only=progress_only)
+            self._writer.upsert(status, urgent=urgent)
 
     def _complete(self, status: TorrentStatus) -> None:
         if self._on_completed is None:

@@ -77,6 +77,15 @@ class Pending(NamedTuple):
     source: StoredSource | None = None
 
 
+#: An entry of the buffer. A bare status is a progress-only one (``Pending(status, progress_only=True)``):
+#: progress events make almost every entry, and marking one dirty then allocates nothing but the status.
+Entry = Pending | TorrentStatus
+
+
+def _pending(entry: Entry) -> Pending:
+    return entry if isinstance(entry, Pending) else Pending(entry, progress_only=True)
+
+
 @attrs.frozen
 class DrainReport:
     """What a shutdown flush could not write before its deadline."""
@@ -119,10 +128,11 @@ class StoreWriter:
         self._backoff = backoff
         self._on_written = on_written  #: (upserted statuses, removed ids) after each committed flush
         self._rng = random.Random()  # noqa: S311 - jitter, not security
-        self._pending: dict[UUID, Pending] = {}
+        self._pending: dict[UUID, Entry] = {}
         self._resume: dict[UUID, bytes] = {}  #: the latest resume data per torrent not yet written
         self._throttle = LogThrottle(log)
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()  # entered directly on the event path: Condition.__enter__ is a Python call
+        self._cond = threading.Condition(self._lock)
         self._urgent = False
         self._inflight = 0  #: batches taken by the thread and not yet written or put back
         self._ticket = 0  #: numbers every change buffered; see :meth:`wait_written`
@@ -144,6 +154,24 @@ class StoreWriter:
 
     # -- called from event handlers -------------------------------------------------
 
+    def progress(self, status: TorrentStatus) -> int:
+        """:meth:`upsert` of a status whose change touched only progress and rates: the event path's call.
+
+        Its common case (nothing but progress waits for the torrent) is a dict
+        assignment under the lock; anything else takes :meth:`upsert`'s way.
+        """
+        if not self._sync:
+            with self._lock:
+                previous = self._pending.get(status.id)
+                if previous is None or type(previous) is not Pending:
+                    first = not self._pending and not self._resume
+                    self._pending[status.id] = status
+                    self._ticket += 1
+                    if first:
+                        self._cond.notify()
+                    return self._ticket
+        return self.upsert(status, progress_only=True)
+
     def upsert(
         self,
         status: TorrentStatus,
@@ -158,7 +186,8 @@ class StoreWriter:
         progress and rates. Returns the change's ticket for :meth:`wait_written`.
         """
         with self._cond:
-            previous = self._pending.get(status.id)
+            waiting = self._pending.get(status.id)
+            previous = None if waiting is None else _pending(waiting)
             remove_first = previous is not None and (previous.status is None or previous.remove_first)
             narrow = progress_only and not remove_first and (previous is None or previous.progress_only)
             if source is None and previous is not None and previous.status is not None:
@@ -171,17 +200,20 @@ class StoreWriter:
         return 0 if self._write_now(status.id, entry) else ticket
 
     def save_resume_data(self, items: Sequence[tuple[UUID, bytes]]) -> None:
-        """Keep the engines' resume data for the next flush; the latest blob per torrent wins. Never waits.
+        """Keep the engines' resume data for the next flush, and start that flush now. Never waits.
 
-        Written after the statuses of the same flush; data of a torrent whose
-        removal waits is dropped (the store would drop it anyway).
+        The latest blob per torrent wins. Urgent: engines already pace their
+        saves (at the flush interval), so waiting another interval would only
+        widen what a crash costs them. Written after the statuses of the same
+        flush; data of a torrent whose removal waits is dropped (the store
+        would drop it anyway).
         """
         with self._cond:
-            first = not self._pending and not self._resume
             for torrent_id, data in items:
                 if not self._removal_waits(torrent_id):
                     self._resume[torrent_id] = data
-            if first and self._resume:
+            if self._resume and not self._urgent:
+                self._urgent = True
                 self._cond.notify()
 
     def remove(self, torrent_id: UUID) -> int:
@@ -210,7 +242,7 @@ class StoreWriter:
                 self._cond.wait(remaining)
         return True
 
-    def _queue(self, torrent_id: UUID, entry: Pending, urgent: bool) -> int:
+    def _queue(self, torrent_id: UUID, entry: Entry, urgent: bool) -> int:
         """Buffer ``entry`` (lock held) and wake the writer only when it has a reason to wake.
 
         It waits for the first entry, then for the interval or an urgent one:
@@ -256,7 +288,7 @@ class StoreWriter:
         with self._cond:
             return len(self._resume)
 
-    def _take(self) -> tuple[dict[UUID, Pending], dict[UUID, bytes], int]:
+    def _take(self) -> tuple[dict[UUID, Entry], dict[UUID, bytes], int]:
         """Wait for work, let it coalesce for one interval unless urgent, then take it all, with its last ticket."""
         with self._cond:
             while not self._pending and not self._resume and not self._stopping:
@@ -275,6 +307,9 @@ class StoreWriter:
             if not batch and not resume:
                 return  # stopping and nothing left
             written = self._flush_or_keep(batch, resume)
+            # Let the batch go now, not when the next one is taken: held through the interval, it kept every
+            # status the catalog replaced meanwhile alive, and the garbage collector ran over them again and again.
+            del batch, resume
             with self._cond:
                 self._inflight -= 1
                 if written:
@@ -292,7 +327,7 @@ class StoreWriter:
             while not self._stopping and (remaining := end - time.monotonic()) > 0:
                 self._cond.wait(remaining)
 
-    def _flush_or_keep(self, batch: dict[UUID, Pending], resume: dict[UUID, bytes] | None = None) -> bool:
+    def _flush_or_keep(self, batch: dict[UUID, Entry], resume: dict[UUID, bytes] | None = None) -> bool:
         resume = resume or {}
         try:
             upserts, removals = self._flush_batch(batch)
@@ -337,21 +372,24 @@ class StoreWriter:
     def _removal_waits(self, torrent_id: UUID) -> bool:
         """Whether the buffer holds the torrent's removal (lock held): its resume data is dropped, not stored."""
         waiting = self._pending.get(torrent_id)
-        return waiting is not None and waiting.status is None
+        return isinstance(waiting, Pending) and waiting.status is None
 
     def _flush_resume(self, resume: dict[UUID, bytes]) -> None:
         """Resume data after the statuses, in chunks of :data:`MAX_RESUME_BATCH`."""
         for items in _chunks(list(resume.items()), MAX_RESUME_BATCH):
             self._store.save_resume_data_batch(items)
 
-    def _keep(self, batch: dict[UUID, Pending]) -> None:
+    def _keep(self, batch: dict[UUID, Entry]) -> None:
         """Put a failed batch back, behind anything newer that arrived meanwhile."""
         with self._cond:
-            for torrent_id, failed in batch.items():
-                newer = self._pending.get(torrent_id)
-                if newer is None:
-                    self._pending[torrent_id] = failed
+            for torrent_id, kept in batch.items():
+                waiting = self._pending.get(torrent_id)
+                if waiting is None:
+                    self._pending[torrent_id] = kept
                     continue
+                if isinstance(kept, TorrentStatus):
+                    continue  # failed progress: whatever is newer includes it
+                failed, newer = kept, _pending(waiting)
                 if failed.source is not None and newer.status is not None and newer.source is None:
                     newer = self._pending[torrent_id] = newer._replace(source=failed.source, progress_only=False)
                 if failed.status is None or failed.remove_first:
@@ -363,14 +401,19 @@ class StoreWriter:
                     # the store never took the failed whole status: the newer one must go whole too
                     self._pending[torrent_id] = newer._replace(progress_only=False)
 
-    def _flush_batch(self, batch: dict[UUID, Pending]) -> tuple[list[TorrentStatus], list[UUID]]:
+    def _flush_batch(self, batch: dict[UUID, Entry]) -> tuple[list[TorrentStatus], list[UUID]]:
         """Deletes first (a re-added torrent loses its old jobs), then upserts, in chunks; returns both."""
         started = time.perf_counter()
-        removals = [i for i, p in batch.items() if p.status is None or p.remove_first]
+        removals: list[UUID] = []
         whole: list[TorrentStatus] = []
         narrow: list[TorrentStatus] = []
         sources: list[StoredSource] = []
-        for pending in batch.values():
+        for torrent_id, pending in batch.items():
+            if isinstance(pending, TorrentStatus):
+                narrow.append(pending)
+                continue
+            if pending.status is None or pending.remove_first:
+                removals.append(torrent_id)
             if pending.status is not None:
                 (narrow if pending.progress_only else whole).append(pending.status)
                 if pending.source is not None:
@@ -410,14 +453,22 @@ class StoreWriter:
     # -- shutdown -------------------------------------------------------------------------------
 
     def close(self, deadline: float = 10.0) -> DrainReport:
-        """Stop the thread, then write what is left, retrying until ``deadline`` seconds pass."""
+        """Stop the thread, then write what is left, retrying until ``deadline`` seconds pass.
+
+        The deadline covers the wait for a flush in progress too. A flush still
+        running at the deadline is not raced by another: what is buffered is
+        reported unwritten.
+        """
+        end = time.monotonic() + deadline
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         if self._thread is not None:
-            self._thread.join(timeout=deadline)
-        end = time.monotonic() + deadline
-        while True:
+            self._thread.join(timeout=max(0.0, deadline))
+        busy = self._thread is not None and self._thread.is_alive()
+        if busy:
+            log.error("a runtime store flush was still running at the shutdown deadline")
+        while not busy:
             with self._cond:
                 batch, self._pending, ticket = self._pending, {}, self._ticket
                 resume, self._resume = self._resume, {}

@@ -234,15 +234,33 @@ class Qbittorrent:
             return 0
         return sum(1 for t in listed if t.get("state") not in (None, "", "unknown"))
 
-    def settle(self, count: int) -> None:
+    def settle(self, count: int, timeout: float = CLIENT_WAIT_S) -> None:
         """Wait until ``count`` torrents are in and none is checking any more."""
 
         def settled() -> bool:
             listed = self.torrents()
-            busy = ("checking", "queued", "meta", "allocating", "unknown")
+            busy = ("checking", "queued", "meta", "allocating", "unknown", "moving")
             return len(listed) == count and not any(t["state"].startswith(busy) for t in listed.values())
 
-        wait_for(settled, "qBittorrent to verify its torrents", CLIENT_WAIT_S, 0.2)
+        wait_for(settled, "qBittorrent to verify its torrents", timeout, 0.2)
+
+    def take(self, torrents: Sequence[LocalTorrent], timeout: float = CLIENT_WAIT_S) -> None:
+        """Start, take ``torrents`` as complete (``skip_checking``: their payload is known whole), stop.
+
+        Its ``BT_backup`` then holds every torrent, as an import reads it.
+        """
+        self.start()
+        try:
+            for chunk in range(0, len(torrents), 200):
+                files = {f"{t.name}.torrent": t.metainfo for t in torrents[chunk : chunk + 200]}
+                self.call(
+                    "torrents/add", {"savepath": str(torrents[0].save_path), "skip_checking": "true"}, files=files
+                )
+            self.settle(len(torrents), timeout)
+            # it writes each .fastresume soon after it takes the torrent; stopped earlier, it loses some
+            wait_for(lambda: len(list(self.backup.glob("*.fastresume"))) >= len(torrents), "its BT_backup", timeout)
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         """Quit through the API, so qBittorrent writes every fastresume."""

@@ -1,8 +1,9 @@
 """A scripted, deterministic engine: the events of a real one, without a network or a disk.
 
-Tests drive it step by step (:meth:`SimulatedEngine.step`); benchmarks and
-``revaer run --engine simulated`` let a background thread step it at a fixed
-rate. Its events have the same types, order and meaning as those of
+Tests drive it step by step (:meth:`SimulatedEngine.step`); the harness's
+daemon (``python -m revaer_core.testing run``, :mod:`revaer_core.testing.cli`)
+lets a background thread step it at a fixed rate. Its events have the same
+types, order and meaning as those of
 :class:`revaer_core.engine.libtorrent.LibtorrentEngine`:
 
 - add: ``TorrentAdded``, ``FilesDiscovered``, ``StateChanged(downloading)``
@@ -16,7 +17,10 @@ rate. Its events have the same types, order and meaning as those of
 
 The same script and seed give the same event sequence, byte for byte. Its
 resume data (a small JSON document) goes through the store like the real
-engine's, so restart tests run without libtorrent.
+engine's, so restart tests run without libtorrent. Its size does not grow
+with the steps (the progress curve is made again from its seed), and with a
+ticker it is saved on a clock, as libtorrent saves pieces, not every so many
+steps: a faster ticker makes more events, not more blobs.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ import logging
 import random
 import re
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
@@ -56,6 +61,7 @@ from revaer_core.events import (
     TorrentRemoved,
 )
 from revaer_core.logthrottle import LogThrottle
+from revaer_core.settings import EngineSettings
 from revaer_core.status import FileEntry, TorrentState
 from revaer_core.store import RuntimeStore
 
@@ -120,7 +126,8 @@ class _SimTorrent:
     save_path: str
     sizes: list[int]
     priorities: list[int]
-    cuts: list[int]  #: progress after each step, in parts per million
+    cuts: list[int]  #: progress after each step, in parts per million (made from ``curve``)
+    curve: str  #: the seed the cuts come from, kept in the resume data instead of them
     step: int = 0  #: steps of progress made
     metadata: bool = True
     paused: bool = False
@@ -173,7 +180,8 @@ class _SimTorrent:
             "save_path": self.save_path,
             "sizes": self.sizes,
             "priorities": self.priorities,
-            "cuts": self.cuts,
+            "curve": self.curve,
+            "steps": len(self.cuts),
             "step": self.step,
             "metadata": self.metadata,
             "paused": self.paused,
@@ -195,7 +203,8 @@ class _SimTorrent:
             save_path=str(doc["save_path"]),
             sizes=[int(s) for s in doc["sizes"]],
             priorities=[int(p) for p in doc["priorities"]],
-            cuts=[int(c) for c in doc["cuts"]],
+            cuts=_curve(str(doc["curve"]), int(doc["steps"])),
+            curve=str(doc["curve"]),
             step=int(doc["step"]),
             metadata=bool(doc["metadata"]),
             paused=bool(doc["paused"]),
@@ -205,6 +214,18 @@ class _SimTorrent:
         )
         torrent.completed = torrent.metadata and torrent.done
         return torrent
+
+
+def _curve(seed: str, steps: int) -> list[int]:
+    """Progress after each of ``steps`` steps, in parts per million: uneven, rising, ending at a million."""
+    rng = random.Random(seed)  # noqa: S311 - a simulation, not secrets
+    weights = [rng.uniform(0.5, 1.5) for _ in range(steps)]
+    total, running, cuts = sum(weights), 0.0, []
+    for weight in weights:
+        running += weight
+        cuts.append(min(1_000_000, round(running / total * 1_000_000)))
+    cuts[-1] = 1_000_000
+    return cuts
 
 
 @attrs.frozen
@@ -257,6 +278,8 @@ class SimulatedEngine:
     :param script: the torrents, their progress and their failures.
     :param restore_from_store: re-add at start every torrent the store holds simulated resume data for.
     :param tick_interval_s: with a value, a background thread calls :meth:`step` that often after start.
+    :param resume_interval_s: with a ticker, how often resume data of changed torrents is saved (a
+        daemon passes its flush interval, as for libtorrent); without, every ``resume_every_steps`` steps.
     """
 
     def __init__(
@@ -267,9 +290,14 @@ class SimulatedEngine:
         *,
         restore_from_store: bool = True,
         tick_interval_s: float | None = None,
+        resume_interval_s: float | None = None,
     ) -> None:
         if tick_interval_s is not None and tick_interval_s <= 0:
             raise ValueError(f"tick_interval_s must be > 0, got {tick_interval_s}")
+        if resume_interval_s is not None and resume_interval_s <= 0:
+            raise ValueError(f"resume_interval_s must be > 0, got {resume_interval_s}")
+        #: saves on the ticker's clock; only with a ticker (a test stepping by hand counts steps)
+        self._resume_interval_s = resume_interval_s if tick_interval_s is not None else None
         self._publish = publish
         self._store = store or RuntimeStore.none()
         self.script = script or SimulationScript()
@@ -358,16 +386,21 @@ class SimulatedEngine:
         for index, priority in enumerate(options.file_priorities[: len(torrent.priorities)]):
             torrent.priorities[index] = priority
 
-    def close(self) -> None:
-        """Stop the ticker and save resume data of every torrent."""
+    def close(self, timeout: float = 10.0) -> tuple[uuid.UUID, ...]:
+        """Stop the ticker and save resume data of every torrent that changed since its last save.
+
+        Nothing here waits on anything but the ticker's last step, so every save
+        is handed over: nothing is left unsaved.
+        """
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(10.0)
+            self._thread.join(max(0.0, timeout))
         with self._lock:
             if self._closed:
-                return
+                return ()
             self._closed = True
-            self._save_batch(list(self._torrents.values()))
+            self._save_batch([t for t in self._torrents.values() if t.dirty])
+        return ()
 
     # -- commands ----------------------------------------------------------------------
 
@@ -496,7 +529,7 @@ class SimulatedEngine:
             for torrent in [t for t in self._torrents.values() if t.number in doomed]:
                 del self._torrents[torrent.torrent_id]
                 self._emit(TorrentRemoved(torrent_id=torrent.torrent_id))
-            if self._steps % self.script.resume_every_steps == 0:
+            if self._resume_interval_s is None and self._steps % self.script.resume_every_steps == 0:
                 every = self.script.resume_every_steps
                 self._save_batch([t for t in self._torrents.values() if t.dirty and t.age >= every])
             published = len(self._outbox) - before
@@ -547,12 +580,7 @@ class SimulatedEngine:
         name = identity.name
         if name is None and identity.metadata:
             name = f"{self.script.name_prefix}-{torrent_id.hex[:8]}"
-        weights = [rng.uniform(0.5, 1.5) for _ in range(self.script.steps)]
-        total, running, cuts = sum(weights), 0.0, []
-        for weight in weights:
-            running += weight
-            cuts.append(min(1_000_000, round(running / total * 1_000_000)))
-        cuts[-1] = 1_000_000
+        curve = f"{self.script.seed}:{torrent_id}:curve"
         torrent = _SimTorrent(
             torrent_id=torrent_id,
             number=self._numbers,
@@ -560,7 +588,8 @@ class SimulatedEngine:
             save_path=save_path,
             sizes=sizes,
             priorities=[4] * len(sizes),
-            cuts=cuts,
+            cuts=_curve(curve, self.script.steps),
+            curve=curve,
             metadata=identity.metadata,
             paused=paused,
             paths=[path for path, _ in identity.files] if identity.files else None,
@@ -687,10 +716,41 @@ class SimulatedEngine:
 
     def _tick(self) -> None:
         assert self._tick_interval_s is not None
+        next_save = time.monotonic() + (self._resume_interval_s or 0.0)
         while not self._stop.wait(self._tick_interval_s):
             try:
                 self.step()
+                if self._resume_interval_s is not None and time.monotonic() >= next_save:
+                    next_save = time.monotonic() + self._resume_interval_s
+                    self._save_changed()
             except RuntimeError:
                 return  # closed under us
             except Exception:
                 log.exception("simulated engine step failed")
+
+    def _save_changed(self) -> None:
+        """Resume data of every torrent that changed since its last save, as one batch."""
+        with self._lock:
+            if not self._closed:
+                self._save_batch([t for t in self._torrents.values() if t.dirty])
+
+
+@attrs.frozen
+class SimulatedEngineFactory:
+    """What a daemon is handed to run the simulated engine (an :class:`~revaer_core.engine.registry.EngineFactory`).
+
+    :param script: what the engine does; by default nothing of its own, saving into ``download_dir``.
+    :param tick_interval_s: how often its background thread steps it.
+    """
+
+    name: ClassVar[str] = "simulated"
+    script: SimulationScript | None = None
+    tick_interval_s: float = 0.05
+
+    def __call__(
+        self, publish: Publish, store: RuntimeStore, settings: EngineSettings, resume_interval_s: float | None = None
+    ) -> SimulatedEngine:
+        script = self.script or SimulationScript(save_path=settings.download_dir)
+        return SimulatedEngine(
+            publish, store, script, tick_interval_s=self.tick_interval_s, resume_interval_s=resume_interval_s
+        )
