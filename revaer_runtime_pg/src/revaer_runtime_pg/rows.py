@@ -112,8 +112,6 @@ SOURCE = Layout.of(LAYOUT.torrent_sources, SOURCE_COLUMNS, lambda column: column
 
 #: One row as binary COPY sends it, in its layout's column order.
 Row = list[Any]
-#: A row of :data:`PROGRESS`, in :data:`PROGRESS_COLUMNS` order.
-ProgressRow = Row
 
 
 def status_row(status: TorrentStatus, problems: list[str]) -> Row:
