@@ -76,7 +76,7 @@ def test_choices_survive_a_kill_right_after_an_add(
     second_file = second.write(tmp_path / "second.torrent")
     api = f"http://127.0.0.1:{api_port}"
 
-    daemon = daemons(config=config)
+    daemon = daemons(config=config, product=True)
     daemon.wait_running()
     added = cli_json(config, "torrents", "add", str(first_file), "--paused", "--skip-file", "1", "--label", "tv")
     assert added["id"] == str(first_id) and added["paused"] is True and added["labels"] == ["tv"]
@@ -136,7 +136,7 @@ def test_a_paused_torrent_stays_paused_across_a_kill(
     config = control_config(tmp_path, pg_url, pg_schema, engine_port=engine_port, api_port=api_port)
     torrent = LoopbackTorrent.of(make_payload(tmp_path / "seed"))
     torrent_id = read_metainfo(torrent.metainfo).torrent_id
-    daemon = daemons(config=config)
+    daemon = daemons(config=config, product=True)
     daemon.wait_running()
     cli_json(config, "torrents", "add", str(torrent.write(tmp_path / "t.torrent")), "--sequential")
     assert revaer("torrents", "pause", str(torrent_id), config=config).returncode == 0

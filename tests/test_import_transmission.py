@@ -161,7 +161,7 @@ def test_an_import_through_revaer_run_survives_a_kill_9_right_after_without_a_re
 ) -> None:
     folder, _, expected = tr_state
     config = config_for(tmp_path / "revaer.toml", settings)
-    running = daemons(config=config)
+    running = daemons(config=config, product=True)
     running.wait_running()
     assert main(["--config", str(config), "import", "transmission", str(folder)]) == 0
     assert "imported 3" in capsys.readouterr().out

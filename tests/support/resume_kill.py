@@ -131,7 +131,7 @@ def resume_after_kill(
     with Seeder(torrent, timeout_s=120) as seeder:
         (seeded,) = seeder.engine.torrent_ids()
         seeder.engine.set_limits(seeded, None, rate)
-        first = DaemonProcess([], config=config, workdir=root)
+        first = DaemonProcess([], config=config, workdir=root, product=True)
         try:
             first.wait_running(timeout=120)
             added = revaer("torrents", "add", str(torrent.write(root / "big-show.torrent")), config=config)
@@ -149,7 +149,7 @@ def resume_after_kill(
         finally:
             first.kill()
         verified = verified_bytes(torrent.metainfo, downloads)
-        second = DaemonProcess([], config=config, workdir=root)
+        second = DaemonProcess([], config=config, workdir=root, product=True)
         try:
             shown: list[int] = []
             total = 0

@@ -78,10 +78,19 @@ def write_config(path: Path, tables: Mapping[str, Mapping[str, Any]]) -> Path:
 class DaemonProcess:
     """One simulated daemon subprocess (the harness's ``run``); stdout and stderr go to files so nothing blocks."""
 
-    def __init__(self, args: Sequence[str], *, config: Path, workdir: Path, env: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        config: Path,
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+        product: bool = False,
+    ):
+        """:param product: run the product's ``revaer run`` (libtorrent) instead of the harness's simulated daemon."""
         self.stderr_path = workdir / f"daemon-{time.monotonic_ns()}.err"
         self.stdout_path = self.stderr_path.with_suffix(".out")
-        argv = [*harness_argv(), "--config", str(config), "run", *args]
+        argv = [*(revaer_argv() if product else harness_argv()), "--config", str(config), "run", *args]
         with self.stderr_path.open("wb") as err, self.stdout_path.open("wb") as out:
             self.process = subprocess.Popen(argv, stdout=out, stderr=err, env=child_env(env), cwd=workdir)
         self.pid = self.process.pid
@@ -153,8 +162,10 @@ class Daemons:
     workdir: Path
     started: list[DaemonProcess] = attrs.field(factory=list)
 
-    def __call__(self, *args: str, config: Path, env: Mapping[str, str] | None = None) -> DaemonProcess:
-        daemon = DaemonProcess(args, config=config, workdir=self.workdir, env=env)
+    def __call__(
+        self, *args: str, config: Path, env: Mapping[str, str] | None = None, product: bool = False
+    ) -> DaemonProcess:
+        daemon = DaemonProcess(args, config=config, workdir=self.workdir, env=env, product=product)
         self.started.append(daemon)
         return daemon
 
