@@ -15,6 +15,8 @@ from revaer_core import JobEvent, JobStatus, RuntimeStore
 from revaer_core.fsops import STEP_NAMES
 from revaer_core.fsops import steps as steps_module
 from revaer_core.fsops import transfer as transfer_module
+from revaer_core.fsops.meta import JobMeta
+from revaer_core.fsops.request import JobRequest
 from revaer_core.jobs import TransferMode
 from tests.support.fsops import (
     Events,
@@ -176,6 +178,13 @@ def test_a_finished_job_whose_completion_never_reached_the_store_is_recorded_on_
     assert job.transfer_mode is TransferMode.COPY
 
 
+def _well_formed_but(**changes: object) -> dict[str, object]:
+    """A metadata document as FsOps writes one, with ``changes`` laid over its fields."""
+    torrent_id = new_id()
+    request = JobRequest(torrent_id=torrent_id, name="Show", source=Path("/nowhere/Show"))
+    return {**JobMeta(torrent_id=torrent_id, fingerprint="f", request=request).to_json(), **changes}
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
@@ -183,6 +192,8 @@ def test_a_finished_job_whose_completion_never_reached_the_store_is_recorded_on_
         (b"\xff\xfe\x00", "corrupt"),
         (json.dumps({"format": "something.else"}).encode(), "corrupt"),
         (json.dumps({"format": "revaer.fsops.meta", "version": 99}).encode(), "corrupt"),
+        (json.dumps(_well_formed_but(runs="3")).encode(), "corrupt"),  # a field of another type
+        (json.dumps(_well_formed_but(request={"name": "Show"})).encode(), "corrupt"),  # a request cut short
         (None, "foreign"),
     ],
 )

@@ -13,6 +13,7 @@ from revaer_core.events import EventPayload, FsOpsCompleted, FsOpsFailed, Health
 from revaer_core.health import RUNTIME_STORE, HealthBoard
 from tests.support.fsops import Events, Layout, Services, SimulatedCrash, new_id, run, status, tree
 from tests.support.stores import FaultyStore
+from tests.support.waiting import wait_for
 
 
 def events_of(history: Sequence[JobHistoryEntry]) -> list[tuple[JobEvent, JobStatus, int]]:
@@ -139,6 +140,7 @@ def test_a_store_that_fails_for_a_while_degrades_health_then_catches_up_without_
         outcome = run(service, torrent)
         assert outcome.status is JobStatus.MOVED  # the job never fails because of the store
         assert service.recorder.wait_idle(timeout=5)
+        wait_for(lambda: health.ok, "health to recover")  # reported just after the queue emptied
     assert plugin.failures == 4
     assert health_events == [
         HealthChanged(degraded=frozenset({RUNTIME_STORE})),
@@ -231,3 +233,25 @@ def test_a_torrent_submitted_twice_runs_once(layout: Layout, services: Services,
     # a submit while the job runs gets the same future; one after it finished finds it done
     assert len({id(o) for o in outcomes if not o.already_done}) == 1
     assert [e.event for e in memory_store.job_history(torrent.id)] == [JobEvent.STARTED, JobEvent.COMPLETED]
+
+
+def test_a_failed_job_write_for_a_torrent_removed_since_is_dropped_not_retried(
+    layout: Layout, services: Services, faulty: tuple[RuntimeStore, FaultyStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    store, plugin = faulty
+    layout.payload("Show", {"a.mkv": b"a"})
+    torrent = status(new_id(), "Show", layout.downloads)
+    catalog = {torrent.id}  # what the daemon hands in: its catalog's membership test
+    health = HealthBoard()
+    service = services(layout.settings(), store, health=health, tracked=catalog.__contains__)
+    plugin.writes_fail = True
+    with caplog.at_level(logging.WARNING):
+        assert run(service, torrent).status is JobStatus.MOVED
+        assert not service.recorder.wait_idle(timeout=0.3), "a tracked torrent's transitions wait for the store"
+        assert RUNTIME_STORE in health.degraded
+        catalog.discard(torrent.id)  # the operator removed the torrent while the store was down
+        assert service.recorder.wait_idle(timeout=5)
+        wait_for(lambda: RUNTIME_STORE not in health.degraded)  # recovered just after the queue emptied
+    assert any(str(torrent.id) in r.getMessage() and "was removed" in r.getMessage() for r in caplog.records)
+    plugin.writes_fail = False
+    assert store.get_job(torrent.id) is None

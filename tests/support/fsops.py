@@ -181,6 +181,7 @@ class Services:
         publish: Callable[[EventPayload], object] | None = None,
         health: HealthBoard | None = None,
         on_library_path: Callable[[UUID, str], object] | None = None,
+        tracked: Callable[[UUID], bool] | None = None,
     ) -> FsOpsService:
         service = FsOpsService(
             settings,
@@ -191,6 +192,7 @@ class Services:
             health=health,
             on_library_path=on_library_path,
             backoff=FAST,
+            tracked=tracked,
         )
         self.built.append(service)
         return service

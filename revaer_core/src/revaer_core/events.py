@@ -101,12 +101,6 @@ class FsOpsFailed:
 
 
 @attrs.frozen
-class SettingsChanged:
-    kind: ClassVar[str] = "settings_changed"
-    description: str
-
-
-@attrs.frozen
 class HealthChanged:
     kind: ClassVar[str] = "health_changed"
     degraded: frozenset[str] = attrs.field(converter=_components)  #: components not healthy now
@@ -155,7 +149,6 @@ EventPayload = (
     | FsOpsProgress
     | FsOpsCompleted
     | FsOpsFailed
-    | SettingsChanged
     | HealthChanged
     | SelectionReconciled
     | OperatorAction
@@ -176,7 +169,6 @@ PAYLOAD_TYPES: Mapping[str, type[EventPayload]] = {
         FsOpsProgress,
         FsOpsCompleted,
         FsOpsFailed,
-        SettingsChanged,
         HealthChanged,
         SelectionReconciled,
         OperatorAction,

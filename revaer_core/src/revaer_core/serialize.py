@@ -1,4 +1,5 @@
-"""Plain JSON shapes of Revaer's values, shared by the CLI's ``--json`` and the HTTP API."""
+"""Plain JSON shapes of Revaer's values, and back: one shape for the CLI's ``--json``, the HTTP API,
+the FsOps job journal and any store that keeps Revaer's values as JSON documents."""
 
 from __future__ import annotations
 
@@ -43,8 +44,9 @@ def from_json(cls: type[T], data: Any) -> T:
     """The attrs instance of ``cls`` that :func:`to_json` turned into ``data``.
 
     Follows the field types: UUIDs, aware datetimes, enums, nested attrs
-    classes, ``X | None`` and ``tuple[X, ...]``. Raises ``ValueError`` or
-    ``TypeError`` on data of another shape.
+    classes, ``X | None`` and ``tuple[X, ...]``; a ``str``, ``int`` or ``bool``
+    field must hold one. Raises ``ValueError`` or ``TypeError`` on data of
+    another shape (a document read from disk may be damaged or forged).
     """
     return _decode(cls, data)  # type: ignore[no-any-return]
 
@@ -68,6 +70,11 @@ def _decode(tp: Any, data: Any) -> Any:
         return datetime.fromisoformat(data)
     if tp in (UUID, Path) or (isinstance(tp, type) and issubclass(tp, enum.Enum)):
         return tp(data)
-    if tp is float and isinstance(data, int):
+    if tp is float and isinstance(data, int) and not isinstance(data, bool):
         return float(data)
+    if tp in _SCALARS and type(data) is not tp:
+        raise TypeError(f"expected {tp.__name__}, got {type(data).__name__}")
     return data
+
+
+_SCALARS = (str, int, bool, float)

@@ -14,7 +14,8 @@ from uuid import UUID
 import psycopg
 import sqlalchemy as sa
 
-from revaer_runtime_pg import database
+from revaer_core import TorrentStatus
+from revaer_runtime_pg import binary_copy, database
 from revaer_runtime_pg.connection import Connected
 from revaer_runtime_pg.statements import StagedWrite
 from revaer_runtime_pg.transactions import writing
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 
 _V = TypeVar("_V")
 _Row = TypeVar("_Row", bound=tuple[Any, ...])
-_R = TypeVar("_R")
 
 #: What the server raises for a row it will not take (a value or constraint it refuses), as opposed to a fault.
 REFUSED = (psycopg.DataError, sa.exc.DataError, psycopg.IntegrityError, sa.exc.IntegrityError)
@@ -34,28 +34,36 @@ def storable_rows(values: Iterable[_V], make: Callable[[_V, list[str]], _Row]) -
 
     :returns: The rows, and the ids of those stored sanitised, each logged with what was changed.
     """
-    return storable_records(values, make, None)
+    batch: dict[UUID, _Row] = {}
+    sanitised: list[UUID] = []
+    for value in values:
+        problems: list[str] = []
+        row = make(value, problems)
+        batch[row[0]] = row
+        if problems:
+            _sanitised(row[0], problems)
+            sanitised.append(row[0])
+    return batch, sanitised
 
 
-def storable_records(
-    values: Iterable[_V], make: Callable[[_V, list[str]], _Row], encode: Callable[[_Row], _R] | None
-) -> tuple[dict[UUID, _R], list[UUID]]:
-    """:func:`storable_rows`, each row kept as ``encode`` makes it (binary COPY data, say) instead of itself.
+def progress_stream(statuses: Iterable[TorrentStatus]) -> tuple[bytes, int]:
+    """The progress rows of ``statuses`` as one binary COPY stream (the last status of an id wins), and their count.
 
-    A row encoded at once is freed at once: a batch of bytes, unlike one of
+    Each row is bytes as soon as it is made: a batch of them, unlike one of
     tuples, gives the garbage collector nothing to track.
     """
-    batch: dict[UUID, Any] = {}
-    sanitised: list[UUID] = []
+    records: dict[int, bytes] = {}
     problems: list[str] = []
-    for value in values:
-        row = make(value, problems)
-        batch[row[0]] = row if encode is None else encode(row)
+    for status in statuses:
+        records[status.id.int] = binary_copy.progress_record(status, problems)
         if problems:
-            log.warning("torrent %s: stored sanitised: %s", row[0], "; ".join(problems))
-            sanitised.append(row[0])
+            _sanitised(status.id, problems)
             problems = []
-    return batch, sanitised
+    return binary_copy.stream(records.values()), len(records)
+
+
+def _sanitised(torrent_id: UUID, problems: list[str]) -> None:
+    log.warning("torrent %s: stored sanitised: %s", torrent_id, "; ".join(problems))
 
 
 def staged(db: Connected, write: StagedWrite, batch: Iterable[tuple[Any, ...]] | bytes) -> list[tuple[Any, ...]]:

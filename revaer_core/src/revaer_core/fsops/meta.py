@@ -22,6 +22,7 @@ from uuid import UUID
 import attrs
 
 from revaer_core.fsops.request import JobRequest
+from revaer_core.serialize import from_json, to_json
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +72,9 @@ class JobMeta:
         self.steps[step] = entry
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "version": VERSION,
-            "torrent_id": str(self.torrent_id),
-            "fingerprint": self.fingerprint,
-            "request": self.request.to_json(),
-            "status": self.status.value,
-            "runs": self.runs,
-            "steps": self.steps,
-            "state": self.state,
-            "destination": self.destination,
-            "error": self.error,
-        }
+        """The document: its format and version, then every field as :func:`revaer_core.to_json` writes it."""
+        document: dict[str, Any] = {"format": FORMAT, "version": VERSION, **to_json(self)}
+        return document
 
     @classmethod
     def from_json(cls, data: object) -> JobMeta:
@@ -92,21 +83,10 @@ class JobMeta:
             raise BadMeta("not an FsOps metadata document")
         if data.get("version") != VERSION:
             raise BadMeta(f"metadata version {data.get('version')!r}, this FsOps reads {VERSION}")
+        if not isinstance(data.get("steps"), dict) or not isinstance(data.get("state"), dict):
+            raise BadMeta("steps and state must be objects")
         try:
-            steps, state = data["steps"], data["state"]
-            if not isinstance(steps, dict) or not isinstance(state, dict):
-                raise BadMeta("steps and state must be objects")
-            return cls(
-                torrent_id=UUID(str(data["torrent_id"])),
-                fingerprint=str(data["fingerprint"]),
-                request=JobRequest.from_json(data["request"]),
-                status=MetaStatus(data["status"]),
-                runs=int(data["runs"]),
-                steps=steps,
-                state=state,
-                destination=data.get("destination"),
-                error=data.get("error"),
-            )
+            return from_json(cls, data)
         except (KeyError, TypeError, ValueError) as exc:
             raise BadMeta(f"malformed metadata: {exc!r}") from None
 

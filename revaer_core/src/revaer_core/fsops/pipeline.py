@@ -16,6 +16,7 @@ from revaer_core.fsops.meta import JobMeta, MetaFile, MetaStatus
 from revaer_core.fsops.policy import FsOpsPolicy
 from revaer_core.fsops.request import JobRequest
 from revaer_core.fsops.steps import STEPS, JobContext, Skip
+from revaer_core.serialize import to_json
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Pipeline:
 
     def fingerprint(self, request: JobRequest) -> str:
         """Digest of the request and the policy: metadata written for other inputs is stale."""
-        shape = json.dumps([request.to_json(), self.policy.fingerprint()], sort_keys=True)
+        shape = json.dumps([to_json(request), self.policy.fingerprint()], sort_keys=True)
         return hashlib.sha256(shape.encode()).hexdigest()[:24]
 
     def open(self, request: JobRequest) -> tuple[MetaFile, JobMeta]:

@@ -59,7 +59,10 @@ class JobRecorder:
         *,
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
+        tracked: Callable[[UUID], bool] | None = None,
     ) -> None:
+        """:param tracked: whether a torrent is still in the catalog: a failed write for a torrent
+        removed since is dropped, not retried for ever (its job rows go with the torrent anyway)."""
         self._store = store
         self._health = health
         self._backoff = backoff or Backoff()
@@ -74,9 +77,7 @@ class JobRecorder:
         self._closed = False
         self._throttle = LogThrottle(log)
         self._thread: threading.Thread | None = None
-        #: whether a torrent is still in the catalog (the daemon sets it): a failed write for a torrent
-        #: removed since is dropped, not retried for ever (its job rows go with the torrent anyway)
-        self.tracked: Callable[[UUID], bool] | None = None
+        self._tracked = tracked
 
     # -- transitions ---------------------------------------------------------------------
 
@@ -190,7 +191,7 @@ class JobRecorder:
 
     def _failed(self, torrent_id: UUID, pending: _Pending, exc: Exception) -> None:
         reason = redact(f"{type(exc).__name__}: {exc}")
-        if self.tracked is not None and not self.tracked(torrent_id):
+        if self._tracked is not None and not self._tracked(torrent_id):
             self._forget(torrent_id, reason)
             return
         with self._cond:

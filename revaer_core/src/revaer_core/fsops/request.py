@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import attrs
@@ -43,21 +41,3 @@ class JobRequest:
         """A request rebuilt from a stored job's source path (no file selection known)."""
         path = Path(source)
         return cls(torrent_id=torrent_id, name=path.name, source=path)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "torrent_id": str(self.torrent_id),
-            "name": self.name,
-            "source": str(self.source),
-            "files": None if self.files is None else list(self.files),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> JobRequest:
-        files = data.get("files")
-        return cls(
-            torrent_id=UUID(str(data["torrent_id"])),
-            name=str(data["name"]),
-            source=Path(str(data["source"])),
-            files=None if files is None else tuple(str(f) for f in files),
-        )

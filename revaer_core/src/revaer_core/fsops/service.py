@@ -71,6 +71,8 @@ class FsOpsService:
     :param health: the runtime's health board (``runtime_store`` degrades while job writes fail).
     :param on_library_path: called as ``(torrent_id, library_path)`` from a worker thread
         when a job ends with the payload in the library (also when it had already).
+    :param tracked: whether a torrent is still in the catalog (the daemon passes the
+        catalog's ``__contains__``): a job write that failed for a removed torrent is dropped.
     :raises ConfigError: when the settings cannot be used, naming ``fsops.<key>``.
     """
 
@@ -85,6 +87,7 @@ class FsOpsService:
         health: HealthBoard | None = None,
         on_library_path: LibraryPathCallback | None = None,
         backoff: Backoff | None = None,
+        tracked: Callable[[UUID], bool] | None = None,
     ) -> None:
         self.policy = FsOpsPolicy.from_settings(settings, journal_dir=journal_dir) if settings.enabled else None
         self._source_roots = tuple(source_roots)
@@ -92,7 +95,7 @@ class FsOpsService:
         self._publish_to = publish
         self.health = health or HealthBoard(publish=publish)
         self._on_library_path = on_library_path
-        self.recorder = JobRecorder(store, self.health, backoff=backoff)
+        self.recorder = JobRecorder(store, self.health, backoff=backoff, tracked=tracked)
         self._executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="revaer-fsops")
         self._lock = threading.Lock()
         self._active: dict[UUID, Future[FsOpsOutcome]] = {}

@@ -73,7 +73,10 @@ class TorrentOrchestrator:
         on_completed: Callable[[TorrentStatus], None] | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
         on_written: Callable[[Sequence[TorrentStatus], Sequence[UUID]], None] | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
+        """:param catalog: the catalog to keep, when others need it before the orchestrator exists
+        (the daemon hands FsOps its ``__contains__``); a new one by default."""
         settings = settings or RuntimeSettings()
         self._bus = bus
         self._store = store
@@ -84,7 +87,7 @@ class TorrentOrchestrator:
             "revaer_events_handled_total", "counter", "Events the orchestrator folded into the catalog."
         )
         self._on_completed = on_completed  #: the FsOps seam: called off the handler's lock
-        self.catalog = Catalog()
+        self.catalog = catalog if catalog is not None else Catalog()
         self._lock = threading.Lock()  # one event folds at a time: per-torrent order is bus order
         self._unsubscribe: Callable[[], None] | None = None
         self._hydrated: frozenset[UUID] = frozenset()
@@ -101,7 +104,7 @@ class TorrentOrchestrator:
                 health=self.health,
                 metrics=self.metrics,
                 backoff=backoff,
-                on_written=on_written,  # told what each committed flush stored (``revaer run --event-log``)
+                on_written=on_written,  # told what each committed flush stored (the daemon's observer)
             )
 
     # -- boot ------------------------------------------------------------------------
