@@ -22,7 +22,7 @@ PROJECT = [
     "-e",
     "revaer_runtime_pg[embedded]",
 ]
-TEST_TOOLS = ["pytest>=8", "hypothesis>=6.100", "httpx>=0.27", "mypy>=1.13"]
+TEST_TOOLS = ["pytest>=8", "hypothesis>=6.100", "httpx>=0.27", "mypy>=1.13", "schemathesis>=4.0"]
 
 
 @nox.session

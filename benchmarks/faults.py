@@ -56,7 +56,7 @@ def daemon_on(cluster: PrivateCluster, root: Path, *args: str) -> Iterator[tuple
             "api": {"host": "127.0.0.1", "port": 0},
         },
     )
-    daemon = DaemonProcess(["--engine", "simulated", *args, "--event-log", str(log)], config=config, workdir=root)
+    daemon = DaemonProcess([*args, "--event-log", str(log)], config=config, workdir=root)
     try:
         daemon.wait_running(timeout=300)
         yield daemon, log

@@ -184,10 +184,11 @@ class Bench:
         return elapsed
 
 
-def text_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+def text_row(row: Sequence[Any]) -> tuple[Any, ...]:
     """A store row as plain psycopg sends it: the files document as JSON text, not JSONB's binary form."""
-    files = row[10]
-    return (*row[:10], None if files is None else bytes(files[1:]).decode(), *row[11:])
+    at = STATUS_COLUMNS.index("files")
+    files = row[at]
+    return (*row[:at], None if files is None else bytes(files[1:]).decode(), *row[at + 1 :])
 
 
 def best_of(runs: int, measure: Callable[[], float], between: Callable[[], None] | None = None) -> float:

@@ -20,6 +20,8 @@ from revaer_core.api.stream import StreamHub
 from revaer_core.bus import EventBus
 from revaer_core.events import ProgressUpdated, TorrentAdded
 from revaer_runtime_pg import PostgresStore
+from tests.support.clients import free_port
+from tests.support.daemon import Daemons, write_config
 from tests.support.postgres import PrivateCluster, pg_options
 from tests.support.waiting import wait_for
 
@@ -100,3 +102,39 @@ def test_clients_that_vanish_mid_stream_free_their_slots_without_a_warning_flood
             assert client.get("/health").status_code == 200
     floods = [r for r in caplog.records if "socket.send() raised exception" in r.getMessage()]
     assert floods == []
+
+
+@pytest.mark.slow
+def test_revaer_run_stops_cleanly_with_idle_and_reading_streams_open(tmp_path: Path, daemons: Daemons) -> None:
+    """SIGTERM with 100 streams open (half never read): exit 0 within the API's grace, no send-warning flood."""
+    config = write_config(
+        tmp_path / "revaer.toml",
+        {
+            "runtime": {"backend": "memory", "data_dir": str(tmp_path / "data")},
+            "engine": {"download_dir": str(tmp_path / "data" / "downloads")},
+            "api": {"port": free_port()},
+        },
+    )
+    daemon = daemons("--sim-torrents", "20", "--sim-steps", "100000", config=config)
+    daemon.wait_running()
+    port = int(daemon.api_url.rsplit(":", 1)[1])
+    request = f"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n".encode()
+    streams = []
+    for _ in range(100):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(request)
+        streams.append(s)
+    try:
+        for s in streams[:50]:  # the reading half: each has its first events
+            s.settimeout(10)
+            received = b""
+            while b"event:" not in received:
+                received += s.recv(4096)
+        time.sleep(1)  # the idle half's buffers fill while the engine keeps publishing
+        assert daemon.terminate(timeout=15) == 0, daemon.stderr
+    finally:
+        for s in streams:
+            s.close()
+    assert "socket.send() raised exception" not in daemon.stderr
+    assert "stopped cleanly" in daemon.stderr

@@ -14,7 +14,7 @@ from revaer_core.api.app import create_app
 from revaer_core.api.openapi import openapi_document
 from revaer_core.bus import EventBus
 from revaer_core.events import PAYLOAD_TYPES
-from revaer_core.query import MAX_CURSOR_LENGTH
+from revaer_core.query import CURSOR_PATTERN, MAX_CURSOR_LENGTH, Cursor
 
 
 def parameter(document: dict[str, Any], path: str, name: str, method: str = "get") -> dict[str, Any]:
@@ -41,12 +41,15 @@ def test_each_event_kind_has_its_own_payload_schema() -> None:
     schemas = document["components"]["schemas"]
     one_of = document["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]["schema"]
     kinds = {}
-    for ref in one_of["oneOf"]:
-        schema = schemas[ref["$ref"].rsplit("/", 1)[1]]
+    for message in one_of["oneOf"]:  # each an SSE message: its event name, and the schema of its data's JSON
+        fields = message["properties"]
+        assert fields["id"]["pattern"] == "^[0-9]{1,19}$" and fields["data"]["contentMediaType"] == "application/json"
+        schema = schemas[fields["data"]["contentSchema"]["$ref"].rsplit("/", 1)[1]]
         if "kind" in schema["properties"]:
+            assert schema["properties"]["kind"]["const"] == fields["event"]["const"]
             payload = schemas[schema["properties"]["payload"]["$ref"].rsplit("/", 1)[1]]
-            kinds[schema["properties"]["kind"]["const"]] = payload
-    assert set(kinds) == set(PAYLOAD_TYPES)
+            kinds[fields["event"]["const"]] = payload
+    assert set(kinds) == set(PAYLOAD_TYPES) and len(one_of["oneOf"]) == len(PAYLOAD_TYPES) + 1  # and resync
     assert set(kinds["progress"]["properties"]) >= {"torrent_id", "downloaded", "total"}
     assert kinds["fsops_failed"]["required"] == ["message", "torrent_id"]
 
@@ -77,3 +80,33 @@ def test_a_name_past_its_limit_is_refused(store: RuntimeStore) -> None:
         assert api.get("/v1/torrents", params={"name": "x" * 256}).status_code == 200
         refused = api.get("/v1/torrents", params={"name": "x" * 257})
         assert refused.status_code == 400 and "name" in refused.json()["detail"]
+
+
+def test_a_cursor_outside_its_alphabet_is_refused(store: RuntimeStore) -> None:
+    """base64 decoding skips characters outside its alphabet; a cursor is refused before it gets that far."""
+    with TestClient(create_app(store), base_url="http://127.0.0.1") as api:
+        issued = Cursor(value="2026-01-01T00:00:00+00:00", id=uuid.uuid4(), order="jobs").encode()
+        assert re.fullmatch(CURSOR_PATTERN, issued)
+        assert api.get("/v1/fsops/jobs", params={"cursor": issued}).status_code == 200
+        for forged in (issued[:4] + "$" + issued[4:], issued + "\n", issued + "é", issued + "="):
+            refused = api.get("/v1/fsops/jobs", params={"cursor": forged})
+            assert refused.status_code == 400 and "cursor" in refused.json()["detail"], forged
+
+
+def test_every_event_id_sent_is_checked(store: RuntimeStore) -> None:
+    """The header wins when both are sent, but a malformed ``after`` beside it is refused, not ignored."""
+    with TestClient(create_app(store, bus=EventBus()), base_url="http://127.0.0.1") as api:
+        both = api.get("/v1/events", params={"after": ""}, headers={"Last-Event-ID": "0"})
+        assert both.status_code == 400 and "after" in both.json()["detail"]
+        header = api.get("/v1/events", params={"after": "0"}, headers={"Last-Event-ID": "null"})
+        assert header.status_code == 400 and "Last-Event-ID" in header.json()["detail"]
+
+
+def test_optional_text_parameters_are_never_null_in_the_document() -> None:
+    """A text parameter documented as nullable gets the text "null" from a client; none is."""
+    document = openapi_document()
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            for found in operation.get("parameters", []):
+                members = found["schema"].get("oneOf", [])
+                assert not any(m.get("type") == "string" for m in members), (path, found["name"])

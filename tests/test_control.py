@@ -28,7 +28,7 @@ from revaer_core.engine.libtorrent import create_metainfo
 from revaer_core.errors import Conflict, InvalidInput, NotFound, Refused, StoreUnavailable
 from revaer_core.events import OperatorAction
 from revaer_core.settings import EngineSettings, RuntimeSettings, Settings
-from revaer_core.testing.simulated import SimulationScript
+from revaer_core.testing.simulated import SimulatedEngineFactory, SimulationScript
 from tests.support.cli_daemon import InProcess
 from tests.support.stores import FaultyStore, open_faulty
 from tests.support.waiting import wait_for
@@ -50,8 +50,8 @@ class Running(InProcess):
 
 
 def start(settings: Settings, store: RuntimeStore) -> Daemon:
-    daemon = Daemon(settings, engine="simulated", serve_api=False, store=store)
-    daemon._script = SimulationScript(steps=1000, save_path=settings.engine.download_dir)  # no progress of its own
+    script = SimulationScript(steps=1000, save_path=settings.engine.download_dir)  # no progress of its own
+    daemon = Daemon(settings, engine=SimulatedEngineFactory(script), serve_api=False, store=store)
     daemon.start()
     return daemon
 
@@ -278,6 +278,7 @@ def test_the_api_adds_from_each_kind_of_body(api: TestClient[Any], running: Runn
         ({"json": {"magnet": "magnet:?xt=urn:btih:" + "ab" * 20, "save_path": "/"}}, 422, "allowed roots"),
         ({"json": {"magnet": "magnet:?xt=urn:btih:" + "ab" * 20, "download_limit": -5}}, 422, ">= 0"),
         ({"json": {"magnet": "magnet:?xt=urn:btih:" + "ab" * 20, "paused": "yes"}}, 400, "paused"),
+        ({"json": {"metainfo": "bm90IGEgdG9ycmVudA==é"}}, 400, "base64"),  # was a 500: b64decode's bare ValueError
         ({"content": b"{}", "headers": {"Content-Type": "text/plain"}}, 400, "application/x-bittorrent"),
     ],
 )
@@ -305,6 +306,11 @@ def test_api_actions_and_their_errors(api: TestClient[Any], running: Running, tm
     assert [f["priority"] for f in files.json()["files"]] == [4, 4, 0]
     assert api.get(f"/v1/torrents/{torrent_id}/files").json()["files"][2]["selected"] is False
     assert api.patch(f"/v1/torrents/{torrent_id}/files", json={"skip": [9]}).status_code == 422
+    for lenient in ({"sequential": "1"}, {"upload_limit": "5"}, {"upload_limit": 5.5}, {"labels": "z"}):
+        refused = api.patch(f"/v1/torrents/{torrent_id}", json=lenient)  # read strictly: "1" is not true
+        assert refused.status_code == 400 and "request body" in refused.json()["detail"], lenient
+    assert api.patch(f"/v1/torrents/{torrent_id}", json={"upload_limit": 4096.0}).json()["upload_limit"] == 4096
+    assert api.patch(f"/v1/torrents/{torrent_id}/files", json={"priorities": {"x": 1}}).status_code == 400
     assert api.post("/v1/torrents/ffffffff/pause").status_code == 404
     assert api.post("/v1/torrents/zz/pause").status_code == 400
     refused = api.post(f"/v1/torrents/{torrent_id}/pause", headers={"Authorization": "Bearer wrong"})

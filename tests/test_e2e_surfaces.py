@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.daemon import harness_argv
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -67,7 +68,17 @@ library_root = "{tmp_path / "library"}"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("REVAER_")}
     daemon = subprocess.Popen(
-        revaer(config, "run", "--engine", "simulated", "--no-api", "--sim-torrents", str(TORRENTS), "--sim-steps", "3"),
+        [
+            *harness_argv(),
+            "--config",
+            str(config),
+            "run",
+            "--no-api",
+            "--sim-torrents",
+            str(TORRENTS),
+            "--sim-steps",
+            "3",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.daemon import harness_argv
 from tests.support.postgres import PrivateCluster
 from tests.support.waiting import wait_for
 
@@ -69,7 +70,7 @@ def test_the_right_password_works(cluster: PrivateCluster, tmp_path: Path) -> No
         assert result.returncode == 0, (args, result.stderr)
         assert RIGHT not in result.stdout + result.stderr
     daemon = subprocess.Popen(
-        [*base, "run", "--engine", "simulated", "--sim-torrents", "2", "--no-api"],
+        [*harness_argv(), *base[3:], "run", "--sim-torrents", "2", "--no-api"],  # base[3:]: its --config
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -88,7 +89,7 @@ def test_the_right_password_works(cluster: PrivateCluster, tmp_path: Path) -> No
 
 def test_a_wrong_password_is_one_line_and_exit_3_from_every_command(cluster: PrivateCluster, tmp_path: Path) -> None:
     base, env = setup(tmp_path, cluster, WRONG)
-    for args in [*COMMANDS, ["runtime", "migrate"], ["api", "--port", "0"], ["run", "--engine", "simulated"]]:
+    for args in [*COMMANDS, ["runtime", "migrate"], ["api", "--port", "0"], ["run"]]:
         assert_one_line_about_the_password(run(base, env, *args), " ".join(args))
     debug = run(base, env, "--debug", "torrents", "list")  # tracebacks too are redacted
     assert debug.returncode != 0 and "password authentication failed" in debug.stderr
@@ -105,5 +106,5 @@ def test_a_wrong_password_in_the_settings_file_is_never_shown(cluster: PrivateCl
         ),
         encoding="utf-8",
     )
-    for args in (["runtime", "status"], ["api", "--port", "0"], ["run", "--engine", "simulated"]):
+    for args in (["runtime", "status"], ["api", "--port", "0"], ["run"]):
         assert_one_line_about_the_password(run(base, env, *args), " ".join(args))

@@ -49,7 +49,8 @@ CASES = [
         ),
     ),
     ("before 2000", _moved(5, last_updated=datetime(1999, 12, 31, 23, 59, 59, 1, tzinfo=UTC))),
-    ("year 1", _moved(6, last_updated=datetime(2, 1, 1, tzinfo=UTC))),
+    ("year 2", _moved(6, last_updated=datetime(2, 1, 1, tzinfo=UTC))),
+    ("year 9999, kept as it is", _moved(8, last_updated=datetime(9999, 12, 31, 23, 59, tzinfo=UTC))),
     ("a ratio with every bit", _moved(7, rates=Rates(download_bps=1, upload_bps=2, ratio=0.1 + 0.2))),
 ]
 
@@ -75,12 +76,17 @@ def test_a_batch_stores_the_last_update_of_each_torrent(store: RuntimeStore) -> 
 def test_progress_beyond_bigint_is_clamped_and_logged(store: RuntimeStore, caplog: pytest.LogCaptureFixture) -> None:
     store.upsert_torrents([samples.status(1), samples.status(2)])
     huge = 2**64 + 5
-    poisoned = _moved(1, progress=Progress(downloaded=huge, total=huge, eta_seconds=-huge))
+    poisoned = _moved(
+        1,
+        progress=Progress(downloaded=huge, total=huge, eta_seconds=-huge),
+        last_updated=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))),  # year 0 in UTC: unreadable
+    )
     clean = _moved(2, progress=Progress(downloaded=3, total=4, eta_seconds=5))
     with caplog.at_level(logging.WARNING, logger="revaer_runtime_pg"):
         store.update_progress([poisoned, clean])
     stored = store.get_torrent(poisoned.id)
     assert stored is not None
     assert stored.progress == Progress(downloaded=MAX_BYTES, total=MAX_BYTES, eta_seconds=INT8_MIN)
+    assert stored.last_updated == datetime.min.replace(tzinfo=UTC)
     assert store.get_torrent(clean.id) == clean
     assert any(str(poisoned.id) in r.getMessage() and "BIGINT" in r.getMessage() for r in caplog.records)

@@ -146,7 +146,7 @@ def test_sigkill_mid_flush_loses_no_reported_write_and_little_progress(
     schema = f"crash_{seed}"
     config = crash_config(tmp_path, private_cluster, schema)
     log_path = tmp_path / "events.jsonl"
-    args = ["--engine", "simulated", "--no-api", "--sim-torrents", str(TORRENTS), "--sim-files", "3"]
+    args = ["--no-api", "--sim-torrents", str(TORRENTS), "--sim-files", "3"]
     args += ["--sim-steps", str(STEPS), "--sim-seed", str(seed), "--event-log", str(log_path)]
     daemon = daemons(*args, config=config)
     daemon.wait_running()

@@ -17,7 +17,7 @@ from tests.support.postgres import PrivateCluster, pg_options
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 SCHEMA = "revaer_runtime"
-SIM = ["--engine", "simulated", "--sim-torrents", "5", "--sim-steps", "1000"]
+SIM = ["--sim-torrents", "5", "--sim-steps", "1000"]
 
 
 def config_for(tmp_path: Path, cluster: PrivateCluster, **postgres: object) -> Path:

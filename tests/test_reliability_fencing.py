@@ -27,7 +27,6 @@ from revaer_core.daemon import Daemon
 from revaer_core.events import TorrentAdded
 from revaer_core.settings import ApiSettings, EngineSettings, RuntimeSettings, Settings, WatchSettings
 from revaer_core.testing.jobs import job_started
-from revaer_core.testing.simulated import SimulationScript
 from revaer_runtime_memory import MemoryStore
 from revaer_runtime_pg import migrate
 from tests.support.daemon import DaemonProcess, Daemons, EventLogView, write_config
@@ -35,7 +34,7 @@ from tests.support.postgres import PrivateCluster, open_pg_store, pg_options
 from tests.support.waiting import wait_for
 
 SCHEMA = "revaer_runtime"
-SIM = ["--engine", "simulated", "--sim-torrents", "20", "--sim-steps", "100000"]
+SIM = ["--sim-torrents", "20", "--sim-steps", "100000"]
 
 
 def _lock_backends(url: str, schema: str) -> list[int]:
@@ -162,9 +161,8 @@ def test_a_fenced_daemon_reports_failed_naming_the_holder_and_stops(
     )
     daemon = Daemon(
         settings,
-        engine="simulated",
+        engine="simulated",  # by name: the registry finds the harness's engine, saving into downloads
         store=_open(pg_url, pg_schema, tmp_path),
-        script=SimulationScript(save_path=downloads),
     )
     daemon.start()
     second: RuntimeStore | None = None
@@ -340,7 +338,7 @@ def test_a_dying_thread_turns_health_failed_and_stops_the_daemon(tmp_path: Path)
         api=ApiSettings(host="127.0.0.1", port=0),
     )
     store = RuntimeStore.open(MemoryStore(), name="memory", data_dir=tmp_path / "data")
-    daemon = Daemon(settings, engine="simulated", store=store, script=SimulationScript(save_path=downloads))
+    daemon = Daemon(settings, engine="simulated", store=store)
     daemon.start()
     try:
         assert daemon.wait(timeout=30), "the daemon did not notice its watch thread died"
@@ -374,7 +372,7 @@ def test_revaer_run_exits_3_naming_the_thread_that_died(tmp_path: Path, daemons:
         },
     )
     path = os.pathsep.join(p for p in (str(inject), os.environ.get("PYTHONPATH", "")) if p)
-    daemon = daemons("--engine", "simulated", "--sim-torrents", "3", config=config, env={"PYTHONPATH": path})
+    daemon = daemons("--sim-torrents", "3", config=config, env={"PYTHONPATH": path})
     assert daemon.wait_exit(timeout=60) == 3, daemon.stderr
     errors = _error_lines(daemon)
     assert len(errors) == 1 and "thread revaer-watch died: OverflowError" in errors[0], daemon.stderr
@@ -395,7 +393,7 @@ def test_a_failed_start_never_says_stopped_cleanly(tmp_path: Path, daemons: Daem
                 "api": {"host": "127.0.0.1", "port": taken.getsockname()[1]},
             },
         )
-        daemon = daemons("--engine", "simulated", config=config)
+        daemon = daemons(config=config)
         assert daemon.wait_exit(timeout=60) == 3, daemon.stderr
     assert "stopped cleanly" not in daemon.output(), daemon.stderr
     assert len(_error_lines(daemon)) == 1, daemon.stderr

@@ -47,7 +47,7 @@ def test_a_frozen_server_stops_no_event_and_loses_no_write(
             "api": {"host": "127.0.0.1", "port": 0},
         },
     )
-    args = ["--engine", "simulated", "--sim-torrents", str(TORRENTS), "--sim-steps", "2000"]
+    args = ["--sim-torrents", str(TORRENTS), "--sim-steps", "2000"]
     daemon = daemons(*args, "--event-log", str(log_path), config=config)
     daemon.wait_running()
     wait_for(lambda: len(EventLogView.read(log_path).written) >= 5, "a few committed flushes", timeout=30)

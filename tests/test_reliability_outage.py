@@ -74,7 +74,7 @@ def outage_config(tmp_path: Path, dsn: str) -> Path:
 
 
 def start(daemons: Daemons, config: Path, log: Path) -> DaemonProcess:
-    args = ["--engine", "simulated", "--sim-torrents", str(TORRENTS), "--sim-files", str(FILES)]
+    args = ["--sim-torrents", str(TORRENTS), "--sim-files", str(FILES)]
     args += ["--sim-steps", str(STEPS), "--sim-seed", str(SEED), "--event-log", str(log)]
     args += [a for n, step in REMOVALS.items() for a in ("--sim-remove", f"{n}@{step}")]
     daemon = daemons(*args, config=config)

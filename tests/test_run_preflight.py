@@ -58,7 +58,7 @@ def test_a_bad_setting_stops_run_before_the_store_opens(
               for k, t in tables.items()}  # fmt: skip
     config = _config(tmp_path, pg_url, pg_schema, **filled)
     for debug in ((), ("--debug",)):
-        done = revaer(*debug, "run", "--engine", "simulated", config=config, timeout=120)
+        done = revaer(*debug, "run", config=config, timeout=120)
         assert done.returncode == 2, done.stderr
         lines = done.stderr.strip().splitlines()
         assert lines[-1].startswith(starts_with), done.stderr
@@ -72,7 +72,7 @@ def test_a_bad_setting_stops_run_before_the_store_opens(
 
 def test_a_blank_database_url_is_refused_naming_it(tmp_path: Path, pg_url: str, pg_schema: str) -> None:
     config = _config(tmp_path, pg_url, pg_schema)
-    done = revaer("run", "--engine", "simulated", config=config, env={"REVAER_DATABASE_URL": "  "}, timeout=120)
+    done = revaer("run", config=config, env={"REVAER_DATABASE_URL": "  "}, timeout=120)
     assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
     assert errors == [

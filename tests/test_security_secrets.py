@@ -32,8 +32,6 @@ def test_the_dsn_password_appears_in_no_output(
     )
     seen: list[str] = []
     daemon = daemons(
-        "--engine",
-        "simulated",
         "--sim-torrents",
         "5",
         "--sim-steps",

@@ -29,7 +29,7 @@ from revaer_core.demo.seeder import make_payload
 from revaer_core.engine.libtorrent import create_metainfo
 from revaer_core.events import Event, OperatorAction, WatchFileRejected
 from revaer_core.settings import ApiSettings, EngineSettings, RuntimeSettings, Settings, WatchSettings
-from revaer_core.testing.simulated import SimulationScript
+from revaer_core.testing.simulated import SimulatedEngineFactory, SimulationScript
 from tests.support.postgres import pg_runtime
 from tests.support.stores import open_faulty
 from tests.support.waiting import wait_for
@@ -71,7 +71,7 @@ def make_settings(
 def running(settings: Settings, store: RuntimeStore | None = None) -> Iterator[Daemon]:
     """A started daemon on the simulated engine (no progress of its own), stopped afterwards."""
     script = SimulationScript(steps=1000, save_path=settings.engine.download_dir)
-    daemon = Daemon(settings, engine="simulated", serve_api=False, store=store, script=script)
+    daemon = Daemon(settings, engine=SimulatedEngineFactory(script), serve_api=False, store=store)
     daemon.start()
     try:
         yield daemon

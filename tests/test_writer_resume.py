@@ -18,7 +18,7 @@ from revaer_core.health import RUNTIME_STORE, HealthBoard
 from revaer_core.orchestrator import TorrentOrchestrator
 from revaer_core.orchestrator.writer import StoreWriter
 from revaer_core.settings import RuntimeSettings
-from revaer_core.testing.simulated import SimulatedEngine, SimulationScript
+from revaer_core.testing.simulated import SimulatedEngine, SimulatedEngineFactory, SimulationScript
 from revaer_runtime_memory import MemoryStore
 from tests.support.waiting import wait_for
 
@@ -195,7 +195,7 @@ def test_a_stop_that_leaves_resume_data_unwritten_is_not_called_clean(tmp_path: 
     plugin = ResumeRefusingStore()
     store = RuntimeStore.open(plugin, name="memory", data_dir=tmp_path / "data")
     script = SimulationScript(torrents=3, steps=400, save_path=tmp_path / "downloads")
-    daemon = Daemon(settings, engine="simulated", script=script, serve_api=False, store=store)
+    daemon = Daemon(settings, engine=SimulatedEngineFactory(script), serve_api=False, store=store)
     daemon.start()
     assert daemon.orchestrator is not None
     wait_for(lambda: len(store.load_torrents()) == 3, "the statuses to be stored")

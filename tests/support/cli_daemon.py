@@ -25,7 +25,7 @@ from revaer_core.demo.seeder import make_payload
 from revaer_core.engine.libtorrent import create_metainfo
 from revaer_core.events import OperatorAction
 from revaer_core.settings import ApiSettings, EngineSettings, FsOpsSettings, RuntimeSettings, Settings, load_settings
-from revaer_core.testing.simulated import SimulatedEngine, SimulationScript
+from revaer_core.testing.simulated import SimulatedEngine, SimulatedEngineFactory, SimulationScript
 from revaer_runtime_memory import MemoryStore
 from tests.support.daemon import write_config
 from tests.support.surfaces import CliResult
@@ -91,7 +91,7 @@ def start_daemon(root: Path, *, steps: int = 1000, fsops: FsOpsSettings | None =
     )
     store = RuntimeStore.open(MemoryStore(), name="memory", data_dir=root / "data")
     daemon = Daemon(
-        settings, engine="simulated", store=store, script=SimulationScript(steps=steps, save_path=downloads)
+        settings, engine=SimulatedEngineFactory(SimulationScript(steps=steps, save_path=downloads)), store=store
     )
     daemon.start()
     config = write_config(

@@ -1,4 +1,7 @@
-"""``revaer run`` and the ``revaer`` CLI as real subprocesses, and the event log they leave.
+"""The daemon and the ``revaer`` CLI as real subprocesses, and the event log the daemon leaves.
+
+The daemon runs as the test harness's ``python -m revaer_core.testing run``:
+``revaer run`` on the simulated engine, with ``--sim-*`` and ``--event-log``.
 
 Reliability tests kill, stop and restart the daemon from outside, as an
 operator or a crash would; these helpers make every wait bounded and make sure
@@ -36,6 +39,11 @@ def revaer_argv() -> list[str]:
     return [script] if script else [sys.executable, "-m", "revaer_core"]
 
 
+def harness_argv() -> list[str]:
+    """The test harness's command (``python -m revaer_core.testing``): ``revaer``'s options, a simulated daemon."""
+    return [sys.executable, "-m", "revaer_core.testing"]
+
+
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """This process's environment without Revaer's own variables (a test states each it wants)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REVAER_")}
@@ -68,12 +76,12 @@ def write_config(path: Path, tables: Mapping[str, Mapping[str, Any]]) -> Path:
 
 
 class DaemonProcess:
-    """One ``revaer run`` subprocess; stdout and stderr go to files so nothing blocks on a full pipe."""
+    """One simulated daemon subprocess (the harness's ``run``); stdout and stderr go to files so nothing blocks."""
 
     def __init__(self, args: Sequence[str], *, config: Path, workdir: Path, env: Mapping[str, str] | None = None):
         self.stderr_path = workdir / f"daemon-{time.monotonic_ns()}.err"
         self.stdout_path = self.stderr_path.with_suffix(".out")
-        argv = [*revaer_argv(), "--config", str(config), "run", *args]
+        argv = [*harness_argv(), "--config", str(config), "run", *args]
         with self.stderr_path.open("wb") as err, self.stdout_path.open("wb") as out:
             self.process = subprocess.Popen(argv, stdout=out, stderr=err, env=child_env(env), cwd=workdir)
         self.pid = self.process.pid
@@ -159,7 +167,7 @@ def daemons(tmp_path: Path) -> Iterator[Daemons]:
         made.kill_all()
 
 
-# -- the event log (revaer run --event-log) -------------------------------------------------------------------
+# -- the event log (run --event-log) -----------------------------------------------------------------------------------
 
 
 @attrs.frozen

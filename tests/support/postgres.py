@@ -1,4 +1,4 @@
-"""PostgreSQL for tests: which server to use (DESIGN §7), private clusters for fault tests, unique schemas.
+"""PostgreSQL for tests: which server to use, private clusters for fault tests, unique schemas.
 
 Fixtures (a pytest plugin: listed in ``tests/conftest.py``):
 
@@ -371,7 +371,7 @@ def _unavailable(reasons: list[str], remedy: str) -> None:
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    """The URL of the database tests share, chosen as DESIGN §7 says."""
+    """The URL of the database tests share: the environment's, else a container's, else a private cluster's."""
     url = os.environ.get(URL_ENV, "").strip()
     if url:
         yield url

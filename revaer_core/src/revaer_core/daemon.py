@@ -23,8 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import attrs
@@ -34,8 +33,9 @@ from revaer_core.control.controller import Controller
 from revaer_core.control.token import daemon_token
 from revaer_core.control.watch import WatchFolder
 from revaer_core.engine import Engine, RestoreRequest, restore_plan
-from revaer_core.engine.registry import open_engine
+from revaer_core.engine.registry import EngineFactory, open_engine
 from revaer_core.errors import HELD_ELSEWHERE, WRITER_LOCK_FACT
+from revaer_core.events import Event
 from revaer_core.fsops.policy import journal_dir_of
 from revaer_core.fsops.service import FsOpsService
 from revaer_core.health import WRITER_LOCK, HealthBoard, StoreRole
@@ -44,11 +44,20 @@ from revaer_core.metrics import Metrics
 from revaer_core.orchestrator import Catalog, DrainReport, ReconcileReport, TorrentOrchestrator
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings
+from revaer_core.status import TorrentStatus
 from revaer_core.store import RuntimeStore
-from revaer_core.testing.eventlog import EventLog
-from revaer_core.testing.simulated import SimulationScript
 
 log = logging.getLogger(__name__)
+
+
+class DaemonObserver(Protocol):
+    """Told what the daemon folded and what its store committed, in order: an audit trail, a crash test's log."""
+
+    def on_event(self, event: Event) -> None:
+        """Every event, once the orchestrator folded it (on the bus's thread)."""
+
+    def on_written(self, upserted: Sequence[TorrentStatus], removed: Sequence[UUID]) -> None:
+        """What one flush committed (on the writer's thread)."""
 
 
 @attrs.frozen
@@ -102,16 +111,15 @@ class Daemon:
         self,
         settings: Settings,
         *,
-        engine: str = "libtorrent",
-        script: SimulationScript | None = None,
+        engine: str | EngineFactory = "libtorrent",
         serve_api: bool = True,
         store: RuntimeStore | None = None,
         engine_overrides: Mapping[str, Any] | None = None,
-        event_log: Path | None = None,
+        observer: DaemonObserver | None = None,
     ) -> None:
         self.settings = settings
-        self._engine_name = engine
-        self._script = script
+        self._engine = engine
+        self._engine_name = engine if isinstance(engine, str) else engine.name
         self._serve_api = serve_api
         self._given_store = store
         self._engine_overrides = engine_overrides
@@ -126,8 +134,7 @@ class Daemon:
         self.controller: Controller | None = None  #: the control operations the API and the watch folder use
         self.watch: WatchFolder | None = None  #: the ``[engine] watch_dir`` poller, when one is set
         self.reconciled: ReconcileReport | None = None
-        #: every event and committed flush as JSON lines, for crash tests to check the store against
-        self.event_log = EventLog(event_log) if event_log is not None else None
+        self.observer = observer  #: told every folded event and every committed flush; the caller closes it
         self.failure: str | None = None  #: the first fatal fault reported through :meth:`fail`
         self._stopping = threading.Event()  #: set by :meth:`request_stop` and :meth:`fail`; ends :meth:`wait`
         self._started = False
@@ -213,13 +220,13 @@ class Daemon:
             health=self.health,
             metrics=self.metrics,
             on_completed=self.fsops.on_completed,
-            on_written=self.event_log.on_written if self.event_log is not None else None,
+            on_written=self.observer.on_written if self.observer is not None else None,
             catalog=catalog,
         )
         self.orchestrator.hydrate()
         self.orchestrator.start()
-        if self.event_log is not None:
-            self.bus.subscribe(self.event_log.on_event)  # after the orchestrator: logged once folded
+        if self.observer is not None:
+            self.bus.subscribe(self.observer.on_event)  # after the orchestrator: told once folded
         self.engine = self._open_engine()
         restored = self.engine.start(self._restore_plan())
         self.reconciled = self.orchestrator.reconcile(restored)
@@ -267,15 +274,16 @@ class Daemon:
 
     def _open_engine(self) -> Engine:
         assert self.store is not None
+        resume_interval_s = self.settings.runtime.flush_interval_ms / 1000  # resume data keeps up with the flushes
+        if not isinstance(self._engine, str):
+            return self._engine(self.bus.publish, self.store, self.settings.engine, resume_interval_s)
         return open_engine(
-            self._engine_name,
+            self._engine,
             self.bus.publish,
             self.store,
             self.settings.engine,
-            simulated_tick_s=0.05,
-            script=self._script,
             session_overrides=self._engine_overrides,
-            resume_interval_s=self.settings.runtime.flush_interval_ms / 1000,
+            resume_interval_s=resume_interval_s,
         )
 
     def _start_api(self) -> Any:
@@ -325,8 +333,6 @@ class Daemon:
         drained = self.orchestrator.close(left()) if self.orchestrator is not None else DrainReport(unwritten=())
         if self.store is not None and self._given_store is None:
             self._close_store(self.store, left())
-        if self.event_log is not None:
-            self.event_log.close()
         if self._previous_excepthook is not None:
             threading.excepthook, self._previous_excepthook = self._previous_excepthook, None
         report = ShutdownReport(

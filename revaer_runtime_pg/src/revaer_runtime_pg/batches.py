@@ -14,7 +14,8 @@ from uuid import UUID
 import psycopg
 import sqlalchemy as sa
 
-from revaer_runtime_pg import database
+from revaer_core import TorrentStatus
+from revaer_runtime_pg import binary_copy, database
 from revaer_runtime_pg.connection import Connected
 from revaer_runtime_pg.statements import StagedWrite
 from revaer_runtime_pg.transactions import writing
@@ -22,8 +23,7 @@ from revaer_runtime_pg.transactions import writing
 log = logging.getLogger(__name__)
 
 _V = TypeVar("_V")
-_Row = TypeVar("_Row", bound=tuple[Any, ...])
-_R = TypeVar("_R")
+_Row = TypeVar("_Row", bound=Sequence[Any])
 
 #: What the server raises for a row it will not take (a value or constraint it refuses), as opposed to a fault.
 REFUSED = (psycopg.DataError, sa.exc.DataError, psycopg.IntegrityError, sa.exc.IntegrityError)
@@ -34,31 +34,39 @@ def storable_rows(values: Iterable[_V], make: Callable[[_V, list[str]], _Row]) -
 
     :returns: The rows, and the ids of those stored sanitised, each logged with what was changed.
     """
-    return storable_records(values, make, None)
-
-
-def storable_records(
-    values: Iterable[_V], make: Callable[[_V, list[str]], _Row], encode: Callable[[_Row], _R] | None
-) -> tuple[dict[UUID, _R], list[UUID]]:
-    """:func:`storable_rows`, each row kept as ``encode`` makes it (binary COPY data, say) instead of itself.
-
-    A row encoded at once is freed at once: a batch of bytes, unlike one of
-    tuples, gives the garbage collector nothing to track.
-    """
-    batch: dict[UUID, Any] = {}
+    batch: dict[UUID, _Row] = {}
     sanitised: list[UUID] = []
-    problems: list[str] = []
     for value in values:
+        problems: list[str] = []
         row = make(value, problems)
-        batch[row[0]] = row if encode is None else encode(row)
+        batch[row[0]] = row
         if problems:
-            log.warning("torrent %s: stored sanitised: %s", row[0], "; ".join(problems))
+            _sanitised(row[0], problems)
             sanitised.append(row[0])
-            problems = []
     return batch, sanitised
 
 
-def staged(db: Connected, write: StagedWrite, batch: Iterable[tuple[Any, ...]] | bytes) -> list[tuple[Any, ...]]:
+def progress_stream(statuses: Iterable[TorrentStatus]) -> tuple[bytes, int]:
+    """The progress rows of ``statuses`` as one binary COPY stream (the last status of an id wins), and their count.
+
+    Each row is bytes as soon as it is made: a batch of them, unlike one of
+    tuples, gives the garbage collector nothing to track.
+    """
+    records: dict[int, bytes] = {}
+    problems: list[str] = []
+    for status in statuses:
+        records[status.id.int] = binary_copy.progress_record(status, problems)
+        if problems:
+            _sanitised(status.id, problems)
+            problems = []
+    return binary_copy.stream(records.values()), len(records)
+
+
+def _sanitised(torrent_id: UUID, problems: list[str]) -> None:
+    log.warning("torrent %s: stored sanitised: %s", torrent_id, "; ".join(problems))
+
+
+def staged(db: Connected, write: StagedWrite, batch: Iterable[Sequence[Any]] | bytes) -> list[tuple[Any, ...]]:
     """COPY ``batch`` into ``write``'s temporary table and apply it, in one transaction.
 
     ``batch`` is rows, or a whole binary COPY stream built beforehand (see
@@ -88,7 +96,7 @@ def staged(db: Connected, write: StagedWrite, batch: Iterable[tuple[Any, ...]] |
     return returned
 
 
-def write_batch(db: Connected, write: StagedWrite, batch: Sequence[tuple[Any, ...]], what: str) -> list[UUID]:
+def write_batch(db: Connected, write: StagedWrite, batch: Sequence[Sequence[Any]], what: str) -> list[UUID]:
     """Write ``batch`` at once; should the server refuse it, row by row, so one bad row costs only itself.
 
     :returns: The torrent ids of the rows refused alone (each logged).

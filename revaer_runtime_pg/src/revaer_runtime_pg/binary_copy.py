@@ -11,9 +11,12 @@ thread cost about as much as the event path itself.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
-from revaer_runtime_pg.rows import ProgressRow
+from revaer_core import TorrentStatus
+from revaer_runtime_pg.rows import progress_row
 
 #: What a binary COPY stream starts with: the signature, then no flags and no header extension.
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -31,9 +34,27 @@ _ROW = struct.Struct(">h i16s iq iq iq iq iq id iq")
 _ROW_NO_ETA = struct.Struct(">h i16s iq iq i iq iq id iq")  # eta_seconds NULL
 
 
-def progress_record(row: ProgressRow) -> bytes:
-    """One row of the progress staging table (``PROGRESS_COLUMNS`` order), as binary COPY sends it."""
-    ident, downloaded, total, eta, down, up, ratio, updated = row
+def progress_record(status: TorrentStatus, problems: list[str]) -> bytes:
+    """The row ``update_progress`` writes for ``status``, as binary COPY sends it, sanitised as ``progress_row`` does.
+
+    ``struct``'s int8 is BIGINT, so a value that does not fit makes ``pack``
+    raise, and only then is the row built and sanitised: the common case
+    checks nothing twice.
+    """
+    p, r, updated = status.progress, status.rates, status.last_updated
+    if 1 < updated.year < 9999:
+        try:
+            return _pack(
+                status.id, p.downloaded, p.total, p.eta_seconds, r.download_bps, r.upload_bps, r.ratio, updated
+            )
+        except struct.error:
+            pass
+    return _pack(*progress_row(status, problems))
+
+
+def _pack(
+    ident: UUID, downloaded: int, total: int, eta: int | None, down: int, up: int, ratio: float, updated: datetime
+) -> bytes:
     at = (updated - _PG_EPOCH) // _MICROSECOND  # timestamptz: microseconds since 2000-01-01 UTC
     if eta is None:
         return _ROW_NO_ETA.pack(
@@ -46,6 +67,6 @@ def progress_record(row: ProgressRow) -> bytes:
     )  # fmt: skip
 
 
-def stream(records: list[bytes]) -> bytes:
+def stream(records: Iterable[bytes]) -> bytes:
     """``records`` as one whole binary COPY stream, signature and trailer included."""
     return b"".join((SIGNATURE, *records, TRAILER))

@@ -39,7 +39,7 @@ from revaer_core import (
     hookimpl,
     page_of,
 )
-from revaer_runtime_pg import batches, binary_copy, database, health, jobs, loaders, queries, rows
+from revaer_runtime_pg import batches, database, health, jobs, loaders, queries, rows
 from revaer_runtime_pg.connection import Connected, close_database, open_database
 from revaer_runtime_pg.options import parse_options
 from revaer_runtime_pg.queries import readable
@@ -105,11 +105,10 @@ class PostgresStore:
 
     @hookimpl
     def update_progress(self, statuses: Sequence[TorrentStatus]) -> Sequence[UUID]:
-        records, _ = batches.storable_records(statuses, rows.progress_row, binary_copy.progress_record)
-        if not records:
+        data, count = batches.progress_stream(statuses)  # encoded before a connection is taken: no I/O waits on it
+        if not count:
             return []
         db = self._database
-        data = binary_copy.stream(list(records.values()))  # encoded before a connection is taken: no I/O waits on it
         with faults(db):
             return [row[0] for row in batches.staged(db, db.statements.progress, data)]
 

@@ -32,7 +32,7 @@ from litestar.response import Stream
 from litestar.types import ExceptionHandlersMap
 
 from revaer_core.api import control, incidents, operations
-from revaer_core.api.event_schema import EventData
+from revaer_core.api.event_schema import EVENT_ID_PATTERN, EventData, EventStreamOperation
 from revaer_core.api.incidents import StoreIncident
 from revaer_core.api.models import HealthReport, JobDetail, JobPage, Liveness, Problem, TorrentPage
 from revaer_core.api.probe import StoreProbe
@@ -229,6 +229,10 @@ def _check_host(request: Request[Any, Any, Any]) -> None:
 
 # -- handlers -----------------------------------------------------------------------------
 
+#: The schema of an optional text parameter: a string when sent, never ``null`` (Litestar writes
+#: ``str | None`` as a oneOf with null, and a client told so sends the text "null").
+TEXT: dict[str, Any] = {"oneOf": None, "type": "string"}
+
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description=f"Rows per page, 1 to {MAX_PAGE_SIZE}.")]
 PageCursor = Annotated[
     str | None,
@@ -236,12 +240,10 @@ PageCursor = Annotated[
         description=f"`next_cursor` of the previous page, as given (at most {MAX_CURSOR_LENGTH} characters of "
         "unpadded URL-safe base64); absent for the first page. A cursor that was not made by this API is refused "
         "with 400.",
-        schema_extra={"maxLength": MAX_CURSOR_LENGTH, "pattern": CURSOR_PATTERN},  # checked by Cursor.decode
+        schema_extra={**TEXT, "maxLength": MAX_CURSOR_LENGTH, "pattern": CURSOR_PATTERN},  # checked by Cursor.decode
     ),
 ]
 
-#: An event id as a client sends it back: decimal digits only, at most 19 (a 64-bit id).
-EVENT_ID_PATTERN = r"^[0-9]{1,19}$"
 _EVENT_ID = re.compile(EVENT_ID_PATTERN)
 
 
@@ -263,7 +265,7 @@ def list_torrents(
         QueryParameter(
             description=f"Case-insensitive substring of the name, at most {operations.MAX_SEARCH_LENGTH} characters, "
             "without NUL.",
-            schema_extra={"maxLength": operations.MAX_SEARCH_LENGTH},  # checked in operations, in its words
+            schema_extra={**TEXT, "maxLength": operations.MAX_SEARCH_LENGTH, "pattern": operations.SEARCH_PATTERN},
         ),
     ] = None,
     sort: Annotated[TorrentSort, QueryParameter(description="Sort key; ties are broken by id.")] = TorrentSort.ADDED,
@@ -332,6 +334,7 @@ def show_job(services: NamedDependency[Services], torrent_id: TorrentIdPath) -> 
     media_type="text/event-stream",
     response_description="Server-sent events: `id` is the event id, `event` its kind, `data` the event as JSON.",
     operation_id="streamEvents",
+    operation_class=EventStreamOperation,
     responses={
         200: ResponseSpec(
             data_container=EventData,
@@ -350,14 +353,14 @@ async def events(
         HeaderParameter(
             name="Last-Event-ID",
             description="Resume after this event id (set by EventSource): decimal digits only.",
-            schema_extra={"pattern": EVENT_ID_PATTERN},
+            schema_extra={**TEXT, "pattern": EVENT_ID_PATTERN},
         ),
     ] = None,
     after: Annotated[
         str | None,
         QueryParameter(
             description="Resume after this event id, for clients that cannot set headers: decimal digits only.",
-            schema_extra={"pattern": EVENT_ID_PATTERN},
+            schema_extra={**TEXT, "pattern": EVENT_ID_PATTERN},
         ),
     ] = None,
 ) -> Stream:
@@ -366,12 +369,10 @@ async def events(
         raise ServiceUnavailableException(
             detail="no live events: this API was started alone (revaer api); events come from the API of revaer run"
         )
-    raw = last_event_id if last_event_id is not None else after
-    resume = 0
-    if raw is not None:
-        if not _EVENT_ID.fullmatch(raw):
-            raise InvalidInput(f"event id {raw!r} is not an event id (decimal digits only, at most 19)")
-        resume = int(raw)
+    for name, raw in (("Last-Event-ID", last_event_id), ("after", after)):  # each one sent is checked
+        if raw is not None and not _EVENT_ID.fullmatch(raw):
+            raise InvalidInput(f"{name} {raw!r} is not an event id (decimal digits only, at most 19)")
+    resume = int(last_event_id if last_event_id is not None else after or 0)  # the header wins, as EventSource sets it
     hub = services.streams
     assert hub is not None  # there is a hub whenever there is a bus
     try:
@@ -445,6 +446,7 @@ async def health_head() -> Response[None]:
     tags=["operations"],
     summary="Prometheus metrics, no body",
     operation_id="headMetrics",
+    media_type=PROMETHEUS_TEXT,
     opt=METRICS,
     responses=problems(),
 )

@@ -21,9 +21,8 @@ Options have the same names everywhere: ``paused``, ``sequential``,
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import attrs
 import msgspec
@@ -31,8 +30,9 @@ from litestar import Request, Response, delete, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.exceptions import ServiceUnavailableException
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import QueryParameter
 
+from revaer_core.api.bodies import AddTorrentJson, FilesJson, OptionsJson, add_operation, decode, json_operation
 from revaer_core.api.models import CLI_AGENT
 from revaer_core.api.services import (
     BEARER,
@@ -51,43 +51,6 @@ from revaer_core.sources import AddedVia
 from revaer_core.status import FileEntry, TorrentStatus
 
 BITTORRENT = "application/x-bittorrent"
-
-T = TypeVar("T")
-
-
-@attrs.frozen
-class AddTorrentJson:
-    """The JSON body of an add: a magnet or base64 metainfo, and the user's choices."""
-
-    magnet: str | None = None
-    metainfo: str | None = None  #: the .torrent's bytes, base64
-    paused: bool = False
-    sequential: bool = False
-    save_path: str | None = None  #: inside [engine] allowed_save_roots; default the download dir
-    labels: list[str] = attrs.field(factory=list)
-    skip_files: list[int] = attrs.field(factory=list)  #: file indices to skip (priority 0)
-    file_priorities: dict[str, int] = attrs.field(factory=dict)  #: file index -> priority 0..7
-    download_limit: int | None = None  #: bytes/s; 0 or null for none
-    upload_limit: int | None = None
-    resume_data: str | None = None  #: libtorrent resume data, base64, with metainfo only: progress without a recheck
-
-
-@attrs.frozen
-class OptionsJson:
-    """Options to change; a key left out stays as it is, a limit of 0 or null lifts it."""
-
-    sequential: bool | None = None
-    download_limit: int | msgspec.UnsetType | None = msgspec.UNSET
-    upload_limit: int | msgspec.UnsetType | None = msgspec.UNSET
-    labels: list[str] | None = None  #: replaces the torrent's labels
-
-
-@attrs.frozen
-class FilesJson:
-    """File priorities to set by index; ``skip`` is priority 0."""
-
-    skip: list[int] = attrs.field(factory=list)
-    priorities: dict[str, int] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -172,28 +135,10 @@ def _request(controller: Controller, info: TorrentInfo, options: Mapping[str, An
     return add_request(info, controller.settings.engine, **options)
 
 
-def _decode(data: bytes, kind: type[Any]) -> Any:
-    try:
-        return msgspec.json.decode(data, type=kind)
-    except msgspec.ValidationError as exc:
-        raise InvalidInput(f"request body: {exc}") from None
-    except msgspec.DecodeError:
-        raise InvalidInput("request body is not valid JSON") from None
-
-
-async def _strict(request: Request[Any, Any, Any], kind: type[T]) -> T:
-    """The JSON body as ``kind``, read strictly: Litestar's own reading of ``data`` takes ``"1"`` for 1 and for true.
-
-    The ``data`` parameter stays on the handler for the OpenAPI document; this is what the handler uses.
-    """
-    decoded: T = _decode(await request.body(), kind)
-    return decoded
-
-
 def _base64(field: str, text: str | None) -> bytes:
     try:
         return base64.b64decode(text or "", validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a non-ASCII character (which b64decode refuses with a bare ValueError)
         raise InvalidInput(f"JSON add: '{field}' is not valid base64") from None
 
 
@@ -228,7 +173,7 @@ async def _parse_add(request: Request[Any, Any, Any], limit: int) -> tuple[Torre
         query = request.query_params
         return read_metainfo(body), _pair_options(query.get, lambda key: list(query.getall(key, [])))
     if kind == "application/json":
-        parsed: AddTorrentJson = _decode(body, AddTorrentJson)
+        parsed = decode(body, AddTorrentJson)
         if (parsed.magnet is None) == (parsed.metainfo is None):
             raise InvalidInput("JSON add: give exactly one of 'magnet' or 'metainfo' (base64)")
         if parsed.magnet is not None:
@@ -254,6 +199,7 @@ TAGS = ["torrents"]
     "/v1/torrents",
     summary="Add a torrent",
     operation_id="addTorrent",
+    operation_class=add_operation(),
     status_code=201,
     response_description="The torrent: 201 with Location when new, 200 when it was there already.",
     description="The body is at most `[api] max_upload_bytes` (10 MiB by default; 413 past it): "
@@ -334,6 +280,7 @@ reannounce_torrent = _action("reannounce", "Announce to the torrent's trackers n
     "/v1/torrents/{torrent_id:str}",
     summary="Change a torrent's options",
     operation_id="setTorrentOptions",
+    operation_class=json_operation(OptionsJson),
     responses=problems(400, 401, 403, 404, 409, 422, 503),
     guards=GUARDS,
     security=BEARER,
@@ -343,10 +290,9 @@ async def set_options(
     services: NamedDependency[Services],
     request: Request[Any, Any, Any],
     torrent_id: TorrentRefPath,
-    data: JSONBody[OptionsJson],
 ) -> TorrentStatus:
     """Change sequential mode, the rate limits (0 or null lifts one) or the labels (replaced whole)."""
-    data = await _strict(request, OptionsJson)
+    data = decode(await request.body(), OptionsJson)
     download = None if isinstance(data.download_limit, msgspec.UnsetType) else data.download_limit
     upload = None if isinstance(data.upload_limit, msgspec.UnsetType) else data.upload_limit
     change = OptionsChange(
@@ -379,6 +325,7 @@ def torrent_files(services: NamedDependency[Services], torrent_id: TorrentRefPat
     "/v1/torrents/{torrent_id:str}/files",
     summary="Set file priorities",
     operation_id="setTorrentFiles",
+    operation_class=json_operation(FilesJson),
     responses=problems(400, 401, 403, 404, 409, 422, 503),
     guards=GUARDS,
     security=BEARER,
@@ -388,10 +335,9 @@ async def set_files(
     services: NamedDependency[Services],
     request: Request[Any, Any, Any],
     torrent_id: TorrentRefPath,
-    data: JSONBody[FilesJson],
 ) -> TorrentStatus:
     """Skip files (priority 0) or set priorities 1..7 by file index; the others stay as they are."""
-    data = await _strict(request, FilesJson)
+    data = decode(await request.body(), FilesJson)
     controller = _controller(services)
     priorities = _index_map("priorities", data.priorities)
     return await blocking(

@@ -46,6 +46,8 @@ T = TypeVar("T")
 
 #: Longest name search accepted; longer input is a mistake, not a torrent name.
 MAX_SEARCH_LENGTH = 256
+#: A name search as the document states it (its length is ``MAX_SEARCH_LENGTH``): anything but NUL.
+SEARCH_PATTERN = r"^[^\u0000]*$"
 
 
 # -- input -------------------------------------------------------------------------

@@ -81,19 +81,26 @@ def _traceback(debug: bool) -> None:
         click.echo(redact(traceback.format_exc()).rstrip(), err=True)
 
 
-def main(argv: list[str] | None = None, *, obj: CliContext | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    obj: CliContext | None = None,
+    group: click.Group | None = None,
+    prog_name: str = "revaer",
+) -> int:
     """Run the CLI; errors become one line and an exit code instead of a traceback.
 
-    ``obj`` hands the commands an already-opened store (see :class:`CliContext`).
+    ``obj`` hands the commands an already-opened store (see :class:`CliContext`);
+    ``group`` runs another command group the same way (the test harness's).
     """
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        result = cli.main(args=argv, prog_name="revaer", standalone_mode=False, obj=obj)
+        result = (group or cli).main(args=argv, prog_name=prog_name, standalone_mode=False, obj=obj)
     except click.exceptions.Abort:
         click.echo("revaer: aborted", err=True)
         return 130
     except click.UsageError as exc:
-        command = exc.ctx.command_path if exc.ctx is not None else "revaer"
+        command = exc.ctx.command_path if exc.ctx is not None else prog_name
         click.echo(f"revaer: error: {exc.format_message()} (see '{command} --help')", err=True)
         return 2
     except click.ClickException as exc:

@@ -1,24 +1,42 @@
-"""Engines by name, for ``revaer run --engine <name>`` and the demo.
+"""Engines by name, for the daemon and the demo, and the factory type a caller hands the daemon instead.
 
-The libtorrent adapter is imported only when asked for, so the core (and the
-simulated engine) work without the optional ``libtorrent`` extra.
+The libtorrent adapter is imported only when asked for, so the core works
+without the optional ``libtorrent`` extra. The simulated engine belongs to
+the test harness (``revaer_core.testing``): it is found by its module name
+when that package can be imported, and the product never imports it.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
 
 from revaer_core.engine import Engine, Publish
 from revaer_core.errors import PluginError
 from revaer_core.settings import EngineSettings
 from revaer_core.store import RuntimeStore
 
-if TYPE_CHECKING:
-    from revaer_core.testing.simulated import SimulationScript
-
 #: Names :func:`open_engine` accepts.
 ENGINES = ("libtorrent", "simulated")
+
+#: Where the simulated engine lives: the test harness, shipped for the ``testing`` extra.
+SIMULATED_MODULE = "revaer_core.testing.simulated"
+
+
+class EngineFactory(Protocol):
+    """Builds a new, not yet started engine; what a caller hands the daemon in place of an engine's name."""
+
+    @property
+    def name(self) -> str:
+        """What the daemon calls the engine in its log and banner."""
+        ...
+
+    def __call__(
+        self, publish: Publish, store: RuntimeStore, settings: EngineSettings, resume_interval_s: float | None
+    ) -> Engine:
+        """The engine; ``resume_interval_s`` is how often it saves changed torrents' resume data (``None``: its own)."""
+        ...
 
 
 def open_engine(
@@ -27,19 +45,15 @@ def open_engine(
     store: RuntimeStore,
     settings: EngineSettings | None = None,
     *,
-    simulated_tick_s: float = 1.0,
-    script: SimulationScript | None = None,
     session_overrides: Mapping[str, Any] | None = None,
     resume_interval_s: float | None = None,
 ) -> Engine:
     """A new, not yet started engine called ``name``.
 
-    :param simulated_tick_s: how often the simulated engine steps on its own thread.
-    :param script: what the simulated engine does (default: nothing of its own, in ``download_dir``).
     :param session_overrides: extra libtorrent settings (a faster tick for loopback transfers, say).
     :param resume_interval_s: how often progress is saved as resume data (a daemon's flush interval):
         libtorrent's torrents with newly verified pieces, the simulated engine's changed torrents.
-    :raises PluginError: the libtorrent extra is not installed.
+    :raises PluginError: the libtorrent extra, or for ``simulated`` the test harness, cannot be imported.
     :raises ValueError: ``name`` is not one of :data:`ENGINES`.
     """
     settings = settings or EngineSettings()
@@ -57,10 +71,13 @@ def open_engine(
             publish, store, settings, session_overrides=session_overrides, piece_save_interval_s=resume_interval_s
         )
     if name == "simulated":
-        from revaer_core.testing.simulated import SimulatedEngine, SimulationScript
-
-        script = script or SimulationScript(save_path=settings.download_dir)
-        return SimulatedEngine(
-            publish, store, script, tick_interval_s=simulated_tick_s, resume_interval_s=resume_interval_s
-        )
+        try:
+            harness = importlib.import_module(SIMULATED_MODULE)
+        except ImportError as exc:
+            raise PluginError(
+                f"the simulated engine is part of Revaer's test harness, {SIMULATED_MODULE}, "
+                f"which cannot be imported ({exc}); install it with: pip install 'revaer-core[testing]'"
+            ) from None
+        factory = cast(EngineFactory, harness.SimulatedEngineFactory())
+        return factory(publish, store, settings, resume_interval_s)
     raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(ENGINES)}")

@@ -104,7 +104,7 @@ class TorrentOrchestrator:
                 health=self.health,
                 metrics=self.metrics,
                 backoff=backoff,
-                on_written=on_written,  # told what each committed flush stored (``revaer run --event-log``)
+                on_written=on_written,  # told what each committed flush stored (the daemon's observer)
             )
 
     # -- boot ------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """An append-only JSON-lines log of every event and every store write, for crash and outage tests.
 
-``revaer run --event-log PATH`` writes one line per event the engine and
-FsOps publish (after the orchestrator folded it) and one line per flush the
-writer reports as committed. A test that kills the daemon compares the store
+``python -m revaer_core.testing run --event-log PATH`` writes one line per
+event the engine and FsOps publish (after the orchestrator folded it) and one
+line per flush the writer reports as committed: it is the daemon's
+:class:`~revaer_core.daemon.DaemonObserver`. A test that kills the daemon compares the store
 against this log, never against the daemon's own view. Each line is handed
 to the OS as it is written, so a SIGKILL loses at most the line being written.
 

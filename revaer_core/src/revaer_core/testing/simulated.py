@@ -1,8 +1,9 @@
 """A scripted, deterministic engine: the events of a real one, without a network or a disk.
 
-Tests drive it step by step (:meth:`SimulatedEngine.step`); benchmarks and
-``revaer run --engine simulated`` let a background thread step it at a fixed
-rate. Its events have the same types, order and meaning as those of
+Tests drive it step by step (:meth:`SimulatedEngine.step`); the harness's
+daemon (``python -m revaer_core.testing run``, :mod:`revaer_core.testing.cli`)
+lets a background thread step it at a fixed rate. Its events have the same
+types, order and meaning as those of
 :class:`revaer_core.engine.libtorrent.LibtorrentEngine`:
 
 - add: ``TorrentAdded``, ``FilesDiscovered``, ``StateChanged(downloading)``
@@ -35,7 +36,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
@@ -60,6 +61,7 @@ from revaer_core.events import (
     TorrentRemoved,
 )
 from revaer_core.logthrottle import LogThrottle
+from revaer_core.settings import EngineSettings
 from revaer_core.status import FileEntry, TorrentState
 from revaer_core.store import RuntimeStore
 
@@ -731,3 +733,24 @@ class SimulatedEngine:
         with self._lock:
             if not self._closed:
                 self._save_batch([t for t in self._torrents.values() if t.dirty])
+
+
+@attrs.frozen
+class SimulatedEngineFactory:
+    """What a daemon is handed to run the simulated engine (an :class:`~revaer_core.engine.registry.EngineFactory`).
+
+    :param script: what the engine does; by default nothing of its own, saving into ``download_dir``.
+    :param tick_interval_s: how often its background thread steps it.
+    """
+
+    name: ClassVar[str] = "simulated"
+    script: SimulationScript | None = None
+    tick_interval_s: float = 0.05
+
+    def __call__(
+        self, publish: Publish, store: RuntimeStore, settings: EngineSettings, resume_interval_s: float | None = None
+    ) -> SimulatedEngine:
+        script = self.script or SimulationScript(save_path=settings.download_dir)
+        return SimulatedEngine(
+            publish, store, script, tick_interval_s=self.tick_interval_s, resume_interval_s=resume_interval_s
+        )
