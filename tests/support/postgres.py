@@ -31,8 +31,12 @@ from pathlib import Path
 import psycopg
 import psycopg.sql
 import pytest
+import sqlalchemy as sa
 
-from revaer_runtime_pg.testing import SERVER_USER, PrivateCluster
+from revaer_core import RuntimeStore
+from revaer_core.settings import RuntimeSettings
+from revaer_runtime_pg import database
+from revaer_runtime_pg.testing import SERVER_USER, PrivateCluster, open_pg_store, pg_options
 
 URL_ENV = "REVAER_TEST_DATABASE_URL"
 
@@ -142,6 +146,34 @@ def pg_schema(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield name
     with psycopg.connect(pg_url, autocommit=True) as connection:
         connection.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+def pg_runtime(url: str, schema: str, data_dir: Path, *, flush_interval_ms: int = 50) -> RuntimeSettings:
+    """``[runtime]`` settings of a daemon whose store is PostgreSQL on ``url`` in ``schema``."""
+    return RuntimeSettings(
+        backend="postgres",
+        data_dir=data_dir,
+        flush_interval_ms=flush_interval_ms,
+        backend_options={"postgres": pg_options(url, schema)},
+    )
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[sa.Engine]:
+    """A SQLAlchemy engine on ``pg_url``, as the store makes one (no statement timeout), disposed afterwards."""
+    made = database.make_engine(
+        pg_url, application_name="revaer tests", pool_size=2, connect_timeout_s=5, statement_timeout_ms=0
+    )
+    yield made
+    made.dispose()
+
+
+@pytest.fixture
+def pg_store(pg_url: str, pg_schema: str, tmp_path: Path) -> Iterator[RuntimeStore]:
+    """A PostgreSQL store in a fresh schema, closed after the test."""
+    opened = open_pg_store(pg_url, pg_schema, tmp_path)
+    yield opened
+    opened.close()
 
 
 #: For tests of what happens when the server must run as another user: only root hands it to ``postgres``.

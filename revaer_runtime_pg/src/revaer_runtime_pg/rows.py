@@ -33,7 +33,14 @@ from revaer_core import (
 )
 from revaer_runtime_pg import sanitize
 from revaer_runtime_pg.layout import Layout, pick
-from revaer_runtime_pg.schema import LAYOUT, PROGRESS_COLUMNS, SOURCE_COLUMNS, STATUS_COLUMNS
+from revaer_runtime_pg.schema import (
+    HISTORY_COLUMNS,
+    JOB_COLUMNS,
+    LAYOUT,
+    PROGRESS_COLUMNS,
+    SOURCE_COLUMNS,
+    STATUS_COLUMNS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +168,13 @@ def _files(raw: Any) -> tuple[FileEntry, ...] | None:
     return tuple([f if type(f) is FileEntry else _file_entry(f) for f in raw])
 
 
+def _reader(columns: Sequence[str], *names: str) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A getter of the values of columns ``names`` from a row of ``columns``, in the order of ``names``."""
+    return pick([columns.index(name) for name in names])
+
+
 def _columns(*names: str) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
-    """A getter of the values of ``torrents`` columns ``names`` from a status row, in that order."""
-    return pick([STATUS.position[name] for name in names])
+    return _reader(STATUS_COLUMNS, *names)
 
 
 _ID, _ADDED_AT, _LAST_UPDATED, _NAME, _STATE, _FAILURE, _FILE_LIST = (
@@ -203,13 +214,16 @@ def status_from_row(row: Sequence[Any]) -> TorrentStatus:
     )
 
 
+_SOURCE = _reader(SOURCE_COLUMNS, "torrent_id", "metainfo", "magnet", "file_priorities", "added_via", "added_at")
+
+
 def source_from_row(row: Sequence[Any]) -> StoredSource:
     """The source a ``torrent_sources`` row (SOURCE_COLUMNS order) holds.
 
     A way of adding a newer writer knows is read as ``api`` (and logged)
     rather than losing the source: without it the torrent cannot come back.
     """
-    (torrent_id, metainfo, magnet, priorities, via_label, added_at) = row
+    (torrent_id, metainfo, magnet, priorities, via_label, added_at) = _SOURCE(row)
     via = _ADDED_VIA.get(via_label)
     if via is None:
         _unknown("added_via", via_label, torrent_id, AddedVia.API.value)
@@ -246,9 +260,15 @@ def job_status_of(label: str) -> JobStatus:
     return _JOB_STATUSES.get(label, JobStatus.FAILED)
 
 
+_JOB = _reader(JOB_COLUMNS, "torrent_id", "status", "source", "attempt", "job_created_at", "job_updated_at",
+               "destination", "transfer_mode", "last_error")  # fmt: skip
+_HISTORY = _reader(HISTORY_COLUMNS, "torrent_id", "seq", "event", "status", "attempt", "at", "source", "destination",
+                   "transfer_mode", "detail")  # fmt: skip
+
+
 def job_from_row(row: Sequence[Any]) -> FsJob:
     """The job an ``fs_jobs`` row (JOB_COLUMNS order) holds."""
-    (torrent_id, status_label, source, attempt, created_at, updated_at, destination, mode, last_error) = row
+    (torrent_id, status_label, source, attempt, created_at, updated_at, destination, mode, last_error) = _JOB(row)
     status = _job_status(status_label, torrent_id)
     if status is None:
         status = JobStatus.FAILED
@@ -268,7 +288,7 @@ def job_from_row(row: Sequence[Any]) -> FsJob:
 
 def history_from_row(row: Sequence[Any]) -> JobHistoryEntry | None:
     """The entry an ``fs_job_history`` row (HISTORY_COLUMNS order) holds; ``None`` for an unknown event."""
-    (torrent_id, seq, event_label, status_label, attempt, at, source, destination, mode, detail) = row
+    (torrent_id, seq, event_label, status_label, attempt, at, source, destination, mode, detail) = _HISTORY(row)
     event = _EVENTS.get(event_label)
     if event is None:
         _unknown("job event", event_label, torrent_id, "nothing (the entry is left out)")

@@ -297,15 +297,22 @@ class PrivateCluster:
 
 def stored_progress(url: str, schema: str, data_dir: Path) -> dict[uuid.UUID, int]:
     """Every torrent's downloaded bytes as the PostgreSQL store in ``schema`` holds them, read as a client."""
-    from revaer_runtime_pg.store import PostgresStore  # here, not at the top: the store module is the heavy one
-
-    client = RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(url, schema), data_dir=data_dir, role=StoreRole.CLIENT
-    )
+    client = open_pg_store(url, schema, data_dir, role=StoreRole.CLIENT)
     try:
         return {s.id: s.progress.downloaded for s in client.load_torrents()}
     finally:
         client.close()
+
+
+def open_pg_store(
+    url: str, schema: str, data_dir: Path, *, role: StoreRole = StoreRole.DAEMON, **more: Any
+) -> RuntimeStore:
+    """A PostgreSQL store on ``url`` in ``schema`` (options :func:`pg_options` builds), opened in ``role``."""
+    from revaer_runtime_pg.store import PostgresStore  # here, not at the top: the store module is the heavy one
+
+    return RuntimeStore.open(
+        PostgresStore(), name="postgres", options=pg_options(url, schema, **more), data_dir=data_dir, role=role
+    )
 
 
 def pg_options(url: str, schema: str, **more: Any) -> dict[str, Any]:
