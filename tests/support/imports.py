@@ -23,9 +23,9 @@ from revaer_core.engine import torrent_id_for
 from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.health import StoreRole
 from revaer_core.plugins import open_store
-from revaer_core.settings import ApiSettings, RuntimeSettings, Settings
+from revaer_core.settings import ApiSettings, Settings
 from tests.support.daemon import write_config
-from tests.support.postgres import pg_options
+from tests.support.postgres import pg_runtime
 from tests.support.waiting import wait_for
 
 
@@ -43,12 +43,7 @@ class Expected:
 
 def settings_for(root: Path, pg_url: str, pg_schema: str, downloads: Path, api_port: int) -> Settings:
     return Settings(
-        runtime=RuntimeSettings(
-            backend="postgres",
-            data_dir=root / "data",
-            flush_interval_ms=50,
-            backend_options={"postgres": pg_options(pg_url, pg_schema)},
-        ),
+        runtime=pg_runtime(pg_url, pg_schema, root / "data"),
         engine=loopback_settings(downloads),
         api=ApiSettings(host="127.0.0.1", port=api_port),
     )

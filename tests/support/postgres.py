@@ -47,7 +47,11 @@ from typing import Any
 import psycopg
 import psycopg.sql
 import pytest
+import sqlalchemy as sa
 
+from revaer_core import RuntimeStore, StoreRole
+from revaer_core.settings import RuntimeSettings
+from revaer_runtime_pg import PostgresStore, database
 from revaer_runtime_pg.embedded import Postmaster, find_binaries
 
 URL_ENV = "REVAER_TEST_DATABASE_URL"
@@ -415,16 +419,48 @@ def pg_schema(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def stored_progress(url: str, schema: str, data_dir: Path) -> dict[uuid.UUID, int]:
     """Every torrent's downloaded bytes as the PostgreSQL store in ``schema`` holds them, read as a client."""
-    from revaer_core import RuntimeStore, StoreRole
-    from revaer_runtime_pg import PostgresStore
-
-    client = RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(url, schema), data_dir=data_dir, role=StoreRole.CLIENT
-    )
+    client = open_pg_store(url, schema, data_dir, role=StoreRole.CLIENT)
     try:
         return {s.id: s.progress.downloaded for s in client.load_torrents()}
     finally:
         client.close()
+
+
+def open_pg_store(
+    url: str, schema: str, data_dir: Path, *, role: StoreRole = StoreRole.DAEMON, **more: Any
+) -> RuntimeStore:
+    """A PostgreSQL store on ``url`` in ``schema`` (options :func:`pg_options` builds), opened in ``role``."""
+    return RuntimeStore.open(
+        PostgresStore(), name="postgres", options=pg_options(url, schema, **more), data_dir=data_dir, role=role
+    )
+
+
+def pg_runtime(url: str, schema: str, data_dir: Path, *, flush_interval_ms: int = 50) -> RuntimeSettings:
+    """``[runtime]`` settings of a daemon whose store is PostgreSQL on ``url`` in ``schema``."""
+    return RuntimeSettings(
+        backend="postgres",
+        data_dir=data_dir,
+        flush_interval_ms=flush_interval_ms,
+        backend_options={"postgres": pg_options(url, schema)},
+    )
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[sa.Engine]:
+    """A SQLAlchemy engine on ``pg_url``, as the store makes one (no statement timeout), disposed afterwards."""
+    made = database.make_engine(
+        pg_url, application_name="revaer tests", pool_size=2, connect_timeout_s=5, statement_timeout_ms=0
+    )
+    yield made
+    made.dispose()
+
+
+@pytest.fixture
+def pg_store(pg_url: str, pg_schema: str, tmp_path: Path) -> Iterator[RuntimeStore]:
+    """A PostgreSQL store in a fresh schema, closed after the test."""
+    opened = open_pg_store(pg_url, pg_schema, tmp_path)
+    yield opened
+    opened.close()
 
 
 def pg_options(url: str, schema: str, **more: Any) -> dict[str, Any]:
