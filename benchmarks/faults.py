@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import sys
 import tempfile
 import time
 import uuid
@@ -31,14 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from persistence import Figure
 
+from revaer_core.testing.process import DaemonProcess, EventLogView, write_config
+from revaer_runtime_pg.testing import PrivateCluster, pg_options, stored_progress
 from tests.support import scale
-from tests.support.daemon import DaemonProcess, EventLogView, write_config
-from tests.support.postgres import PrivateCluster, pg_options, stored_progress
 from tests.support.resume_kill import resume_after_kill
 
 SCHEMA = "bench_faults"  #: the schema every fault run writes, on a private cluster of its own

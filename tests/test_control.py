@@ -19,7 +19,6 @@ from litestar.testing import TestClient
 
 from revaer_core import AddedVia, RuntimeStore, TorrentState
 from revaer_core.api.app import create_app
-from revaer_core.control.controller import Controller
 from revaer_core.control.metainfo import read_magnet, read_metainfo
 from revaer_core.control.refs import resolve
 from revaer_core.control.requests import OptionsChange, add_request
@@ -29,30 +28,21 @@ from revaer_core.engine.libtorrent import create_metainfo
 from revaer_core.errors import Conflict, InvalidInput, NotFound, Refused, StoreUnavailable
 from revaer_core.events import OperatorAction
 from revaer_core.settings import EngineSettings, RuntimeSettings, Settings
-from revaer_core.testing.simulated import SimulatedEngine, SimulatedEngineFactory, SimulationScript
+from revaer_core.testing.simulated import SimulatedEngineFactory, SimulationScript
+from revaer_core.testing.waiting import wait_for
+from tests.support.cli_daemon import InProcess
 from tests.support.stores import FaultyStore, open_faulty
-from tests.support.waiting import wait_for
 
 BITTORRENT = "application/x-bittorrent"
 TOKEN = "control-test-token"
 
 
 @attrs.define
-class Running:
+class Running(InProcess):
     daemon: Daemon
     store: RuntimeStore
     plugin: FaultyStore
     settings: Settings
-
-    @property
-    def controller(self) -> Controller:
-        assert self.daemon.controller is not None
-        return self.daemon.controller
-
-    @property
-    def engine(self) -> SimulatedEngine:
-        assert isinstance(self.daemon.engine, SimulatedEngine)
-        return self.daemon.engine
 
     def restart(self) -> None:
         self.daemon.stop()

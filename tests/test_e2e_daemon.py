@@ -18,9 +18,9 @@ from revaer_core.daemon import Daemon
 from revaer_core.demo.seeder import FAST_SESSION, LoopbackTorrent, Seeder, loopback_settings, make_payload
 from revaer_core.engine import AddOptions
 from revaer_core.engine.libtorrent import LibtorrentEngine
-from revaer_core.settings import FsOpsSettings, RuntimeSettings, Settings
-from tests.support.postgres import pg_options
-from tests.support.waiting import wait_for
+from revaer_core.settings import FsOpsSettings, Settings
+from revaer_core.testing.waiting import wait_for
+from tests.support.postgres import pg_runtime
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -28,12 +28,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 @pytest.fixture
 def settings(pg_url: str, pg_schema: str, tmp_path: Path) -> Settings:
     return Settings(
-        runtime=RuntimeSettings(
-            backend="postgres",
-            data_dir=tmp_path / "data",
-            flush_interval_ms=50,
-            backend_options={"postgres": pg_options(pg_url, pg_schema)},
-        ),
+        runtime=pg_runtime(pg_url, pg_schema, tmp_path / "data"),
         engine=loopback_settings(tmp_path / "downloads"),
         fsops=FsOpsSettings(enabled=True, library_root=tmp_path / "library", transfer_mode=TransferMode.COPY),
     )

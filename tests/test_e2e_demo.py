@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +23,8 @@ import attrs
 import pytest
 
 from revaer_core.settings import DEFAULT_API_PORT
+from revaer_core.testing.waiting import wait_for
 from tests.support.dists import fake_distribution
-from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]  # the demo runs the embedded server
 
@@ -97,15 +95,6 @@ PICKLE_STORE = """
             self._save()
             return job
 """
-
-
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    """A directory the embedded server's user can reach (pytest's own tmp dirs are private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="revaer-demo-test-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def newcomer_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -218,13 +207,13 @@ def drive_the_daemon(demo: Demo, env: Mapping[str, str], cwd: Path) -> list[str]
     return outputs
 
 
-def test_the_demo_survives_its_restart_and_its_commands_work(open_dir: Path) -> None:
+def test_the_demo_survives_its_restart_and_its_commands_work(shared_dir: Path) -> None:
     """The embedded default, with an operator's database and data dir in the environment: both are left alone."""
-    elsewhere = open_dir / "operators-data"
+    elsewhere = shared_dir / "operators-data"
     env = newcomer_env(
         {"REVAER_DATABASE_URL": f"postgresql://ops:{PASSWORD}@db.example/prod", "REVAER_DATA_DIR": str(elsewhere)}
     )
-    root = open_dir / "demo"
+    root = shared_dir / "demo"
     demo = run_demo(root, env)
     stderr = demo.result.stderr
     assert "The state survived the restart." in stderr
@@ -249,17 +238,17 @@ def test_the_demo_survives_its_restart_and_its_commands_work(open_dir: Path) -> 
         ["fsops", "show", torrent_id],
     ]
     assert all(c.startswith("env -u REVAER_DATABASE_URL -u REVAER_DATA_DIR ") for c in demo.commands)
-    listed, shown, job = run_the_reads(demo, env, open_dir)
+    listed, shown, job = run_the_reads(demo, env, shared_dir)
     assert NAME in listed and "completed" in listed
     assert NAME in shown
     assert "moved" in job
-    added, paused, resumed = drive_the_daemon(demo, env, open_dir)
+    added, paused, resumed = drive_the_daemon(demo, env, shared_dir)
     assert added.startswith("already there") and paused.startswith("paused") and resumed.startswith("resumed")
 
 
-def test_the_memory_store_selected_by_environment_is_the_one_named_and_written(open_dir: Path) -> None:
+def test_the_memory_store_selected_by_environment_is_the_one_named_and_written(shared_dir: Path) -> None:
     env = newcomer_env({"REVAER_RUNTIME_BACKEND": "memory"})
-    root = open_dir / "demo"
+    root = shared_dir / "demo"
     demo = run_demo(root, env)
     stderr = demo.result.stderr
     assert "store: memory (in memory" in stderr and "PostgreSQL" not in stderr
@@ -267,23 +256,23 @@ def test_the_memory_store_selected_by_environment_is_the_one_named_and_written(o
     assert demo.settings["runtime"]["backend"] == "memory"
     assert demo.reads == [], "nothing is left to read once the process is gone"
     without = newcomer_env()  # the file alone selects the store now
-    added, paused, resumed = drive_the_daemon(demo, without, open_dir)
+    added, paused, resumed = drive_the_daemon(demo, without, shared_dir)
     assert added.startswith("added") and paused.startswith("paused") and resumed.startswith("resumed")
 
 
-def test_a_third_party_store_selected_by_settings_is_the_one_named_and_written(open_dir: Path) -> None:
+def test_a_third_party_store_selected_by_settings_is_the_one_named_and_written(shared_dir: Path) -> None:
     site = fake_distribution(
-        open_dir / "site", "revaer-runtime-pickle", "0.1", {"pickle": "revaer_pickle_store:Store"},
+        shared_dir / "site", "revaer-runtime-pickle", "0.1", {"pickle": "revaer_pickle_store:Store"},
         {"revaer_pickle_store": PICKLE_STORE},
     )  # fmt: skip
     table = {"file": "demo.pickle", "dsn": f"pickle://demo:{PASSWORD}@localhost/demo"}
-    user = open_dir / "user.toml"
+    user = shared_dir / "user.toml"
     user.write_text(
         '[runtime]\nbackend = "pickle"\n\n[runtime.pickle]\n' + "".join(f'{k} = "{v}"\n' for k, v in table.items()),
         encoding="utf-8",
     )
     env = newcomer_env({"PYTHONPATH": str(site)})
-    root = open_dir / "demo"
+    root = shared_dir / "demo"
     demo = run_demo(root, env, "--config", str(user))
     stderr = demo.result.stderr
     pickled = root / "data" / "demo.pickle"
@@ -293,5 +282,5 @@ def test_a_third_party_store_selected_by_settings_is_the_one_named_and_written(o
     runtime = demo.settings["runtime"]
     assert runtime["backend"] == "pickle" and runtime["pickle"] == table
     assert stat.S_IMODE((root / "revaer.toml").stat().st_mode) == 0o600, "the copied table holds a password"
-    listed, shown, job = run_the_reads(demo, env, open_dir)
+    listed, shown, job = run_the_reads(demo, env, shared_dir)
     assert NAME in listed and NAME in shown and "moved" in job

@@ -23,22 +23,17 @@ from revaer_core.demo.seeder import FAST_SESSION, LoopbackTorrent, Seeder, loopb
 from revaer_core.engine import AddOptions
 from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.events import EventPayload, TorrentCompleted
-from revaer_core.settings import FsOpsSettings, RuntimeSettings, Settings
+from revaer_core.settings import FsOpsSettings, Settings
 from revaer_core.store import RuntimeStore
-from tests.support.postgres import pg_options
-from tests.support.waiting import wait_for
+from revaer_core.testing.waiting import wait_for
+from tests.support.postgres import pg_runtime
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def settings_for(tmp_path: Path, pg_url: str, pg_schema: str, mode: TransferMode) -> Settings:
     return Settings(
-        runtime=RuntimeSettings(
-            backend="postgres",
-            data_dir=tmp_path / "data",
-            flush_interval_ms=50,
-            backend_options={"postgres": pg_options(pg_url, pg_schema)},
-        ),
+        runtime=pg_runtime(pg_url, pg_schema, tmp_path / "data"),
         engine=loopback_settings(tmp_path / "downloads"),
         fsops=FsOpsSettings(enabled=True, library_root=tmp_path / "library", transfer_mode=mode),
     )

@@ -7,7 +7,6 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from revaer_core import JobStatus
 from revaer_core.fsops import FsOpsPolicy, JobRequest, Pipeline, StepFailed
 from revaer_core.fsops.policy import journal_dir_of
-from tests.support.fsops import Layout, Services, new_id, run, shared_tmp, status, tree, unprivileged
+from tests.support.fsops import Layout, Services, new_id, run, status, tree, unprivileged
 
 
 def mode(path: Path) -> int:
@@ -51,12 +50,10 @@ def test_owner_and_group_are_set_when_permitted(layout: Layout, services: Servic
 
 
 @pytest.fixture
-def open_dirs() -> Iterator[Path]:
-    folder = shared_tmp()
-    (folder / "data").mkdir()
-    (folder / "data").chmod(0o777)  # the data dir is the daemon user's own: FsOps keeps its journal there
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+def open_dirs(shared_dir: Path) -> Path:
+    (shared_dir / "data").mkdir()
+    (shared_dir / "data").chmod(0o777)  # the data dir is the daemon user's own: FsOps keeps its journal there
+    return shared_dir
 
 
 def _pipeline_text(library: Path, downloads: Path, **settings: object) -> str:

@@ -31,9 +31,9 @@ from revaer_core.orchestrator.orchestrator import NOT_IN_ENGINE
 from revaer_core.settings import Durability, RuntimeSettings
 from revaer_core.status import FileEntry, Progress
 from revaer_core.testing.jobs import job_started
+from revaer_core.testing.waiting import wait_for
 from revaer_runtime_memory import MemoryStore
 from tests.support.stores import FaultyStore
-from tests.support.waiting import wait_for
 
 FAST = Backoff(initial=0.01, maximum=0.05)
 
@@ -276,6 +276,44 @@ def test_reconcile_marks_store_only_torrents_stopped_and_adds_engine_only_ones(
     assert orchestrator.catalog[tid(1)].failure == NOT_IN_ENGINE
     assert orchestrator.catalog[tid(2)].state is TorrentState.SEEDING
     assert orchestrator.catalog[tid(3)].name == "t3"
+    orchestrator.close()
+    assert store_matches_catalog(store, orchestrator)
+
+
+def test_reconcile_puts_the_restored_state_in_the_catalog_and_rewrites_only_what_changed(
+    bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]
+) -> None:
+    """A torrent stored as queued (an import) comes back seeding and whole; one stored seeding is left as it was."""
+    store, _ = faulty
+    t = _now()
+    files = (
+        FileEntry(index=0, path="a.bin", size=100),
+        FileEntry(index=1, path="b.bin", size=50, priority=0, selected=False),
+    )
+    imported = TorrentStatus(
+        id=tid(1), name="t1", added_at=t, last_updated=t, progress=Progress(total=100), files=files
+    )
+    whole = (attrs.evolve(files[0], bytes_completed=100), files[1])
+    seeding = attrs.evolve(imported, id=tid(2), state=TorrentState.SEEDING,
+                           progress=Progress(downloaded=100, total=100, eta_seconds=0), files=whole)  # fmt: skip
+    paused = attrs.evolve(seeding, id=tid(3), state=TorrentState.STOPPED, failure=NOT_IN_ENGINE)
+    store.upsert_torrents([imported, seeding, paused])
+    orchestrator = TorrentOrchestrator(bus, store, settings=settings())
+    orchestrator.hydrate()
+    orchestrator.start()
+    orchestrator.reconcile(
+        [
+            RestoredTorrent(tid(1), "t1", state=TorrentState.SEEDING, complete=True),
+            RestoredTorrent(tid(2), "t2", state=TorrentState.SEEDING, complete=True),
+            RestoredTorrent(tid(3), "t3", state=TorrentState.STOPPED, complete=True),
+        ]
+    )
+    first = orchestrator.catalog[tid(1)]
+    assert (first.state, first.progress.downloaded, first.files) == (TorrentState.SEEDING, 100, whole)
+    assert orchestrator.catalog[tid(2)] == seeding, "a status the restore agrees with is not touched"
+    third = orchestrator.catalog[tid(3)]
+    assert (third.state, third.failure) == (TorrentState.STOPPED, None), "restored: no longer 'not in the engine'"
+    assert orchestrator.pending_writes == 2
     orchestrator.close()
     assert store_matches_catalog(store, orchestrator)
 

@@ -24,9 +24,9 @@ from revaer_core.health import RUNTIME_STORE, StoreRole
 from revaer_core.orchestrator import Backoff, TorrentOrchestrator
 from revaer_core.settings import RuntimeSettings
 from revaer_core.status import FileEntry
+from revaer_core.testing.waiting import wait_for
 from revaer_runtime_pg import PostgresStore
-from tests.support.postgres import PrivateCluster, pg_options
-from tests.support.waiting import wait_for
+from revaer_runtime_pg.testing import PrivateCluster, open_pg_store, pg_options
 
 pytestmark = pytest.mark.postgres
 
@@ -36,12 +36,6 @@ SETTINGS = RuntimeSettings(flush_interval_ms=50, shutdown_deadline_s=10.0)
 
 def tid(n: int) -> uuid.UUID:
     return uuid.UUID(int=n + 1)
-
-
-def open_pg(url: str, schema: str, data_dir: Path, **options: object) -> RuntimeStore:
-    return RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(url, schema, **options), data_dir=data_dir
-    )
 
 
 def life(bus: EventBus, n: int, *, complete: bool) -> None:
@@ -64,7 +58,7 @@ def life(bus: EventBus, n: int, *, complete: bool) -> None:
 
 def test_a_fresh_orchestrator_hydrates_the_catalog_it_left(pg_url: str, pg_schema: str, tmp_path: Path) -> None:
     bus = EventBus(capacity=100_000)
-    store = open_pg(pg_url, pg_schema, tmp_path)
+    store = open_pg_store(pg_url, pg_schema, tmp_path)
     first = TorrentOrchestrator(bus, store, settings=SETTINGS)
     first.start()
     for n in range(300):
@@ -76,7 +70,7 @@ def test_a_fresh_orchestrator_hydrates_the_catalog_it_left(pg_url: str, pg_schem
     before = first.catalog.snapshot()
     assert len(before) == 270
 
-    reopened = open_pg(pg_url, pg_schema, tmp_path)
+    reopened = open_pg_store(pg_url, pg_schema, tmp_path)
     second = TorrentOrchestrator(EventBus(), reopened, settings=SETTINGS)
     assert second.hydrate() == 270
     assert second.catalog.snapshot() == before  # every field of every torrent
@@ -87,7 +81,7 @@ def test_postgres_stopped_mid_run_loses_nothing(
     private_cluster: PrivateCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     bus = EventBus(capacity=100_000)
-    store = open_pg(private_cluster.url, "revaer_runtime", tmp_path, statement_timeout_ms=2000)
+    store = open_pg_store(private_cluster.url, "revaer_runtime", tmp_path, statement_timeout_ms=2000)
     orchestrator = TorrentOrchestrator(bus, store, settings=SETTINGS, backoff=FAST)
     health: list[frozenset[str]] = []
     bus.subscribe(lambda e: health.append(e.payload.degraded) if isinstance(e.payload, HealthChanged) else None)
@@ -114,7 +108,7 @@ def test_postgres_stopped_mid_run_loses_nothing(
     assert orchestrator.close().complete
     store.close()
 
-    reader = open_pg(private_cluster.url, "revaer_runtime", tmp_path)
+    reader = open_pg_store(private_cluster.url, "revaer_runtime", tmp_path)
     try:
         stored = {s.id: s for s in reader.load_torrents()}
         assert stored == catalog, "the store did not converge to the catalog"
@@ -126,7 +120,7 @@ def test_postgres_stopped_mid_run_loses_nothing(
 
 def test_a_client_reads_while_the_daemon_writes(pg_url: str, pg_schema: str, tmp_path: Path) -> None:
     bus = EventBus()
-    daemon_store = open_pg(pg_url, pg_schema, tmp_path)
+    daemon_store = open_pg_store(pg_url, pg_schema, tmp_path)
     orchestrator = TorrentOrchestrator(bus, daemon_store, settings=SETTINGS)
     orchestrator.start()
     life(bus, 1, complete=True)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import attrs
 import psycopg
@@ -25,8 +23,6 @@ from revaer_core import (
 )
 from revaer_core.contract import samples
 from revaer_core.testing.jobs import job_failed, job_started
-from revaer_runtime_pg import PostgresStore
-from tests.support.postgres import pg_options
 
 pytestmark = pytest.mark.postgres
 
@@ -34,12 +30,8 @@ BAD_PATH = os.fsdecode(b"Torrent/\xff\xfebad-\xe9.mkv")  # not UTF-8: surrogate-
 
 
 @pytest.fixture
-def store(pg_url: str, pg_schema: str, tmp_path: Path) -> Iterator[RuntimeStore]:
-    opened = RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
-    )
-    yield opened
-    opened.close()
+def store(pg_store: RuntimeStore) -> RuntimeStore:
+    return pg_store
 
 
 def _poisoned_batch(poisoned: TorrentStatus) -> list[TorrentStatus]:

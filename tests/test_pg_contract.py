@@ -15,7 +15,7 @@ from revaer_core.contract import StoreContract, samples
 from revaer_core.contract.base import UNKNOWN_OPTIONS, StoreOpener
 from revaer_core.testing.jobs import job_started
 from revaer_runtime_pg import PostgresStore
-from tests.support.postgres import pg_options
+from revaer_runtime_pg.testing import open_pg_store, pg_options
 
 pytestmark = pytest.mark.postgres
 
@@ -70,9 +70,7 @@ def test_first_starts_of_one_job_from_many_threads_keep_one_history(
     The race check once read ``rowcount`` of ``INSERT … ON CONFLICT DO NOTHING``,
     which is -1 there, so both wrote history row 1 and one failed.
     """
-    store = RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
-    )
+    store = open_pg_store(pg_url, pg_schema, tmp_path)
     try:
         for n in range(5):
             status = samples.status(n)

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from revaer_runtime_pg.embedded import CLUSTER_DIR, Postmaster, server_user_can_run
+from tests.support.fsops import shared_tmp
 from tests.support.postgres import as_root_only, private_pgserver
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -48,8 +48,7 @@ SCRIPT = textwrap.dedent(
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
     """A data dir the ``postgres`` user can reach when the tests run as root; its server stopped after."""
-    root = Path(tempfile.mkdtemp(prefix="revaer-embedded-"))
-    root.chmod(0o755)
+    root = shared_tmp("revaer-embedded-")
     yield root
     running = Postmaster.read(root / CLUSTER_DIR)
     if running is not None:

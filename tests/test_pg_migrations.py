@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +19,17 @@ from alembic.migration import MigrationContext
 from revaer_core import Progress, RuntimeStore, TorrentState, TorrentStatus
 from revaer_core.contract import samples
 from revaer_core.testing.jobs import job_failed, job_started
-from revaer_runtime_pg import PostgresStore, database, migrate
+from revaer_runtime_pg import PostgresStore, migrate
 from revaer_runtime_pg.migrate import SchemaState
 from revaer_runtime_pg.schema import ENUMS, tables
-from tests.support.postgres import pg_options
+from revaer_runtime_pg.testing import open_pg_store, pg_options
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def engine(pg_url: str) -> Iterator[sa.Engine]:
-    made = database.make_engine(
-        pg_url, application_name="revaer tests", pool_size=2, connect_timeout_s=5, statement_timeout_ms=0
-    )
-    yield made
-    made.dispose()
+def engine(pg_engine: sa.Engine) -> sa.Engine:
+    return pg_engine
 
 
 def _scalar(pg_url: str, query: str, *params: object) -> object:
@@ -85,9 +80,7 @@ def test_empty_to_head_creates_the_schema_the_code_expects(engine: sa.Engine, pg
 def test_trigger_updates_updated_at_and_history_is_append_only(
     engine: sa.Engine, pg_url: str, pg_schema: str, tmp_path: Path
 ) -> None:
-    store = RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
-    )
+    store = open_pg_store(pg_url, pg_schema, tmp_path)
     try:
         status = samples.status(1)
         store.upsert_torrents([status])
@@ -115,9 +108,7 @@ def test_trigger_updates_updated_at_and_history_is_append_only(
 
 
 def test_removing_a_torrent_cascades_to_its_job_history_and_source(pg_url: str, pg_schema: str, tmp_path: Path) -> None:
-    store = RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
-    )
+    store = open_pg_store(pg_url, pg_schema, tmp_path)
     try:
         gone, kept = samples.status(1), samples.status(2)
         store.upsert_torrents([gone, kept])
@@ -316,9 +307,7 @@ def test_upgrading_to_0003_keeps_rows_and_reads_them_as_nobody_chose_anything(
     migrate.upgrade(engine, pg_schema, "0002")
     _insert_at_0002(pg_url, pg_schema, old)
     migrate.upgrade(engine, pg_schema)
-    store = RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
-    )
+    store = open_pg_store(pg_url, pg_schema, tmp_path)
     try:
         (loaded,) = store.load_torrents()
         assert loaded == old
@@ -332,9 +321,7 @@ def test_upgrading_to_0003_keeps_rows_and_reads_them_as_nobody_chose_anything(
 def test_downgrading_from_0003_keeps_statuses_and_drops_sources(
     engine: sa.Engine, pg_url: str, pg_schema: str, tmp_path: Path
 ) -> None:
-    store = RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
-    )
+    store = open_pg_store(pg_url, pg_schema, tmp_path)
     try:
         store.upsert_torrents([samples.status(1, labels=("kept?",), paused=True)])
         store.save_torrent_sources([samples.source(1)])
@@ -373,9 +360,7 @@ def test_new_columns_and_the_sources_table_are_described(engine: sa.Engine, pg_s
 def test_the_schema_refuses_a_source_that_is_not_one(
     pg_url: str, pg_schema: str, tmp_path: Path, metainfo: bytes | None, magnet: str | None, priorities: str
 ) -> None:
-    store = RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
-    )
+    store = open_pg_store(pg_url, pg_schema, tmp_path)
     try:
         store.upsert_torrents([samples.status(1)])
     finally:

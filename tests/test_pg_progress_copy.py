@@ -8,9 +8,7 @@ and the last of two updates of one torrent in a batch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -18,8 +16,6 @@ import pytest
 
 from revaer_core import MAX_BYTES, Progress, Rates, RuntimeStore, TorrentStatus
 from revaer_core.contract import samples
-from revaer_runtime_pg import PostgresStore
-from tests.support.postgres import pg_options
 
 pytestmark = pytest.mark.postgres
 
@@ -27,12 +23,8 @@ INT8_MIN = -(2**63)
 
 
 @pytest.fixture
-def store(pg_url: str, pg_schema: str, tmp_path: Path) -> Iterator[RuntimeStore]:
-    opened = RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
-    )
-    yield opened
-    opened.close()
+def store(pg_store: RuntimeStore) -> RuntimeStore:
+    return pg_store
 
 
 def _moved(n: int, **changes: Any) -> TorrentStatus:

@@ -11,11 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import pwd
-import shutil
 import stat
-import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -23,7 +20,8 @@ import pytest
 
 from revaer_core import StoreUnavailable
 from revaer_runtime_pg import embedded
-from tests.support.postgres import PrivateCluster, as_root_only, private_pgserver
+from revaer_runtime_pg.testing import PrivateCluster
+from tests.support.postgres import as_root_only, private_pgserver
 
 BINARIES = ("initdb", "pg_ctl", "postgres")
 
@@ -52,12 +50,9 @@ def package(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def cache() -> Iterator[Path]:
+def cache(shared_dir: Path) -> Path:
     """A cache root the server user could enter (pytest's tmp dirs are private to their owner)."""
-    root = Path(tempfile.mkdtemp(prefix="revaer-test-cache-"))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    return shared_dir
 
 
 def _write(path: Path, text: str, mode: int) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,29 +11,19 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from revaer_core import ConfigError, RuntimeStore, StoreRole, StoreUnavailable
+from revaer_core import ConfigError, StoreRole, StoreUnavailable
 from revaer_core.contract import samples
-from revaer_runtime_pg import PostgresStore, database, migrate
+from revaer_runtime_pg import migrate
 from revaer_runtime_pg.errors import DaemonAlreadyRunning, SchemaNotReady
 from revaer_runtime_pg.options import parse_options
-from tests.support.postgres import pg_options
+from revaer_runtime_pg.testing import open_pg_store
 
 pytestmark = pytest.mark.postgres
 
 
-def _open(url: str, schema: str, data_dir: Path, role: StoreRole = StoreRole.DAEMON, **more: Any) -> RuntimeStore:
-    return RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(url, schema, **more), data_dir=data_dir, role=role
-    )
-
-
 @pytest.fixture
-def engine(pg_url: str) -> Iterator[sa.Engine]:
-    made = database.make_engine(
-        pg_url, application_name="revaer tests", pool_size=1, connect_timeout_s=5, statement_timeout_ms=0
-    )
-    yield made
-    made.dispose()
+def engine(pg_engine: sa.Engine) -> sa.Engine:
+    return pg_engine
 
 
 def _closed_port() -> int:
@@ -77,10 +66,10 @@ def test_the_environment_dsn_wins_and_never_shows_in_repr() -> None:
 
 def test_a_daemon_creates_an_empty_schema_but_a_client_refuses_it(pg_url: str, pg_schema: str, tmp_path: Path) -> None:
     with pytest.raises(SchemaNotReady, match="revaer runtime migrate"):
-        _open(pg_url, pg_schema, tmp_path, StoreRole.CLIENT)
-    store = _open(pg_url, pg_schema, tmp_path)
+        open_pg_store(pg_url, pg_schema, tmp_path, role=StoreRole.CLIENT)
+    store = open_pg_store(pg_url, pg_schema, tmp_path)
     store.close()
-    client = _open(pg_url, pg_schema, tmp_path, StoreRole.CLIENT)
+    client = open_pg_store(pg_url, pg_schema, tmp_path, role=StoreRole.CLIENT)
     assert client.health().facts["schema revision"] == f"{migrate.head()} (head {migrate.head()})"
     client.close()
 
@@ -90,10 +79,10 @@ def test_a_schema_behind_head_is_refused_unless_auto_migrate(
 ) -> None:
     migrate.upgrade(engine, pg_schema, "0001")
     with pytest.raises(SchemaNotReady, match=r"at revision 0001, behind .* run `revaer runtime migrate`"):
-        _open(pg_url, pg_schema, tmp_path)
+        open_pg_store(pg_url, pg_schema, tmp_path)
     with engine.connect() as connection:
         assert migrate.current_revision(connection, pg_schema) == "0001"
-    store = _open(pg_url, pg_schema, tmp_path, auto_migrate=True)
+    store = open_pg_store(pg_url, pg_schema, tmp_path, auto_migrate=True)
     store.close()
     with engine.connect() as connection:
         assert migrate.current_revision(connection, pg_schema) == migrate.head()
@@ -107,7 +96,7 @@ def test_a_schema_from_a_newer_version_is_refused_and_left_alone(
     with psycopg.connect(pg_url, autocommit=True) as connection:
         connection.execute(f'UPDATE "{pg_schema}".alembic_version SET version_num = %s', ("0099_future",))
     with pytest.raises(SchemaNotReady, match=r"0099_future.*upgrade revaer-runtime-pg; nothing was written"):
-        _open(pg_url, pg_schema, tmp_path, role, auto_migrate=True)
+        open_pg_store(pg_url, pg_schema, tmp_path, role=role, auto_migrate=True)
     with pytest.raises(SchemaNotReady, match="upgrade revaer-runtime-pg"):
         migrate.upgrade(engine, pg_schema)
     with engine.connect() as connection:
@@ -118,29 +107,29 @@ def test_a_schema_from_a_newer_version_is_refused_and_left_alone(
 
 
 def test_a_second_daemon_is_refused_while_clients_keep_reading(pg_url: str, pg_schema: str, tmp_path: Path) -> None:
-    first = _open(pg_url, pg_schema, tmp_path)
+    first = open_pg_store(pg_url, pg_schema, tmp_path)
     try:
         first.upsert_torrents([samples.status(1)])
         with pytest.raises(DaemonAlreadyRunning) as caught:
-            _open(pg_url, pg_schema, tmp_path)
+            open_pg_store(pg_url, pg_schema, tmp_path)
         message = str(caught.value)
         assert "\n" not in message
         assert f"revaer daemon {socket.gethostname()[:30]}:{os.getpid()}" in message
-        client = _open(pg_url, pg_schema, tmp_path, StoreRole.CLIENT)
+        client = open_pg_store(pg_url, pg_schema, tmp_path, role=StoreRole.CLIENT)
         assert [s.id for s in client.load_torrents()] == [samples.status(1).id]
         client.close()
         assert first.health().facts["writer lock"] == "held"
     finally:
         first.close()
-    second = _open(pg_url, pg_schema, tmp_path)  # the lock went with the first daemon
+    second = open_pg_store(pg_url, pg_schema, tmp_path)  # the lock went with the first daemon
     second.close()
 
 
 def test_daemons_on_different_schemas_do_not_collide(pg_url: str, pg_schema: str, tmp_path: Path) -> None:
-    first = _open(pg_url, pg_schema, tmp_path)
+    first = open_pg_store(pg_url, pg_schema, tmp_path)
     try:
         other = f"{pg_schema}_b"
-        second = _open(pg_url, other, tmp_path)
+        second = open_pg_store(pg_url, other, tmp_path)
         second.close()
         with psycopg.connect(pg_url, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA "{other}" CASCADE')
@@ -161,7 +150,7 @@ def test_daemons_on_different_schemas_do_not_collide(pg_url: str, pg_schema: str
 )
 def test_an_unreachable_server_is_one_line_without_the_password(dsn: str, tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable) as caught:
-        _open(dsn.format(port=_closed_port()), "revaer_runtime", tmp_path, connect_timeout_s=2)
+        open_pg_store(dsn.format(port=_closed_port()), "revaer_runtime", tmp_path, connect_timeout_s=2)
     message = str(caught.value)
     assert "\n" not in message and "s3cr" not in message
     assert "revaer@127.0.0.1" in message and "refused" in message.lower()
@@ -173,11 +162,11 @@ def test_a_missing_database_is_one_line_naming_it(pg_url: str, tmp_path: Path) -
     parts.update(dbname="no_such_db_here", password="hunter2-secret")
     dsn = psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in parts.items() if v is not None})
     with pytest.raises(StoreUnavailable, match="no_such_db_here") as caught:
-        _open(dsn, "revaer_runtime", tmp_path)
+        open_pg_store(dsn, "revaer_runtime", tmp_path)
     assert "hunter2" not in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_a_malformed_dsn_is_one_line_without_the_password(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable) as caught:
-        _open("host=localhost password=hunter2 this-is-not-a-pair", "revaer_runtime", tmp_path)
+        open_pg_store("host=localhost password=hunter2 this-is-not-a-pair", "revaer_runtime", tmp_path)
     assert "hunter2" not in str(caught.value) and "\n" not in str(caught.value)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from revaer_core import RuntimeStore, StoreUnavailable
+from revaer_core import StoreUnavailable
 from revaer_core.contract import samples
-from revaer_runtime_pg import PostgresStore, database
-from tests.support.postgres import PrivateCluster, pg_options
-from tests.support.waiting import wait_for
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg import database
+from revaer_runtime_pg.testing import PrivateCluster, open_pg_store
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -21,9 +21,7 @@ def test_a_call_to_a_frozen_server_is_cut_and_health_answers_meanwhile(
 ) -> None:
     monkeypatch.setattr(database.WATCHDOG, "default_s", 5.0)  # the mechanism, not the 15 s default
     monkeypatch.setattr(database, "STALL_S", 0.5)
-    store = RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(private_cluster.url, "watchdog"), data_dir=tmp_path
-    )
+    store = open_pg_store(private_cluster.url, "watchdog", tmp_path)
     try:
         store.upsert_torrents([samples.status(1)])
         outcome: list[BaseException | None] = []
@@ -42,9 +40,7 @@ def test_a_call_to_a_frozen_server_is_cut_and_health_answers_meanwhile(
             wait_for(lambda: database.WATCHDOG.stalled() > 0.5, "the write to be waiting on the frozen server")
             health = store.health()  # from the watchdog's view, without asking the frozen server
             assert not health.ok and "has not answered a call" in health.detail, health
-            other = RuntimeStore.open(
-                PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path / "other"
-            )
+            other = open_pg_store(pg_url, pg_schema, tmp_path / "other")
             try:  # a store on another server is not told of this one's hung call
                 assert other.health().ok, other.health()
             finally:

@@ -23,9 +23,8 @@ from revaer_core import ConfigError, FileEntry, Progress, Rates, RuntimeStore, T
 from revaer_core.health import HealthBoard
 from revaer_core.orchestrator.writer import StoreWriter
 from revaer_core.settings import load_settings
-from revaer_runtime_pg import PostgresStore
-from tests.support.daemon import revaer
-from tests.support.postgres import pg_options
+from revaer_core.testing.process import revaer
+from revaer_runtime_pg.testing import open_pg_store
 
 BIGINT = (-(2**63), 2**63 - 1)
 INTEGER = (-(2**31), 2**31 - 1)
@@ -129,9 +128,7 @@ def storable(s: TorrentStatus) -> TorrentStatus:
 
 @pytest.fixture
 def writer(pg_url: str, pg_schema: str, tmp_path: Path) -> Iterator[tuple[StoreWriter, RuntimeStore, HealthBoard]]:
-    store = RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
-    )
+    store = open_pg_store(pg_url, pg_schema, tmp_path)
     board = HealthBoard()
     made = StoreWriter(store, interval=0.01, health=board)
     made.start()

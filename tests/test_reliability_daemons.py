@@ -10,9 +10,9 @@ import httpx
 import psycopg
 import pytest
 
+from revaer_core.testing.process import Daemons, revaer, write_config
 from revaer_runtime_pg import migrate
-from tests.support.daemon import Daemons, revaer, write_config
-from tests.support.postgres import PrivateCluster, pg_options
+from revaer_runtime_pg.testing import PrivateCluster, pg_options
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -77,15 +77,20 @@ def test_a_second_daemon_is_refused_naming_the_holder_until_the_first_dies(
     assert third.terminate() == 0, third.stderr
 
 
+def left_by_an_older_release(daemons: Daemons, config: Path) -> None:
+    """A schema a daemon filled, then downgraded to 0001: what an older release left."""
+    first = daemons(*SIM, "--no-api", config=config)
+    first.wait_running()
+    assert first.terminate() == 0, first.stderr
+    older = revaer("runtime", "downgrade", "0001", "--yes", config=config)
+    assert older.returncode == 0, older.stderr
+
+
 def test_an_older_revision_is_refused_with_the_command_then_migrated_with_data_intact(
     private_cluster: PrivateCluster, tmp_path: Path, daemons: Daemons
 ) -> None:
     config = config_for(tmp_path, private_cluster)
-    first = daemons(*SIM, "--no-api", config=config)
-    first.wait_running()
-    assert first.terminate() == 0, first.stderr
-    older = revaer("runtime", "downgrade", "0001", "--yes", config=config)  # the schema an older release left
-    assert older.returncode == 0, older.stderr
+    left_by_an_older_release(daemons, config)
     before = snapshot(private_cluster)
     assert ("alembic_version", "0001") in before and len(before) > 5
 
@@ -109,10 +114,7 @@ def test_an_older_revision_is_migrated_on_start_with_auto_migrate(
     private_cluster: PrivateCluster, tmp_path: Path, daemons: Daemons
 ) -> None:
     config = config_for(tmp_path, private_cluster)
-    first = daemons(*SIM, "--no-api", config=config)
-    first.wait_running()
-    assert first.terminate() == 0, first.stderr
-    assert revaer("runtime", "downgrade", "0001", "--yes", config=config).returncode == 0
+    left_by_an_older_release(daemons, config)
     auto = daemons(*SIM, "--no-api", config=config_for(tmp_path, private_cluster, auto_migrate=True))
     auto.wait_running()
     assert "hydrated 5 torrent(s)" in auto.stderr

@@ -27,11 +27,11 @@ from revaer_core.daemon import Daemon
 from revaer_core.events import TorrentAdded
 from revaer_core.settings import ApiSettings, EngineSettings, RuntimeSettings, Settings, WatchSettings
 from revaer_core.testing.jobs import job_started
+from revaer_core.testing.process import DaemonProcess, Daemons, EventLogView, write_config
+from revaer_core.testing.waiting import wait_for
 from revaer_runtime_memory import MemoryStore
-from revaer_runtime_pg import PostgresStore, migrate
-from tests.support.daemon import DaemonProcess, Daemons, EventLogView, write_config
-from tests.support.postgres import PrivateCluster, pg_options
-from tests.support.waiting import wait_for
+from revaer_runtime_pg import migrate
+from revaer_runtime_pg.testing import PrivateCluster, open_pg_store, pg_options
 
 SCHEMA = "revaer_runtime"
 SIM = ["--sim-torrents", "20", "--sim-steps", "100000"]
@@ -62,9 +62,7 @@ def _stored(url: str, schema: str) -> set[uuid.UUID]:
 
 
 def _open(url: str, schema: str, tmp_path: Path, role: StoreRole = StoreRole.DAEMON) -> RuntimeStore:
-    return RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(url, schema), data_dir=tmp_path, role=role
-    )
+    return open_pg_store(url, schema, tmp_path, role=role)
 
 
 # -- the store alone ------------------------------------------------------------------------------------------
@@ -229,6 +227,14 @@ def _error_lines(daemon: DaemonProcess) -> list[str]:
     return [line for line in daemon.stderr.splitlines() if line.startswith("revaer: error:")]
 
 
+def _flushing(daemons: Daemons, config: Path, event_log: Path) -> DaemonProcess:
+    """A first daemon, running and past its fifth committed flush (logged to ``event_log``)."""
+    first = daemons(*SIM, "--event-log", str(event_log), config=config)
+    first.wait_running()
+    wait_for(lambda: _flushes(event_log) >= 5, "the first daemon's flushes", timeout=30)
+    return first
+
+
 @pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.parametrize("loss", ["terminate", "restart"])
@@ -237,9 +243,7 @@ def test_a_daemon_that_lost_the_lock_writes_nothing_after_a_second_starts_and_ex
 ) -> None:
     config = _config(tmp_path, private_cluster)
     log_a = tmp_path / "a.jsonl"
-    first = daemons(*SIM, "--event-log", str(log_a), config=config)
-    first.wait_running()
-    wait_for(lambda: _flushes(log_a) >= 5, "the first daemon's flushes", timeout=30)
+    first = _flushing(daemons, config, log_a)
 
     # Frozen (a GC pause, a suspended VM) while it loses the lock, so that a second daemon gets it.
     first.process.send_signal(signal.SIGSTOP)
@@ -279,9 +283,7 @@ def test_a_daemon_takes_a_lost_lock_back_when_nobody_has_it_and_writes_what_it_b
 ) -> None:
     config = _config(tmp_path, private_cluster)
     log_a = tmp_path / "a.jsonl"
-    first = daemons(*SIM, "--event-log", str(log_a), config=config)
-    first.wait_running()
-    wait_for(lambda: _flushes(log_a) >= 5, "the first daemon's flushes", timeout=30)
+    first = _flushing(daemons, config, log_a)
     _terminate_lock(private_cluster.url, SCHEMA)
     wait_for(lambda: "taken again after its connection dropped" in first.stderr, "the lock taken back", timeout=30)
     wait_for(lambda: len(_lock_backends(private_cluster.url, SCHEMA)) == 1, "the lock held again")

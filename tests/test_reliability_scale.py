@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import PrivateCluster
+from revaer_runtime_pg.testing import PrivateCluster
 from tests.support.scale import simulated
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -24,8 +22,6 @@ from revaer_core import (
 )
 from revaer_core.api.app import create_app
 from revaer_core.bus import EventBus
-from revaer_runtime_pg import PostgresStore
-from tests.support.postgres import pg_options
 
 pytestmark = pytest.mark.postgres
 
@@ -43,12 +39,8 @@ ATTACKS = [
 
 
 @pytest.fixture
-def store(pg_url: str, pg_schema: str, tmp_path: Path) -> Iterator[RuntimeStore]:
-    opened = RuntimeStore.open(
-        PostgresStore(), name="postgres", options=pg_options(pg_url, pg_schema), data_dir=tmp_path
-    )
-    yield opened
-    opened.close()
+def store(pg_store: RuntimeStore) -> RuntimeStore:
+    return pg_store
 
 
 def tables_intact(pg_url: str, schema: str) -> set[str]:

@@ -3,8 +3,8 @@ a restart writes nothing it has just read.
 
 Real parts throughout: qbittorrent-nox takes the torrents, ``revaer import``
 brings them in (stored as queued, with qBittorrent's resume data), and the
-daemon is a ``revaer run`` subprocess with the libtorrent engine on
-PostgreSQL. No timing is asserted (the bench ``benchmarks/startstop.py``
+daemon is ``revaer run`` in a subprocess (the test harness's, for its
+event log) with the libtorrent engine on PostgreSQL. No timing is asserted (the bench ``benchmarks/startstop.py``
 measures it).
 """
 
@@ -21,10 +21,10 @@ from revaer_core.engine import torrent_id_for
 from revaer_core.plugins import open_store
 from revaer_core.settings import load_settings
 from revaer_core.testing.clients import tiny_torrents
+from revaer_core.testing.process import Daemons, EventLogView, revaer, write_config
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import pg_options
 from tests.support.clients import Qbittorrent
-from tests.support.daemon import Daemons, EventLogView, revaer, write_config
-from tests.support.postgres import pg_options
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -72,7 +72,7 @@ def test_after_a_restart_every_restored_torrent_has_its_state_before_the_daemon_
     assert set(stored) == set(ids)
     assert {s.state.value for s in stored.values()} == {"queued"}
 
-    first = daemons("--event-log", str(tmp_path / "first.jsonl"), config=config)
+    first = daemons("--engine", "libtorrent", "--event-log", str(tmp_path / "first.jsonl"), config=config)
     first.wait_running(timeout=300)
     # the banner is printed once start() returned: no alert has to come first for the catalog to be right
     states = _catalog_states(first.api_url, ids)
@@ -81,7 +81,7 @@ def test_after_a_restart_every_restored_torrent_has_its_state_before_the_daemon_
     assert first.terminate() == 0
 
     second_log = tmp_path / "second.jsonl"
-    second = daemons("--event-log", str(second_log), config=config)
+    second = daemons("--engine", "libtorrent", "--event-log", str(second_log), config=config)
     second.wait_running(timeout=300)
     assert {state for state, _, _ in _catalog_states(second.api_url, ids).values()} == {"seeding"}
     # several status rounds and flushes: the engine's first report of each torrent repeats what the store holds

@@ -30,9 +30,9 @@ from revaer_core.engine.libtorrent import create_metainfo
 from revaer_core.events import Event, OperatorAction, WatchFileRejected
 from revaer_core.settings import ApiSettings, EngineSettings, RuntimeSettings, Settings, WatchSettings
 from revaer_core.testing.simulated import SimulatedEngineFactory, SimulationScript
-from tests.support.postgres import pg_options
+from revaer_core.testing.waiting import wait_for
+from tests.support.postgres import pg_runtime
 from tests.support.stores import open_faulty
-from tests.support.waiting import wait_for
 
 POLL = 0.1
 LIMIT = 2048  #: [api] max_upload_bytes here: a small torrent is ~300 bytes, a 2 MB payload's is larger
@@ -67,15 +67,6 @@ def make_settings(
     )
 
 
-def pg_runtime(tmp_path: Path, pg_url: str, pg_schema: str) -> RuntimeSettings:
-    return RuntimeSettings(
-        backend="postgres",
-        data_dir=tmp_path / "data",
-        flush_interval_ms=20,
-        backend_options={"postgres": pg_options(pg_url, pg_schema)},
-    )
-
-
 @contextlib.contextmanager
 def running(settings: Settings, store: RuntimeStore | None = None) -> Iterator[Daemon]:
     """A started daemon on the simulated engine (no progress of its own), stopped afterwards."""
@@ -107,7 +98,7 @@ def watch_threads() -> list[threading.Thread]:
 
 @pytest.fixture
 def pg_settings(tmp_path: Path, pg_url: str, pg_schema: str) -> Settings:
-    return make_settings(tmp_path, pg_runtime(tmp_path, pg_url, pg_schema))
+    return make_settings(tmp_path, pg_runtime(pg_url, pg_schema, tmp_path / "data", flush_interval_ms=20))
 
 
 @pytest.fixture(autouse=True)

@@ -25,21 +25,16 @@ from revaer_core.demo.seeder import make_payload
 from revaer_core.engine.libtorrent import create_metainfo
 from revaer_core.events import OperatorAction
 from revaer_core.settings import ApiSettings, EngineSettings, FsOpsSettings, RuntimeSettings, Settings, load_settings
+from revaer_core.testing.process import write_config
 from revaer_core.testing.simulated import SimulatedEngine, SimulatedEngineFactory, SimulationScript
 from revaer_runtime_memory import MemoryStore
-from tests.support.daemon import write_config
 from tests.support.surfaces import CliResult
 
 
-@attrs.define
-class LiveDaemon:
-    """A started daemon, its store, and the settings file that points the CLI at it."""
+class InProcess:
+    """What a test reaches for in a started in-process :class:`Daemon` on the simulated engine."""
 
     daemon: Daemon
-    store: RuntimeStore
-    config: Path
-    root: Path
-    stopped: bool = False
 
     @property
     def controller(self) -> Controller:
@@ -50,6 +45,17 @@ class LiveDaemon:
     def engine(self) -> SimulatedEngine:
         assert isinstance(self.daemon.engine, SimulatedEngine)
         return self.daemon.engine
+
+
+@attrs.define
+class LiveDaemon(InProcess):
+    """A started daemon, its store, and the settings file that points the CLI at it."""
+
+    daemon: Daemon
+    store: RuntimeStore
+    config: Path
+    root: Path
+    stopped: bool = False
 
     @property
     def downloads(self) -> Path:

@@ -261,8 +261,16 @@ def unprivileged(body: Callable[[], str]) -> str:
     return text
 
 
-def shared_tmp() -> Path:
+def shared_tmp(prefix: str = "revaer-test-") -> Path:
     """A temp dir any user can enter (pytest's own live under a root-only folder)."""
-    folder = Path(tempfile.mkdtemp(prefix="revaer-fsops-"))
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     folder.chmod(0o755)
     return folder
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A :func:`shared_tmp` dir, removed after the test: for a server or child that runs as another user."""
+    folder = shared_tmp()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

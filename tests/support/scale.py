@@ -24,9 +24,9 @@ from revaer_core import RuntimeStore, StoreRole, TorrentStatus
 from revaer_core.engine import torrent_id_for
 from revaer_core.sources import StoredSource
 from revaer_core.testing.clients import free_port, tiny_torrents
+from revaer_core.testing.process import DaemonProcess, EventLogView, write_config
 from revaer_runtime_pg import PostgresStore
-from tests.support.daemon import DaemonProcess, EventLogView, write_config
-from tests.support.postgres import PrivateCluster, pg_options, stored_progress
+from revaer_runtime_pg.testing import PrivateCluster, pg_options, stored_progress
 
 SCHEMA = "scale"
 FLUSH_MS = 250

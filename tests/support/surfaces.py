@@ -28,8 +28,6 @@ from revaer_core.contract import samples
 from revaer_core.settings import ApiSettings, Settings
 from revaer_core.testing.jobs import job_completed, job_failed, job_skipped, job_started
 from revaer_runtime_memory import MemoryStore
-from revaer_runtime_pg import PostgresStore
-from tests.support.postgres import pg_options
 from tests.support.stores import SECRET_DSN, FaultyStore
 
 #: Backends the surface tests run against; the PostgreSQL ones carry the ``postgres`` marker.
@@ -90,10 +88,9 @@ def seed_jobs(store: RuntimeStore) -> SeededJobs:
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RuntimeStore]:
     """An empty store of each backend under test."""
     if request.param == "postgres":
-        url, schema = request.getfixturevalue("pg_url"), request.getfixturevalue("pg_schema")
-        opened = RuntimeStore.open(PostgresStore(), name="postgres", options=pg_options(url, schema), data_dir=tmp_path)
-    else:
-        opened = RuntimeStore.open(MemoryStore(), name="memory", data_dir=tmp_path)
+        yield request.getfixturevalue("pg_store")  # closed by its own fixture
+        return
+    opened = RuntimeStore.open(MemoryStore(), name="memory", data_dir=tmp_path)
     yield opened
     opened.close()
 

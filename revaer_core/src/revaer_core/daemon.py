@@ -19,7 +19,9 @@ store to take the writer lock back, and stops only when another daemon has it.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import importlib
 import logging
 import threading
 import time
@@ -103,6 +105,23 @@ class ShutdownReport:
         if self.late:
             return f"stopped in {self.seconds:.2f} s, past the shutdown deadline of {self.deadline_s:g} s"
         return "stopped cleanly"
+
+
+#: What serving the API imports; :meth:`Daemon.start` imports them on a thread of their own.
+API_MODULES = ("revaer_core.api.app", "revaer_core.api.server")
+
+
+def _preload(*modules: str) -> threading.Thread:
+    """Import ``modules`` on a thread; a module that fails to import fails again, and is reported, where it is used."""
+
+    def load() -> None:
+        for name in modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+
+    thread = threading.Thread(target=load, name="revaer-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 class Daemon:
@@ -201,6 +220,9 @@ class Daemon:
     def start(self) -> None:
         """Open the store, hydrate, start the engine, reconcile, resume FsOps, serve the API."""
         started = time.perf_counter()
+        # the API's modules (Litestar, uvicorn) take as long to import as the rest: on a thread, while the store
+        # opens and the engine restores, which wait on PostgreSQL and libtorrent more than they compute
+        preload = _preload(*API_MODULES) if self._serve_api else None
         self._previous_excepthook, threading.excepthook = threading.excepthook, self._thread_died
         self.store = self._given_store or open_store(self.settings.runtime, StoreRole.DAEMON)
         catalog = Catalog()  # FsOps drops the failed job writes of torrents removed from it
@@ -241,6 +263,8 @@ class Daemon:
         )
         self.fsops.resume_pending()
         if self._serve_api:
+            if preload is not None:
+                preload.join()
             self.api = self._start_api()
         if self.settings.engine.watch_dir is not None:  # last: every add it makes needs all of the above
             self.watch = WatchFolder(

@@ -23,7 +23,7 @@ from revaer_runtime_pg.transactions import writing
 log = logging.getLogger(__name__)
 
 _V = TypeVar("_V")
-_Row = TypeVar("_Row", bound=tuple[Any, ...])
+_Row = TypeVar("_Row", bound=Sequence[Any])
 
 #: What the server raises for a row it will not take (a value or constraint it refuses), as opposed to a fault.
 REFUSED = (psycopg.DataError, sa.exc.DataError, psycopg.IntegrityError, sa.exc.IntegrityError)
@@ -66,7 +66,7 @@ def _sanitised(torrent_id: UUID, problems: list[str]) -> None:
     log.warning("torrent %s: stored sanitised: %s", torrent_id, "; ".join(problems))
 
 
-def staged(db: Connected, write: StagedWrite, batch: Iterable[tuple[Any, ...]] | bytes) -> list[tuple[Any, ...]]:
+def staged(db: Connected, write: StagedWrite, batch: Iterable[Sequence[Any]] | bytes) -> list[tuple[Any, ...]]:
     """COPY ``batch`` into ``write``'s temporary table and apply it, in one transaction.
 
     ``batch`` is rows, or a whole binary COPY stream built beforehand (see
@@ -96,7 +96,7 @@ def staged(db: Connected, write: StagedWrite, batch: Iterable[tuple[Any, ...]] |
     return returned
 
 
-def write_batch(db: Connected, write: StagedWrite, batch: Sequence[tuple[Any, ...]], what: str) -> list[UUID]:
+def write_batch(db: Connected, write: StagedWrite, batch: Sequence[Sequence[Any]], what: str) -> list[UUID]:
     """Write ``batch`` at once; should the server refuse it, row by row, so one bad row costs only itself.
 
     :returns: The torrent ids of the rows refused alone (each logged).

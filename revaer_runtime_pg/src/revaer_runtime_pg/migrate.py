@@ -239,16 +239,26 @@ def _schema_holds_anything(connection: sa.Connection, schema: str) -> bool:
     return bool(connection.execute(query, {"s": schema}).scalar_one())
 
 
-def upgrade(engine: sa.Engine, schema: str, revision: str = "head") -> SchemaStatus:
-    """Upgrade ``schema`` to ``revision``; safe to run twice and from several processes at once.
+@contextlib.contextmanager
+def _migrating(engine: sa.Engine, schema: str) -> Iterator[tuple[sa.Connection, SchemaStatus]]:
+    """A connection holding ``schema``'s migration lock, and the status found under it.
 
-    :raises SchemaNotReady: when the schema is at a revision this code does not know.
+    :raises SchemaNotReady: when the schema is at a revision this code does not know (nothing is run).
     """
     with engine.connect() as connection, _advisory_lock(connection, lock_key("migrate", schema)):
         before = status(connection, schema)
         if before.state is SchemaState.NEWER:
             raise before.problem() or AssertionError("unreachable")
         connection.commit()
+        yield connection, before
+
+
+def upgrade(engine: sa.Engine, schema: str, revision: str = "head") -> SchemaStatus:
+    """Upgrade ``schema`` to ``revision``; safe to run twice and from several processes at once.
+
+    :raises SchemaNotReady: when the schema is at a revision this code does not know.
+    """
+    with _migrating(engine, schema) as (connection, _):
         from alembic import command
 
         command.upgrade(alembic_config(schema, connection), revision)
@@ -261,11 +271,7 @@ def downgrade(engine: sa.Engine, schema: str, revision: str) -> SchemaStatus:
 
     :raises SchemaNotReady: when the schema is at a revision this code does not know.
     """
-    with engine.connect() as connection, _advisory_lock(connection, lock_key("migrate", schema)):
-        before = status(connection, schema)
-        if before.state is SchemaState.NEWER:
-            raise before.problem() or AssertionError("unreachable")
-        connection.commit()
+    with _migrating(engine, schema) as (connection, before):
         if before.state is not SchemaState.EMPTY:
             from alembic import command
 

@@ -1,6 +1,8 @@
 """Rows to values and back: torrent statuses and sources, FsOps jobs and history entries.
 
-Writing sanitises (see :mod:`revaer_runtime_pg.sanitize`); reading tolerates
+Each value's row follows its table's columns (:mod:`revaer_runtime_pg.layout`),
+so no position is written here. Writing sanitises (see
+:mod:`revaer_runtime_pg.sanitize`); reading tolerates
 enum labels this version does not know (a newer writer may have added some)
 and logs the row with its torrent id instead of failing the whole read.
 """
@@ -9,10 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
+
+import attrs
 
 from revaer_core import (
     AddedVia,
@@ -29,25 +32,23 @@ from revaer_core import (
     TransferMode,
 )
 from revaer_runtime_pg import sanitize
-from revaer_runtime_pg.sanitize import BIGINT_MAX, BIGINT_MIN
+from revaer_runtime_pg.layout import Layout, pick
+from revaer_runtime_pg.schema import (
+    HISTORY_COLUMNS,
+    JOB_COLUMNS,
+    LAYOUT,
+    PROGRESS_COLUMNS,
+    SOURCE_COLUMNS,
+    STATUS_COLUMNS,
+)
 
 log = logging.getLogger(__name__)
 
 _STATES = {s.value: s for s in TorrentState}
-_STATE_LABELS = {s: s.value for s in TorrentState}
 _JOB_STATUSES = {s.value: s for s in JobStatus}
 _MODES = {m.value: m for m in TransferMode}
 _EVENTS = {e.value: e for e in JobEvent}
 _ADDED_VIA = {v.value: v for v in AddedVia}
-
-#: One row of ``torrents`` in :data:`revaer_runtime_pg.schema.STATUS_COLUMNS` order, as binary
-#: COPY sends it: ``files`` is already in JSONB's binary form (see :func:`jsonb_binary`).
-StatusRow = tuple[
-    UUID, str | None, str, str | None, int, int, int | None, int, int, float, bytes | None,
-    str | None, str | None, bool, datetime, datetime | None, datetime,
-    str | None, bool, list[str], int | None, int | None,
-]  # fmt: skip
-
 
 # -- writing --------------------------------------------------------------------------------
 
@@ -94,122 +95,45 @@ def _files_json(files: tuple[FileEntry, ...], problems: list[str]) -> bytes:
     return document
 
 
-def _plain(text: str | None) -> bool:
-    """Whether ``text`` is storable as it is, by the cheapest test (ASCII without NUL)."""
-    return text is None or (text.isascii() and "\x00" not in text)
+def _status_attribute(column: str) -> str:
+    """The TorrentStatus attribute a ``torrents`` column holds: its own, or its progress's or rates'."""
+    if column in attrs.fields_dict(TorrentStatus):
+        return column
+    for outer, kind in (("progress", Progress), ("rates", Rates)):
+        if column in attrs.fields_dict(kind):
+            return f"{outer}.{column}"
+    raise LookupError(f"torrents.{column} is no attribute of TorrentStatus, its Progress or its Rates")
 
 
-def _within_bigint(limit: int | None) -> bool:
-    """Whether a rate limit (``None`` or >= 0, as TorrentStatus validates) fits BIGINT."""
-    return limit is None or limit <= BIGINT_MAX
+def _files_document(files: tuple[FileEntry, ...] | None, problems: list[str]) -> bytes | None:
+    return None if files is None else _files_json(files, problems)
 
 
-def status_row(status: TorrentStatus, problems: list[str]) -> StatusRow:
-    """The row that stores ``status``; anything changed to make it storable is added to ``problems``.
+#: A status as a ``torrents`` row (:data:`STATUS_COLUMNS` order), as binary COPY sends it.
+STATUS = Layout.of(LAYOUT.torrents, STATUS_COLUMNS, _status_attribute, converted={"files": _files_document})
+#: The columns ``update_progress`` writes, in :data:`PROGRESS_COLUMNS` order.
+PROGRESS = Layout.of(LAYOUT.torrents, PROGRESS_COLUMNS, _status_attribute)
+#: A source as a ``torrent_sources`` row: each column is the StoredSource attribute of its name. The
+#: metainfo goes as it is: BYTEA takes every byte, NULs included.
+SOURCE = Layout.of(LAYOUT.torrent_sources, SOURCE_COLUMNS, lambda column: column, field_prefix="source ")
 
-    ``labels`` go as a list: psycopg dumps a list, not a tuple, as an array.
-    """
-    s, p, r = status, status.progress, status.rates
-    files = None if s.files is None else _files_json(s.files, problems)
-    if (
-        _plain(s.name)
-        and _plain(s.failure)
-        and _plain(s.library_path)
-        and _plain(s.download_dir)
-        and _plain(s.info_hash)
-        and (not s.labels or all(map(_plain, s.labels)))
-        and _within_bigint(s.download_limit)
-        and _within_bigint(s.upload_limit)
-        and BIGINT_MIN <= p.downloaded <= BIGINT_MAX
-        and BIGINT_MIN <= p.total <= BIGINT_MAX
-        and (p.eta_seconds is None or BIGINT_MIN <= p.eta_seconds <= BIGINT_MAX)
-        and BIGINT_MIN <= r.download_bps <= BIGINT_MAX
-        and BIGINT_MIN <= r.upload_bps <= BIGINT_MAX
-        and 1 < s.added_at.year < 9999
-        and 1 < s.last_updated.year < 9999
-        and (s.completed_at is None or 1 < s.completed_at.year < 9999)
-    ):  # the common case: nothing to sanitise, no call per field
-        return (
-            s.id, s.name, _STATE_LABELS[s.state], s.failure, p.downloaded, p.total, p.eta_seconds,
-            r.download_bps, r.upload_bps, r.ratio, files, s.library_path, s.download_dir, s.sequential,
-            s.added_at, s.completed_at, s.last_updated,
-            s.info_hash, s.paused, list(s.labels), s.download_limit, s.upload_limit,
-        )  # fmt: skip
-    return (
-        s.id,
-        sanitize.optional_text(s.name, "name", problems),
-        s.state.value,
-        sanitize.optional_text(s.failure, "failure", problems),
-        sanitize.bigint(p.downloaded, "downloaded", problems),
-        sanitize.bigint(p.total, "total", problems),
-        sanitize.optional_bigint(p.eta_seconds, "eta_seconds", problems),
-        sanitize.bigint(r.download_bps, "download_bps", problems),
-        sanitize.bigint(r.upload_bps, "upload_bps", problems),
-        r.ratio,
-        files,
-        sanitize.optional_text(s.library_path, "library_path", problems),
-        sanitize.optional_text(s.download_dir, "download_dir", problems),
-        s.sequential,
-        sanitize.moment(s.added_at, "added_at", problems),
-        sanitize.optional_moment(s.completed_at, "completed_at", problems),
-        sanitize.moment(s.last_updated, "last_updated", problems),
-        sanitize.optional_text(s.info_hash, "info_hash", problems),
-        s.paused,
-        [sanitize.text(label, "label", problems) for label in s.labels],
-        sanitize.optional_bigint(s.download_limit, "download_limit", problems),
-        sanitize.optional_bigint(s.upload_limit, "upload_limit", problems),
-    )
+#: One row as binary COPY sends it, in its layout's column order.
+Row = list[Any]
 
 
-#: One row of the progress staging table, in :data:`revaer_runtime_pg.schema.PROGRESS_COLUMNS` order.
-ProgressRow = tuple[UUID, int, int, int | None, int, int, float, datetime]
+def status_row(status: TorrentStatus, problems: list[str]) -> Row:
+    """The row that stores ``status``; anything changed to make it storable is added to ``problems``."""
+    return STATUS.row(status, problems)
 
 
-def progress_row(status: TorrentStatus, problems: list[str]) -> ProgressRow:
+def progress_row(status: TorrentStatus, problems: list[str]) -> Row:
     """The columns ``update_progress`` writes for ``status``, sanitised as :func:`status_row` does."""
-    p, r = status.progress, status.rates
-    if (
-        BIGINT_MIN <= p.downloaded <= BIGINT_MAX
-        and BIGINT_MIN <= p.total <= BIGINT_MAX
-        and (p.eta_seconds is None or BIGINT_MIN <= p.eta_seconds <= BIGINT_MAX)
-        and BIGINT_MIN <= r.download_bps <= BIGINT_MAX
-        and BIGINT_MIN <= r.upload_bps <= BIGINT_MAX
-        and 1 < status.last_updated.year < 9999
-    ):  # the common case: nothing to sanitise, no call per field
-        return (
-            status.id, p.downloaded, p.total, p.eta_seconds, r.download_bps, r.upload_bps, r.ratio,
-            status.last_updated,
-        )  # fmt: skip
-    return (
-        status.id,
-        sanitize.bigint(p.downloaded, "downloaded", problems),
-        sanitize.bigint(p.total, "total", problems),
-        sanitize.optional_bigint(p.eta_seconds, "eta_seconds", problems),
-        sanitize.bigint(r.download_bps, "download_bps", problems),
-        sanitize.bigint(r.upload_bps, "upload_bps", problems),
-        r.ratio,
-        sanitize.moment(status.last_updated, "last_updated", problems),
-    )
+    return PROGRESS.row(status, problems)
 
 
-#: One row of ``torrent_sources`` in :data:`revaer_runtime_pg.schema.SOURCE_COLUMNS` order, as binary COPY sends it.
-SourceRow = tuple[UUID, bytes | None, str | None, list[int], str, datetime]
-
-
-def source_row(source: StoredSource, problems: list[str]) -> SourceRow:
-    """The row that stores ``source``; what was changed to make it storable is added to ``problems``.
-
-    The magnet link and time are sanitised as a status's texts and times are;
-    metainfo goes as it is: BYTEA takes every byte, NULs included.
-    """
-    return (
-        source.torrent_id,
-        source.metainfo,
-        sanitize.optional_text(source.magnet, "magnet", problems),
-        list(source.file_priorities),
-        source.added_via.value,
-        sanitize.moment(source.added_at, "source added_at", problems),
-    )
+def source_row(source: StoredSource, problems: list[str]) -> Row:
+    """The row that stores ``source``; what was changed to make it storable is added to ``problems``."""
+    return SOURCE.row(source, problems)
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -244,38 +168,53 @@ def _files(raw: Any) -> tuple[FileEntry, ...] | None:
     return tuple([f if type(f) is FileEntry else _file_entry(f) for f in raw])
 
 
+def _reader(columns: Sequence[str], *names: str) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A getter of the values of columns ``names`` from a row of ``columns``, in the order of ``names``."""
+    return pick([columns.index(name) for name in names])
+
+
+def _columns(*names: str) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    return _reader(STATUS_COLUMNS, *names)
+
+
+_ID, _ADDED_AT, _LAST_UPDATED, _NAME, _STATE, _FAILURE, _FILE_LIST = (
+    STATUS.position[name] for name in ("id", "added_at", "last_updated", "name", "state", "failure", "files")
+)
+_PROGRESS = _columns(*attrs.fields_dict(Progress))
+_RATES = _columns(*attrs.fields_dict(Rates))
+_STATUS_FIELDS = [field.name for field in attrs.fields(TorrentStatus)]
+#: Every TorrentStatus field after ``files`` is a column of its name, read as it is.
+_REST = _columns(*_STATUS_FIELDS[_STATUS_FIELDS.index("files") + 1 :])
+
+
 def status_from_row(row: Sequence[Any]) -> TorrentStatus:
     """The status a ``torrents`` row (STATUS_COLUMNS order) holds.
 
     Hydration calls this once per stored torrent, so it builds the objects
-    positionally (in attrs field order) and does nothing twice.
+    positionally (in attrs field order), each column found at its position
+    in the table, and does nothing twice.
     """
-    (ident, name, state_label, failure, downloaded, total, eta, down, up, ratio, files) = row[:11]
-    state = _STATES.get(state_label)
+    state = _STATES.get(row[_STATE])
+    failure = row[_FAILURE]
     if state is None:
-        _unknown("state", state_label, ident, "stopped")
+        _unknown("state", row[_STATE], row[_ID], "stopped")
         state = TorrentState.STOPPED
-        failure = f"stored state {state_label!r} is unknown to this version of Revaer"
+        failure = f"stored state {row[_STATE]!r} is unknown to this version of Revaer"
     return TorrentStatus(
-        ident,  # id
-        row[14],  # added_at
-        row[16],  # last_updated
-        name,
+        row[_ID],
+        row[_ADDED_AT],
+        row[_LAST_UPDATED],
+        row[_NAME],
         state,
         failure,
-        Progress(downloaded, total, eta),
-        Rates(down, up, ratio),
-        _files(files),
-        row[11],  # library_path
-        row[12],  # download_dir
-        row[13],  # sequential
-        row[15],  # completed_at
-        row[17],  # info_hash
-        row[18],  # paused
-        row[19],  # labels (a list; the converter sorts it into a tuple)
-        row[20],  # download_limit
-        row[21],  # upload_limit
+        Progress(*_PROGRESS(row)),
+        Rates(*_RATES(row)),
+        _files(row[_FILE_LIST]),
+        *_REST(row),  # the labels come as a list; the converter sorts them into a tuple
     )
+
+
+_SOURCE = _reader(SOURCE_COLUMNS, "torrent_id", "metainfo", "magnet", "file_priorities", "added_via", "added_at")
 
 
 def source_from_row(row: Sequence[Any]) -> StoredSource:
@@ -284,7 +223,7 @@ def source_from_row(row: Sequence[Any]) -> StoredSource:
     A way of adding a newer writer knows is read as ``api`` (and logged)
     rather than losing the source: without it the torrent cannot come back.
     """
-    (torrent_id, metainfo, magnet, priorities, via_label, added_at) = row
+    (torrent_id, metainfo, magnet, priorities, via_label, added_at) = _SOURCE(row)
     via = _ADDED_VIA.get(via_label)
     if via is None:
         _unknown("added_via", via_label, torrent_id, AddedVia.API.value)
@@ -321,9 +260,15 @@ def job_status_of(label: str) -> JobStatus:
     return _JOB_STATUSES.get(label, JobStatus.FAILED)
 
 
+_JOB = _reader(JOB_COLUMNS, "torrent_id", "status", "source", "attempt", "job_created_at", "job_updated_at",
+               "destination", "transfer_mode", "last_error")  # fmt: skip
+_HISTORY = _reader(HISTORY_COLUMNS, "torrent_id", "seq", "event", "status", "attempt", "at", "source", "destination",
+                   "transfer_mode", "detail")  # fmt: skip
+
+
 def job_from_row(row: Sequence[Any]) -> FsJob:
     """The job an ``fs_jobs`` row (JOB_COLUMNS order) holds."""
-    (torrent_id, status_label, source, attempt, created_at, updated_at, destination, mode, last_error) = row
+    (torrent_id, status_label, source, attempt, created_at, updated_at, destination, mode, last_error) = _JOB(row)
     status = _job_status(status_label, torrent_id)
     if status is None:
         status = JobStatus.FAILED
@@ -343,7 +288,7 @@ def job_from_row(row: Sequence[Any]) -> FsJob:
 
 def history_from_row(row: Sequence[Any]) -> JobHistoryEntry | None:
     """The entry an ``fs_job_history`` row (HISTORY_COLUMNS order) holds; ``None`` for an unknown event."""
-    (torrent_id, seq, event_label, status_label, attempt, at, source, destination, mode, detail) = row
+    (torrent_id, seq, event_label, status_label, attempt, at, source, destination, mode, detail) = _HISTORY(row)
     event = _EVENTS.get(event_label)
     if event is None:
         _unknown("job event", event_label, torrent_id, "nothing (the entry is left out)")

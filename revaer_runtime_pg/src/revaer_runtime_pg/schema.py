@@ -6,11 +6,17 @@ indexes and comments included: ``tests/test_pg_migrations.py`` checks that an
 Alembic autogenerate against a migrated database finds nothing to change, and
 that every index reads the same in PostgreSQL's catalog. A migration freezes
 its own copy of what it creates; this module is what the code reads and writes.
+
+The row layouts come from these tables and nowhere else: the column lists
+below, the COPY types (:func:`copy_type`), the staging tables (made from the
+tables themselves) and how a value becomes a row (:mod:`revaer_runtime_pg.layout`).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import sqlalchemy as sa
@@ -26,81 +32,6 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "job_event": tuple(e.value for e in JobEvent),
     "added_via": tuple(v.value for v in AddedVia),
 }
-
-#: Columns of a torrent status, in the order rows are written and read.
-STATUS_COLUMNS: tuple[str, ...] = (
-    "id",
-    "name",
-    "state",
-    "failure",
-    "downloaded",
-    "total",
-    "eta_seconds",
-    "download_bps",
-    "upload_bps",
-    "ratio",
-    "files",
-    "library_path",
-    "download_dir",
-    "sequential",
-    "added_at",
-    "completed_at",
-    "last_updated",
-    "info_hash",
-    "paused",
-    "labels",
-    "download_limit",
-    "upload_limit",
-)
-
-#: The columns a progress-only change touches (``update_progress``), id first.
-PROGRESS_COLUMNS: tuple[str, ...] = (
-    "id",
-    "downloaded",
-    "total",
-    "eta_seconds",
-    "download_bps",
-    "upload_bps",
-    "ratio",
-    "last_updated",
-)
-
-#: Columns of a torrent's stored source, in the order they are written and read.
-SOURCE_COLUMNS: tuple[str, ...] = (
-    "torrent_id",
-    "metainfo",
-    "magnet",
-    "file_priorities",
-    "added_via",
-    "added_at",
-)
-
-#: Columns of an FsOps job, in the order they are read.
-JOB_COLUMNS: tuple[str, ...] = (
-    "torrent_id",
-    "status",
-    "source",
-    "attempt",
-    "job_created_at",
-    "job_updated_at",
-    "destination",
-    "transfer_mode",
-    "last_error",
-)
-
-#: Columns of a job history row, in the order they are read.
-HISTORY_COLUMNS: tuple[str, ...] = (
-    "torrent_id",
-    "seq",
-    "event",
-    "status",
-    "attempt",
-    "at",
-    "source",
-    "destination",
-    "transfer_mode",
-    "detail",
-)
 
 
 def _enum(name: str, schema: str) -> pg.ENUM:
@@ -324,3 +255,67 @@ def tables(schema: str) -> Tables:
         fs_job_history=fs_job_history,
         writer_fence=writer_fence,
     )
+
+
+#: The schema the module-level layouts below are read from: a column's name, order and type are the same in any.
+LAYOUT = tables("revaer_runtime")
+#: Row bookkeeping, kept by the server: never written or read as part of a value.
+_BOOKKEEPING = frozenset({"created_at", "updated_at"})
+
+
+def _columns_of(table: sa.Table, *, leaving_out: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    return tuple(c.name for c in table.columns if c.name not in _BOOKKEEPING | leaving_out)
+
+
+#: Columns of a torrent status, in table order: how rows are copied and read. Resume data has hooks of its own.
+STATUS_COLUMNS = _columns_of(LAYOUT.torrents, leaving_out=frozenset({"resume_data"}))
+#: The columns a progress-only change touches (``update_progress``), id first, in table order.
+PROGRESS_COLUMNS = tuple(
+    c
+    for c in STATUS_COLUMNS
+    if c in {"id", "downloaded", "total", "eta_seconds", "download_bps", "upload_bps", "ratio", "last_updated"}
+)
+#: Columns of a torrent's stored source, in table order.
+SOURCE_COLUMNS = _columns_of(LAYOUT.torrent_sources)
+#: Columns of an FsOps job, in table order (``transitions`` is the store's own count, not part of a job).
+JOB_COLUMNS = _columns_of(LAYOUT.fs_jobs, leaving_out=frozenset({"transitions"}))
+#: Columns of a job history row, in table order.
+HISTORY_COLUMNS = _columns_of(LAYOUT.fs_job_history)
+
+
+def copy_type(column: sa.Column[Any]) -> str:
+    """What psycopg dumps ``column`` as for binary COPY, which carries no type per field.
+
+    The server reads each field in its column's binary format: an enum's is
+    its label (text), and JSONB goes as bytes already in JSONB's binary form
+    (``rows.jsonb_binary``).
+    """
+    kind = column.type
+    if isinstance(kind, pg.ARRAY):
+        return f"{copy_type(sa.Column(column.name, kind.item_type))}[]"
+    if isinstance(kind, sa.DateTime):
+        return "timestamptz" if kind.timezone else "timestamp"
+    for sql_type, name in _COPY_TYPES:
+        if isinstance(kind, sql_type):
+            return name
+    raise TypeError(f"{column.name}: no binary COPY type for {kind!r}; add it to schema._COPY_TYPES")
+
+
+#: SQLAlchemy types and what they COPY as; subclasses before their bases (an Enum is a String, a BigInteger an Integer).
+_COPY_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], str], ...] = (
+    (sa.Enum, "text"),
+    (pg.JSONB, "bytea"),
+    (sa.Uuid, "uuid"),
+    (sa.BigInteger, "int8"),
+    (sa.SmallInteger, "int2"),
+    (sa.Integer, "int4"),
+    (sa.Float, "float8"),
+    (sa.Boolean, "bool"),
+    (sa.LargeBinary, "bytea"),
+    (sa.Text, "text"),
+)
+
+
+def copy_types(table: sa.Table, names: Sequence[str]) -> tuple[str, ...]:
+    """The binary COPY types of ``table``'s columns ``names``, in that order."""
+    return tuple(copy_type(table.c[name]) for name in names)

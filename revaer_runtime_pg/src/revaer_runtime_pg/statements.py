@@ -3,7 +3,9 @@
 Upserts, progress updates, sources and resume data COPY the batch into a
 per-connection temporary table and apply it with one statement
 (``INSERT … ON CONFLICT``, measured faster than a pipelined ``executemany``;
-``UPDATE … FROM``); hydration runs one plain ``SELECT``.
+``UPDATE … FROM``); hydration runs one plain ``SELECT``. Every column list,
+COPY type and staging table comes from the tables in
+:mod:`revaer_runtime_pg.schema`.
 """
 
 from __future__ import annotations
@@ -11,22 +13,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import attrs
+import sqlalchemy as sa
 from psycopg import sql
 
-from revaer_runtime_pg.schema import PROGRESS_COLUMNS, SOURCE_COLUMNS, STATUS_COLUMNS
+from revaer_runtime_pg.schema import PROGRESS_COLUMNS, SOURCE_COLUMNS, STATUS_COLUMNS, copy_types, tables
 
-#: Types psycopg dumps :data:`STATUS_COLUMNS` as, for binary COPY. Binary COPY carries no type per
-#: field, so the server reads each with its column's binary format: an enum's is its label, and
-#: ``files`` goes as bytes already in JSONB's binary form (``rows.jsonb_binary``).
-COPY_TYPES: tuple[str, ...] = (
-    "uuid", "text", "text", "text", "int8", "int8", "int8", "int8", "int8", "float8", "bytea",
-    "text", "text", "bool", "timestamptz", "timestamptz", "timestamptz",
-    "text", "bool", "text[]", "int8", "int8",
-)  # fmt: skip
-#: Types of :data:`PROGRESS_COLUMNS` for binary COPY.
-PROGRESS_TYPES: tuple[str, ...] = ("uuid", "int8", "int8", "int8", "int8", "int8", "float8", "timestamptz")
-#: Types of :data:`SOURCE_COLUMNS` for binary COPY: metainfo as raw bytes, ``added_via`` (an enum) as its label.
-SOURCE_TYPES: tuple[str, ...] = ("uuid", "bytea", "text", "int2[]", "text", "timestamptz")
+
+def _name(table: sa.Table) -> sql.Identifier:
+    return sql.Identifier(table.name) if table.schema is None else sql.Identifier(table.schema, table.name)
+
+
+def _names(columns: Sequence[str], alias: str | None = None) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(c) if alias is None else sql.Identifier(alias, c) for c in columns)
 
 
 @attrs.frozen
@@ -38,32 +36,31 @@ class StagedWrite:
     remembers it in the connection's ``info``.
     """
 
-    create: sql.Composed  #: CREATE TEMP TABLE IF NOT EXISTS … ON COMMIT DELETE ROWS
+    create: sql.Composed  #: CREATE TEMP TABLE IF NOT EXISTS … ON COMMIT DELETE ROWS AS SELECT … WITH NO DATA
     copy: sql.Composed  #: binary COPY of a batch into it
     types: tuple[str, ...]  #: what psycopg dumps each copied column as
     apply: sql.Composed  #: the one statement that applies the staged rows
     ready: str
 
     @classmethod
-    def like(
-        cls, table: sql.Identifier, staging: str, columns: Sequence[str], types: tuple[str, ...], apply: sql.Composed
-    ) -> StagedWrite:
-        """A staged write whose temporary table ``staging`` has ``table``'s columns (and defaults)."""
+    def of(cls, table: sa.Table, staging: str, columns: Sequence[str], apply: sql.Composed) -> StagedWrite:
+        """A staged write of ``table``'s ``columns``: the temporary table ``staging`` is made from ``table`` itself.
+
+        ``CREATE TABLE … AS SELECT … WITH NO DATA`` gives each column the type
+        it has in ``table`` (an enum stays that enum), and nothing else: the
+        statement that applies the rows meets ``table``'s constraints.
+        """
         return cls(
             create=sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            ).format(sql.Identifier(staging), table),
-            copy=_copy_into(staging, columns),
-            types=types,
+                "CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA"
+            ).format(sql.Identifier(staging), _names(columns), _name(table)),
+            copy=sql.SQL("COPY pg_temp.{} ({}) FROM STDIN (FORMAT BINARY)").format(
+                sql.Identifier(staging), _names(columns)
+            ),
+            types=copy_types(table, columns),
             apply=apply,
             ready=f"{staging}_ready",
         )
-
-
-def _copy_into(staging: str, columns: Sequence[str]) -> sql.Composed:
-    return sql.SQL("COPY pg_temp.{} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(staging), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    )
 
 
 def _merge_into(
@@ -82,16 +79,25 @@ def _merge_into(
         "WHERE ({current}) IS DISTINCT FROM ({incoming})"
     ).format(
         target=target,
-        columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-        selected=sql.SQL(", ").join(sql.Identifier("i", c) for c in columns),
+        columns=_names(columns),
+        selected=_names(columns, "i"),
         staging=sql.Identifier(staging),
         join=sql.SQL("") if join is None else sql.SQL(" {}").format(join),
         key=sql.Identifier(key),
         assignments=sql.SQL(", ").join(
             sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in updated
         ),
-        current=sql.SQL(", ").join(sql.Identifier("t", c) for c in updated),
-        incoming=sql.SQL(", ").join(sql.Identifier("excluded", c) for c in updated),
+        current=_names(updated, "t"),
+        incoming=_names(updated, "excluded"),
+    )
+
+
+def _update_from(target: sql.Identifier, columns: Sequence[str], staging: str) -> sql.Composed:
+    """``UPDATE`` of ``target``'s rows (alias ``t``) whose ``id`` is staged (alias ``s``), setting ``columns``."""
+    return sql.SQL("UPDATE {} AS t SET {} FROM pg_temp.{} AS s WHERE t.id = s.id").format(
+        target,
+        sql.SQL(", ").join(sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in columns),
+        sql.Identifier(staging),
     )
 
 
@@ -110,61 +116,41 @@ class Statements:
 
     @classmethod
     def for_schema(cls, schema: str) -> Statements:
-        torrents = sql.Identifier(schema, "torrents")
-        sources = sql.Identifier(schema, "torrent_sources")
+        t = tables(schema)
+        torrents, sources = _name(t.torrents), _name(t.torrent_sources)
         staging, progress, sources_in = "revaer_torrents_in", "revaer_progress_in", "revaer_sources_in"
         resume_in = "revaer_resume_in"
-        columns = sql.SQL(", ").join(sql.Identifier(c) for c in STATUS_COLUMNS)
         # KEY SHARE holds each matched torrent until commit, so the foreign key always finds it; a torrent
         # removed meanwhile drops out of the join (READ COMMITTED re-checks locked rows) instead of failing it.
         stored_only = sql.SQL("JOIN {} AS owner ON owner.id = i.torrent_id FOR KEY SHARE OF owner").format(torrents)
         return cls(
-            upsert=StagedWrite.like(
-                torrents, staging, STATUS_COLUMNS, COPY_TYPES, _merge_into(torrents, STATUS_COLUMNS, "id", staging)
+            upsert=StagedWrite.of(
+                t.torrents, staging, STATUS_COLUMNS, _merge_into(torrents, STATUS_COLUMNS, "id", staging)
             ),
-            load=sql.SQL("SELECT {} FROM {}").format(columns, torrents),
-            progress=StagedWrite(
-                create=sql.SQL(
-                    "CREATE TEMP TABLE IF NOT EXISTS {} (id uuid, downloaded int8, total int8, eta_seconds int8, "
-                    "download_bps int8, upload_bps int8, ratio float8, last_updated timestamptz) "
-                    "ON COMMIT DELETE ROWS"
-                ).format(sql.Identifier(progress)),
-                copy=_copy_into(progress, PROGRESS_COLUMNS),
-                types=PROGRESS_TYPES,
-                apply=sql.SQL(
-                    "WITH found AS (UPDATE {} AS t SET {} FROM pg_temp.{} AS s WHERE t.id = s.id RETURNING t.id) "
+            load=sql.SQL("SELECT {} FROM {}").format(_names(STATUS_COLUMNS), torrents),
+            progress=StagedWrite.of(
+                t.torrents,
+                progress,
+                PROGRESS_COLUMNS,
+                sql.SQL(
+                    "WITH found AS ({} RETURNING t.id) "
                     "SELECT s.id FROM pg_temp.{} AS s WHERE NOT EXISTS (SELECT FROM found WHERE found.id = s.id)"
-                ).format(
-                    torrents,
-                    sql.SQL(", ").join(
-                        sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in PROGRESS_COLUMNS[1:]
-                    ),
-                    sql.Identifier(progress),
-                    sql.Identifier(progress),
-                ),
-                ready=f"{progress}_ready",
+                ).format(_update_from(torrents, PROGRESS_COLUMNS[1:], progress), sql.Identifier(progress)),
             ),
-            save_sources=StagedWrite.like(
-                sources,
+            save_sources=StagedWrite.of(
+                t.torrent_sources,
                 sources_in,
                 SOURCE_COLUMNS,
-                SOURCE_TYPES,
                 _merge_into(sources, SOURCE_COLUMNS, "torrent_id", sources_in, join=stored_only),
             ),
-            save_resume=StagedWrite(
-                create=sql.SQL(
-                    "CREATE TEMP TABLE IF NOT EXISTS {} (id uuid, resume_data bytea) ON COMMIT DELETE ROWS"
-                ).format(sql.Identifier(resume_in)),
-                copy=_copy_into(resume_in, ("id", "resume_data")),
-                types=("uuid", "bytea"),
-                apply=sql.SQL(
-                    "UPDATE {} AS t SET resume_data = s.resume_data FROM pg_temp.{} AS s WHERE t.id = s.id"
-                ).format(torrents, sql.Identifier(resume_in)),
-                ready=f"{resume_in}_ready",
+            save_resume=StagedWrite.of(
+                t.torrents, resume_in, ("id", "resume_data"), _update_from(torrents, ("resume_data",), resume_in)
             ),
             load_sources=sql.SQL("SELECT {} FROM {}").format(
                 sql.SQL(", ").join(
-                    sql.SQL("{}::text").format(sql.Identifier(c)) if c == "added_via" else sql.Identifier(c)
+                    sql.SQL("{}::text").format(sql.Identifier(c))
+                    if isinstance(t.torrent_sources.c[c].type, sa.Enum)
+                    else sql.Identifier(c)
                     for c in SOURCE_COLUMNS
                 ),
                 sources,

@@ -886,12 +886,12 @@ class LibtorrentEngine:
         libtorrent posts ``torrent_finished`` again when a restored seed is
         re-added; completing it again would re-run FsOps on a moved payload.
         """
-        status = torrent.handle.status()
         with self._lock:
-            if torrent.completed:
+            if torrent.completed:  # first: a restored seed's alert must not cost a status call (a round trip)
                 return
             torrent.completed = True
             torrent.dirty = True
+        status = torrent.handle.status()
         if torrent.restored and int(status.total_payload_download) == 0:
             log.debug("torrent %s: restored complete, no completion event", torrent.torrent_id)
             return

@@ -130,12 +130,29 @@ def unchanged(change: TorrentStatus, current: TorrentStatus | None) -> bool:
     return current is not None and attrs.evolve(change, last_updated=current.last_updated) == current
 
 
+def _is_whole(status: TorrentStatus) -> bool:
+    """Whether ``status`` shows every wanted byte done already (or knows no size to show it against)."""
+    progress = status.progress
+    if not progress.total:
+        return True
+    if progress.downloaded != progress.total or progress.eta_seconds != 0:
+        return False
+    return all(f.bytes_completed == f.size for f in status.files or () if f.selected and f.priority)
+
+
 def restored_status(current: TorrentStatus, state: TorrentState | None, complete: bool, at: datetime) -> TorrentStatus:
     """``current`` as the engine restored it: in ``state`` (when known), and whole when ``complete``.
 
     The same rules as the events that would say so: a completed torrent stays
     completed when it seeds, and any state but ``failed`` clears the failure.
     """
+    keeps_state = (
+        state is None
+        or (state is TorrentState.SEEDING and current.state is TorrentState.COMPLETED)
+        or (state is current.state and (current.failure is None or state is TorrentState.FAILED))
+    )
+    if keeps_state and (not complete or _is_whole(current)):
+        return current  # what a restart restores nearly always: the store had it right
     status = current
     if state is not None and not (state is TorrentState.SEEDING and current.state is TorrentState.COMPLETED):
         failure = current.failure if state is TorrentState.FAILED else None

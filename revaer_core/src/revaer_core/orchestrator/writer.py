@@ -68,7 +68,7 @@ class Pending(NamedTuple):
     ``progress_only`` says nothing but progress changed since the store last
     took this torrent whole, so the store's narrow ``update_progress`` will do.
     ``source`` is a newly added torrent's source, stored right after its status.
-    A named tuple: one is made per event, on the event path.
+    A named tuple, cheap to make; a progress event makes none (see :data:`Entry`).
     """
 
     status: TorrentStatus | None
@@ -162,13 +162,14 @@ class StoreWriter:
         """
         if not self._sync:
             with self._lock:
-                previous = self._pending.get(status.id)
-                if previous is None or type(previous) is not Pending:
-                    first = not self._pending and not self._resume
-                    self._pending[status.id] = status
+                pending = self._pending
+                previous = pending.setdefault(status.id, status)  # UUID's hash is a Python call: one when new
+                if previous is status or type(previous) is not Pending:
+                    if previous is not status:
+                        pending[status.id] = status  # newer progress of a torrent already waiting
+                    elif len(pending) == 1 and not self._resume:
+                        self._cond.notify()  # the first entry: the writer starts its interval
                     self._ticket += 1
-                    if first:
-                        self._cond.notify()
                     return self._ticket
         return self.upsert(status, progress_only=True)
 

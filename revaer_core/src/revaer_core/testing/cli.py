@@ -35,6 +35,13 @@ def _removal(text: str) -> Removal:
 
 @click.command("run")
 @no_api_option
+@click.option(
+    "--engine",
+    type=click.Choice(["simulated", "libtorrent"]),
+    default="simulated",
+    show_default=True,
+    help="The engine: the script (the --sim-* options), or libtorrent as revaer run has it (with the event log).",
+)
 @click.option("--sim-torrents", type=click.IntRange(min=0), default=0, help="Torrents the engine adds at start.")
 @click.option("--sim-files", type=click.IntRange(min=1), default=3, help="Files per torrent.")
 @click.option("--sim-steps", type=click.IntRange(min=1), default=20, help="Engine steps (50 ms each) to complete.")
@@ -56,6 +63,7 @@ def _removal(text: str) -> Removal:
 def run_command(
     ctx: CliContext,
     no_api: bool,
+    engine: str,
     sim_torrents: int,
     sim_files: int,
     sim_steps: int,
@@ -63,7 +71,7 @@ def run_command(
     sim_removals: tuple[Removal, ...],
     event_log: Path | None,
 ) -> None:
-    """Run the daemon on the simulated engine: scripted torrents, no network, no disk.
+    """Run the daemon on the simulated engine (scripted torrents, no network, no disk), or on libtorrent.
 
     Everything else is the product's daemon on the settings given: store,
     orchestrator, FsOps and the HTTP API, stopped by Ctrl+C or SIGTERM, exit 3
@@ -79,7 +87,8 @@ def run_command(
     )
     log = EventLog(event_log) if event_log is not None else None
     try:
-        run_daemon(ctx, SimulatedEngineFactory(script), serve_api=not no_api, observer=log)
+        chosen = SimulatedEngineFactory(script) if engine == "simulated" else engine
+        run_daemon(ctx, chosen, serve_api=not no_api, observer=log)
     finally:
         if log is not None:
             log.close()
