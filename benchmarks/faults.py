@@ -21,7 +21,6 @@ import bisect
 import contextlib
 import itertools
 import re
-import sys
 import tempfile
 import time
 import uuid
@@ -30,13 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from persistence import Figure
 
-from tests.support.daemon import DaemonProcess, EventLogView, write_config
-from tests.support.postgres import PrivateCluster, pg_options, stored_progress
+from revaer_core.testing.process import DaemonProcess, EventLogView, write_config
+from revaer_runtime_pg.testing import PrivateCluster, pg_options, stored_progress
 
 SCHEMA = "bench_faults"  #: the schema every fault run writes, on a private cluster of its own
 FLUSH_MS = 250

@@ -34,21 +34,19 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the tests' client harness
-
-from revaer_core.daemon import Daemon  # noqa: E402
-from revaer_core.demo.seeder import FAST_SESSION  # noqa: E402
-from revaer_core.engine import torrent_id_for  # noqa: E402
-from revaer_core.testing.clients import (  # noqa: E402
+from revaer_core.daemon import Daemon
+from revaer_core.demo.seeder import FAST_SESSION
+from revaer_core.engine import torrent_id_for
+from revaer_core.testing.clients import (
     LocalTorrent,
     Qbittorrent,
     Transmission,
     free_port,
     make_torrents,
 )
-from tests.support.imports import config_for, settings_for  # noqa: E402
-from tests.support.waiting import wait_for  # noqa: E402
+from revaer_core.testing.importing import config_for, settings_for
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import pg_options
 
 WAIT_S = 1200.0
 
@@ -114,7 +112,7 @@ def _tr_settled(client: Transmission, count: int) -> bool:
 def _revaer(root: Path, url: str, kind: str, folder: Path, torrents: Sequence[LocalTorrent]) -> tuple[float, float]:
     """Seconds for ``revaer import`` (a subprocess) and for the next start's restore of every torrent."""
     schema = f"bench_import_{uuid.uuid4().hex[:8]}"
-    settings = settings_for(root / f"revaer-{kind}", url, schema, torrents[0].save_path, free_port())
+    settings = settings_for(root / f"revaer-{kind}", pg_options(url, schema), torrents[0].save_path, free_port())
     config = config_for(root / f"revaer-{kind}.toml", settings)
     subprocess.run([sys.executable, "-m", "revaer_core", "--config", str(config), "runtime", "migrate"], check=True,
                    stdout=subprocess.DEVNULL)  # fmt: skip

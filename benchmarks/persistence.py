@@ -8,7 +8,10 @@ orchestrator cost on top of the database itself:
 - handling a progress event with the PostgreSQL store: <= 1.3x handling it with no store in CPU time of
   the process (the writer thread's included), also with another process keeping a core busy;
 - hydrating 100,000 torrents (3 files each): >= 0.7x a bare psycopg fetchall of the same rows;
-- memory of the hydrated catalog, and flat across 1,000,000 progress events.
+- memory of the hydrated catalog, and flat across 1,000,000 progress events;
+- start and stop of ``revaer run`` with 2,000 and 10,000 torrents (``benchmarks/startstop.py``): a
+  restart no slower than qBittorrent's, a peak RSS no larger, against a bare libtorrent session (the
+  limit); an empty daemon's start under 1 s.
 
 Run it with ``nox -s bench``. The database is ``$REVAER_BENCH_DATABASE_URL``, else
 ``$REVAER_TEST_DATABASE_URL``, else a private PostgreSQL cluster started for the run.
@@ -45,8 +48,9 @@ from revaer_runtime_pg.rows import status_row
 from revaer_runtime_pg.schema import STATUS_COLUMNS
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
-#: What ``--only`` picks from: the store's own figures, the event-path cost, the daemon under faults and at scale.
-SECTIONS = ("persistence", "events", "faults")
+#: What ``--only`` picks from: the store's own figures, the event-path cost, the daemon under faults and at scale,
+#: and its start and stop with 2,000 and 10,000 torrents against a bare libtorrent session and real clients.
+SECTIONS = ("persistence", "events", "faults", "startstop")
 
 
 @attrs.frozen
@@ -97,8 +101,7 @@ def database() -> Iterator[str]:
     if url:
         yield url
         return
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.support.postgres import PrivateCluster
+    from revaer_runtime_pg.testing import PrivateCluster
 
     with PrivateCluster() as cluster:
         yield cluster.url
@@ -513,6 +516,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             more, said = event_cost(bench, 10_000 // scale, 200_000 // scale, 2 * runs - 1)
             figures += more
             notes += said
+        if "startstop" in only:
+            from startstop import counts_for, run_figures
+
+            figures += run_figures(url, counts_for(quick=args.quick), runs)
         if "persistence" in only:
             hydrated, catalog_bytes = hydration(bench, 100_000 // scale, runs)
             figures += hydrated

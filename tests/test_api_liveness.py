@@ -19,11 +19,11 @@ from revaer_core.api.server import ApiServer
 from revaer_core.api.stream import StreamHub
 from revaer_core.bus import EventBus
 from revaer_core.events import ProgressUpdated, TorrentAdded
+from revaer_core.testing.process import Daemons, write_config
+from revaer_core.testing.waiting import wait_for
 from revaer_runtime_pg import PostgresStore
+from revaer_runtime_pg.testing import PrivateCluster, pg_options
 from tests.support.clients import free_port
-from tests.support.daemon import Daemons, write_config
-from tests.support.postgres import PrivateCluster, pg_options
-from tests.support.waiting import wait_for
 
 
 @pytest.mark.postgres

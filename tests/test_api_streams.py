@@ -17,8 +17,8 @@ from revaer_core.api.server import ApiServer
 from revaer_core.api.stream import KEEPALIVE, QUEUE, WRITE_BUDGET, StreamHub, event_stream
 from revaer_core.bus import EventBus
 from revaer_core.events import TorrentAdded
+from revaer_core.testing.waiting import wait_for
 from tests.support.surfaces import problem
-from tests.support.waiting import wait_for
 from tests.test_api_events import Message, messages, messages_of, take
 
 LIMIT = 3

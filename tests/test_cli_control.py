@@ -26,9 +26,9 @@ from revaer_core.cli.control import RATE
 from revaer_core.control.metainfo import TorrentInfo, read_magnet, read_metainfo
 from revaer_core.settings import FsOpsSettings
 from revaer_core.status import TorrentStatus
+from revaer_core.testing.process import child_env, revaer, write_config
+from revaer_core.testing.waiting import wait_for
 from tests.support.cli_daemon import Cli, LiveDaemon, start_daemon, torrent_file
-from tests.support.daemon import child_env, revaer, write_config
-from tests.support.waiting import wait_for
 
 MAGNET = "magnet:?xt=urn:btih:" + "c0ffee" * 6 + "c0ff&dn=Film"
 

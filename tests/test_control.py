@@ -29,9 +29,9 @@ from revaer_core.errors import Conflict, InvalidInput, NotFound, Refused, StoreU
 from revaer_core.events import OperatorAction
 from revaer_core.settings import EngineSettings, RuntimeSettings, Settings
 from revaer_core.testing.simulated import SimulatedEngineFactory, SimulationScript
+from revaer_core.testing.waiting import wait_for
 from tests.support.cli_daemon import InProcess
 from tests.support.stores import FaultyStore, open_faulty
-from tests.support.waiting import wait_for
 
 BITTORRENT = "application/x-bittorrent"
 TOKEN = "control-test-token"

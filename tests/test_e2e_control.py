@@ -24,9 +24,9 @@ from revaer_core.daemon import Daemon
 from revaer_core.demo.seeder import FAST_SESSION, LoopbackTorrent, Seeder, make_payload
 from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.settings import load_settings
-from tests.support.daemon import Daemons, revaer, write_config
-from tests.support.postgres import pg_options
-from tests.support.waiting import wait_for
+from revaer_core.testing.process import Daemons, revaer, write_config
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import pg_options
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -76,7 +76,7 @@ def test_choices_survive_a_kill_right_after_an_add(
     second_file = second.write(tmp_path / "second.torrent")
     api = f"http://127.0.0.1:{api_port}"
 
-    daemon = daemons(config=config)
+    daemon = daemons(config=config, product=True)
     daemon.wait_running()
     added = cli_json(config, "torrents", "add", str(first_file), "--paused", "--skip-file", "1", "--label", "tv")
     assert added["id"] == str(first_id) and added["paused"] is True and added["labels"] == ["tv"]
@@ -136,7 +136,7 @@ def test_a_paused_torrent_stays_paused_across_a_kill(
     config = control_config(tmp_path, pg_url, pg_schema, engine_port=engine_port, api_port=api_port)
     torrent = LoopbackTorrent.of(make_payload(tmp_path / "seed"))
     torrent_id = read_metainfo(torrent.metainfo).torrent_id
-    daemon = daemons(config=config)
+    daemon = daemons(config=config, product=True)
     daemon.wait_running()
     cli_json(config, "torrents", "add", str(torrent.write(tmp_path / "t.torrent")), "--sequential")
     assert revaer("torrents", "pause", str(torrent_id), config=config).returncode == 0

@@ -23,8 +23,8 @@ import attrs
 import pytest
 
 from revaer_core.settings import DEFAULT_API_PORT
+from revaer_core.testing.waiting import wait_for
 from tests.support.dists import fake_distribution
-from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]  # the demo runs the embedded server
 

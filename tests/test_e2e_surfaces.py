@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.daemon import harness_argv
-from tests.support.waiting import wait_for
+from revaer_core.testing.process import harness_argv
+from revaer_core.testing.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

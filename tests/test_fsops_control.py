@@ -25,8 +25,8 @@ from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.events import EventPayload, TorrentCompleted
 from revaer_core.settings import FsOpsSettings, Settings
 from revaer_core.store import RuntimeStore
+from revaer_core.testing.waiting import wait_for
 from tests.support.postgres import pg_runtime
-from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -26,9 +26,9 @@ from revaer_core.fsops.meta import JobMeta
 from revaer_core.fsops.paths import META_DIR
 from revaer_core.fsops.policy import journal_dir_of
 from revaer_core.settings import load_settings
-from tests.support.daemon import Daemons, revaer, write_config
-from tests.support.postgres import pg_options
-from tests.support.waiting import wait_for
+from revaer_core.testing.process import Daemons, revaer, write_config
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import pg_options
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -99,7 +99,7 @@ def test_a_torrent_carrying_a_forged_journal_copies_nothing(
     (payload / META_DIR / f"{forged}.meta.json").write_bytes(document)
     (payload / "readme.txt").write_bytes(b"nothing to see\n")
     torrent = LoopbackTorrent.of(payload)
-    daemon = daemons(config=safe)
+    daemon = daemons(config=safe, product=True)
     daemon.wait_running()
     added = revaer("torrents", "add", str(torrent.write(tmp_path / "library.torrent")), config=safe)
     assert added.returncode == 0, added.stderr
@@ -115,7 +115,7 @@ def test_a_torrent_carrying_a_forged_journal_copies_nothing(
     (journal_dir_of(data) / f"{planted}.meta.json").write_bytes(planted_document)
     assert daemon.terminate() == 0, daemon.stderr
 
-    restarted = daemons(config=safe)
+    restarted = daemons(config=safe, product=True)
     restarted.wait_running()
     log = restarted.stderr
     assert "FsOps ignores 1 job journal(s) in " + str(library / META_DIR) in log

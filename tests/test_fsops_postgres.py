@@ -10,8 +10,8 @@ import pytest
 from revaer_core import JobEvent, JobStatus, RuntimeStore, StoreRole, TransferMode
 from revaer_core.settings import Settings
 from revaer_runtime_pg import PostgresStore
+from revaer_runtime_pg.testing import pg_options
 from tests.support.fsops import Layout, Services, new_id, run, status
-from tests.support.postgres import pg_options
 from tests.support.surfaces import CliRunner
 
 pytestmark = pytest.mark.postgres

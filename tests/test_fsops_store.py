@@ -11,9 +11,9 @@ import pytest
 from revaer_core import InvalidInput, JobEvent, JobHistoryEntry, JobStatus, RuntimeStore, TransferMode
 from revaer_core.events import EventPayload, FsOpsCompleted, FsOpsFailed, HealthChanged
 from revaer_core.health import RUNTIME_STORE, HealthBoard
+from revaer_core.testing.waiting import wait_for
 from tests.support.fsops import Events, Layout, Services, SimulatedCrash, new_id, run, status, tree
 from tests.support.stores import FaultyStore
-from tests.support.waiting import wait_for
 
 
 def events_of(history: Sequence[JobHistoryEntry]) -> list[tuple[JobEvent, JobStatus, int]]:

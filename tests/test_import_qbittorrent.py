@@ -24,18 +24,18 @@ from revaer_core.errors import InvalidInput
 from revaer_core.health import StoreRole
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings
+from revaer_core.testing.importing import config_for, settings_for
+from revaer_core.testing.process import write_config
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import pg_options
 from tests.support.clients import Qbittorrent, free_port, make_torrents
-from tests.support.daemon import write_config
 from tests.support.imports import (
     Expected,
     check_engine,
     check_restored,
-    config_for,
     import_twice,
     migrated,
-    settings_for,
 )
-from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -91,7 +91,7 @@ def qbt_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
 def settings(
     tmp_path: Path, pg_url: str, pg_schema: str, qbt_state: tuple[Path, Path, dict[str, Expected]]
 ) -> Settings:
-    return settings_for(tmp_path, pg_url, pg_schema, qbt_state[1], free_port())
+    return settings_for(tmp_path, pg_options(pg_url, pg_schema), qbt_state[1], free_port())
 
 
 def test_an_import_without_a_daemon_is_restored_at_the_next_run_with_its_progress_and_no_recheck(

@@ -23,18 +23,18 @@ from revaer_core.health import StoreRole
 from revaer_core.importers.transmission import pieces_had
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings
+from revaer_core.testing.importing import config_for, settings_for
+from revaer_core.testing.process import Daemons
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import pg_options
 from tests.support.clients import Transmission, free_port, make_torrents
-from tests.support.daemon import Daemons
 from tests.support.imports import (
     Expected,
     check_engine,
     check_restored,
-    config_for,
     import_twice,
     migrated,
-    settings_for,
 )
-from tests.support.waiting import wait_for
 
 #: Transmission's -1, 0, 1 as libtorrent priorities.
 TR_PRIORITY = {-1: 1, 0: 4, 1: 7}
@@ -79,7 +79,7 @@ def tr_state(tmp_path_factory: pytest.TempPathFactory) -> State:
 
 @pytest.fixture
 def settings(tmp_path: Path, pg_url: str, pg_schema: str, tr_state: State) -> Settings:
-    return settings_for(tmp_path, pg_url, pg_schema, tr_state[1], free_port())
+    return settings_for(tmp_path, pg_options(pg_url, pg_schema), tr_state[1], free_port())
 
 
 @pytest.mark.postgres
@@ -161,7 +161,7 @@ def test_an_import_through_revaer_run_survives_a_kill_9_right_after_without_a_re
 ) -> None:
     folder, _, expected = tr_state
     config = config_for(tmp_path / "revaer.toml", settings)
-    running = daemons(config=config)
+    running = daemons(config=config, product=True)
     running.wait_running()
     assert main(["--config", str(config), "import", "transmission", str(folder)]) == 0
     assert "imported 3" in capsys.readouterr().out

@@ -12,7 +12,7 @@ from revaer_core.backoff import Backoff
 from revaer_core.contract import samples
 from revaer_core.logthrottle import LogThrottle
 from revaer_core.orchestrator.writer import StoreWriter
-from tests.support.waiting import wait_for
+from revaer_core.testing.waiting import wait_for
 from tests.test_writer_resume import RecordingStore
 
 

@@ -31,9 +31,9 @@ from revaer_core.orchestrator.orchestrator import NOT_IN_ENGINE
 from revaer_core.settings import Durability, RuntimeSettings
 from revaer_core.status import FileEntry, Progress
 from revaer_core.testing.jobs import job_started
+from revaer_core.testing.waiting import wait_for
 from revaer_runtime_memory import MemoryStore
 from tests.support.stores import FaultyStore
-from tests.support.waiting import wait_for
 
 FAST = Backoff(initial=0.01, maximum=0.05)
 

@@ -24,9 +24,9 @@ from revaer_core.health import RUNTIME_STORE, StoreRole
 from revaer_core.orchestrator import Backoff, TorrentOrchestrator
 from revaer_core.settings import RuntimeSettings
 from revaer_core.status import FileEntry
+from revaer_core.testing.waiting import wait_for
 from revaer_runtime_pg import PostgresStore
-from tests.support.postgres import PrivateCluster, open_pg_store, pg_options
-from tests.support.waiting import wait_for
+from revaer_runtime_pg.testing import PrivateCluster, open_pg_store, pg_options
 
 pytestmark = pytest.mark.postgres
 

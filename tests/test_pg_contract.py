@@ -15,7 +15,7 @@ from revaer_core.contract import StoreContract, samples
 from revaer_core.contract.base import UNKNOWN_OPTIONS, StoreOpener
 from revaer_core.testing.jobs import job_started
 from revaer_runtime_pg import PostgresStore
-from tests.support.postgres import open_pg_store, pg_options
+from revaer_runtime_pg.testing import open_pg_store, pg_options
 
 pytestmark = pytest.mark.postgres
 

@@ -22,7 +22,7 @@ from revaer_core.testing.jobs import job_failed, job_started
 from revaer_runtime_pg import PostgresStore, migrate
 from revaer_runtime_pg.migrate import SchemaState
 from revaer_runtime_pg.schema import ENUMS, tables
-from tests.support.postgres import open_pg_store, pg_options
+from revaer_runtime_pg.testing import open_pg_store, pg_options
 
 pytestmark = pytest.mark.postgres
 

@@ -9,7 +9,7 @@ import pytest
 from revaer_core import RuntimeStore, StoreUnavailable
 from revaer_core.contract import samples
 from revaer_runtime_pg import PostgresStore
-from tests.support.postgres import PrivateCluster, pg_options
+from revaer_runtime_pg.testing import PrivateCluster, pg_options
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import harness_argv
-from tests.support.postgres import PrivateCluster
-from tests.support.waiting import wait_for
+from revaer_core.testing.process import harness_argv
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import PrivateCluster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

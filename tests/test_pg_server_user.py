@@ -20,7 +20,8 @@ import pytest
 
 from revaer_core import StoreUnavailable
 from revaer_runtime_pg import embedded
-from tests.support.postgres import PrivateCluster, as_root_only, private_pgserver
+from revaer_runtime_pg.testing import PrivateCluster
+from tests.support.postgres import as_root_only, private_pgserver
 
 BINARIES = ("initdb", "pg_ctl", "postgres")
 

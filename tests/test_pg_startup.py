@@ -16,7 +16,7 @@ from revaer_core.contract import samples
 from revaer_runtime_pg import migrate
 from revaer_runtime_pg.errors import DaemonAlreadyRunning, SchemaNotReady
 from revaer_runtime_pg.options import parse_options
-from tests.support.postgres import open_pg_store
+from revaer_runtime_pg.testing import open_pg_store
 
 pytestmark = pytest.mark.postgres
 

@@ -9,9 +9,9 @@ import pytest
 
 from revaer_core import StoreUnavailable
 from revaer_core.contract import samples
+from revaer_core.testing.waiting import wait_for
 from revaer_runtime_pg import database
-from tests.support.postgres import PrivateCluster, open_pg_store
-from tests.support.waiting import wait_for
+from revaer_runtime_pg.testing import PrivateCluster, open_pg_store
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

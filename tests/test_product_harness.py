@@ -6,7 +6,9 @@ job helpers) imports ``revaer_core.testing``. The engine registry finds the
 simulated engine by its module name when it is asked for by name, and says
 what to install when the harness cannot be imported. ``revaer run``'s help is
 about running the product; the ``--sim-*`` options and ``--event-log`` belong
-to the harness's own ``python -m revaer_core.testing run``.
+to the harness's own ``python -m revaer_core.testing run``. The harness and
+the benchmarks import nothing from ``tests/``: the harness ships in the
+wheel, and the benchmarks run where no test suite is.
 """
 
 from __future__ import annotations
@@ -75,6 +77,37 @@ def test_the_check_catches_every_form_of_import(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert [line for line, _ in harness_imports(module)] == [1, 2, 3, 6]
+
+
+def suite_imports(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, import) for every import of the test suite's ``tests`` package in ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            if name == "tests" or name.startswith("tests."):
+                yield node.lineno, name
+
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+STANDALONE = sorted((CORE / "testing").rglob("*.py")) + sorted(BENCHMARKS.glob("*.py"))
+
+
+@pytest.mark.parametrize("path", STANDALONE, ids=[p.name for p in STANDALONE])
+def test_the_harness_and_the_benchmarks_import_nothing_from_the_tests(path: Path) -> None:
+    assert not [f"{path.name}:{line}: {name}" for line, name in suite_imports(path)]
+
+
+def test_the_suite_check_sees_the_benchmarks_and_catches_an_import(tmp_path: Path) -> None:
+    assert {"persistence.py", "faults.py", "imports.py"} <= {p.name for p in STANDALONE}
+    module = tmp_path / "bad.py"
+    module.write_text("import tests.support.postgres\nfrom tests.support.daemon import x\nimport testsuite\n")
+    assert [line for line, _ in suite_imports(module)] == [1, 2]
 
 
 def test_revaer_run_help_is_about_the_product(capsys: pytest.CaptureFixture[str]) -> None:

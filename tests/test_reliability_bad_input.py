@@ -23,8 +23,8 @@ from revaer_core import ConfigError, FileEntry, Progress, Rates, RuntimeStore, T
 from revaer_core.health import HealthBoard
 from revaer_core.orchestrator.writer import StoreWriter
 from revaer_core.settings import load_settings
-from tests.support.daemon import revaer
-from tests.support.postgres import open_pg_store
+from revaer_core.testing.process import revaer
+from revaer_runtime_pg.testing import open_pg_store
 
 BIGINT = (-(2**63), 2**63 - 1)
 INTEGER = (-(2**31), 2**31 - 1)

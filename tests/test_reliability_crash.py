@@ -23,9 +23,9 @@ import psycopg
 import pytest
 
 from revaer_core import Progress, RuntimeStore, StoreRole, TorrentState, TorrentStatus
+from revaer_core.testing.process import Daemons, EventLogView, revaer, write_config
 from revaer_runtime_pg import PostgresStore, migrate
-from tests.support.daemon import Daemons, EventLogView, revaer, write_config
-from tests.support.postgres import PrivateCluster, pg_options
+from revaer_runtime_pg.testing import PrivateCluster, pg_options
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

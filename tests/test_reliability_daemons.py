@@ -10,9 +10,9 @@ import httpx
 import psycopg
 import pytest
 
+from revaer_core.testing.process import Daemons, revaer, write_config
 from revaer_runtime_pg import migrate
-from tests.support.daemon import Daemons, revaer, write_config
-from tests.support.postgres import PrivateCluster, pg_options
+from revaer_runtime_pg.testing import PrivateCluster, pg_options
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

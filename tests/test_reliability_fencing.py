@@ -27,11 +27,11 @@ from revaer_core.daemon import Daemon
 from revaer_core.events import TorrentAdded
 from revaer_core.settings import ApiSettings, EngineSettings, RuntimeSettings, Settings, WatchSettings
 from revaer_core.testing.jobs import job_started
+from revaer_core.testing.process import DaemonProcess, Daemons, EventLogView, write_config
+from revaer_core.testing.waiting import wait_for
 from revaer_runtime_memory import MemoryStore
 from revaer_runtime_pg import migrate
-from tests.support.daemon import DaemonProcess, Daemons, EventLogView, write_config
-from tests.support.postgres import PrivateCluster, open_pg_store, pg_options
-from tests.support.waiting import wait_for
+from revaer_runtime_pg.testing import PrivateCluster, open_pg_store, pg_options
 
 SCHEMA = "revaer_runtime"
 SIM = ["--sim-torrents", "20", "--sim-steps", "100000"]

@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.daemon import DaemonProcess, Daemons, EventLogView, write_config
-from tests.support.postgres import PrivateCluster, pg_options, stored_progress
-from tests.support.waiting import wait_for
+from revaer_core.testing.process import DaemonProcess, Daemons, EventLogView, write_config
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import PrivateCluster, pg_options, stored_progress
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

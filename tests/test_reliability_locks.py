@@ -17,9 +17,9 @@ from revaer_core.events import ProgressUpdated, StateChanged, TorrentAdded
 from revaer_core.health import RUNTIME_STORE
 from revaer_core.orchestrator import Backoff, TorrentOrchestrator
 from revaer_core.settings import RuntimeSettings
+from revaer_core.testing.waiting import wait_for
 from revaer_runtime_pg import PostgresStore
-from tests.support.postgres import PrivateCluster, pg_options
-from tests.support.waiting import wait_for
+from revaer_runtime_pg.testing import PrivateCluster, pg_options
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

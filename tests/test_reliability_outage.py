@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from revaer_core import JobEvent, JobStatus, RuntimeStore, StoreRole, TorrentState
+from revaer_core.testing.process import DaemonProcess, Daemons, EventLogView, write_config
+from revaer_core.testing.waiting import wait_for
 from revaer_runtime_pg import PostgresStore
-from tests.support.daemon import DaemonProcess, Daemons, EventLogView, write_config
-from tests.support.postgres import PrivateCluster, pg_options
+from revaer_runtime_pg.testing import PrivateCluster, pg_options
 from tests.support.proxy import TcpProxy
-from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support.daemon import revaer, write_config
+from revaer_core.testing.process import revaer, write_config
 
 pytestmark = [pytest.mark.postgres]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.daemon import Daemons, revaer, write_config
-from tests.support.postgres import PrivateCluster
-from tests.support.waiting import wait_for
+from revaer_core.testing.process import Daemons, revaer, write_config
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import PrivateCluster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

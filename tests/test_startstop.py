@@ -21,10 +21,10 @@ from revaer_core.engine import torrent_id_for
 from revaer_core.plugins import open_store
 from revaer_core.settings import load_settings
 from revaer_core.testing.clients import tiny_torrents
+from revaer_core.testing.process import Daemons, EventLogView, revaer, write_config
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import pg_options
 from tests.support.clients import Qbittorrent
-from tests.support.daemon import Daemons, EventLogView, revaer, write_config
-from tests.support.postgres import pg_options
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 

@@ -30,9 +30,9 @@ from revaer_core.engine.libtorrent import create_metainfo
 from revaer_core.events import Event, OperatorAction, WatchFileRejected
 from revaer_core.settings import ApiSettings, EngineSettings, RuntimeSettings, Settings, WatchSettings
 from revaer_core.testing.simulated import SimulatedEngineFactory, SimulationScript
+from revaer_core.testing.waiting import wait_for
 from tests.support.postgres import pg_runtime
 from tests.support.stores import open_faulty
-from tests.support.waiting import wait_for
 
 POLL = 0.1
 LIMIT = 2048  #: [api] max_upload_bytes here: a small torrent is ~300 bytes, a 2 MB payload's is larger

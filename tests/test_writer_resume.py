@@ -19,8 +19,8 @@ from revaer_core.orchestrator import TorrentOrchestrator
 from revaer_core.orchestrator.writer import StoreWriter
 from revaer_core.settings import RuntimeSettings
 from revaer_core.testing.simulated import SimulatedEngine, SimulatedEngineFactory, SimulationScript
+from revaer_core.testing.waiting import wait_for
 from revaer_runtime_memory import MemoryStore
-from tests.support.waiting import wait_for
 
 FAST = Backoff(initial=0.01, maximum=0.02)
 

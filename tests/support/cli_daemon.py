@@ -25,9 +25,9 @@ from revaer_core.demo.seeder import make_payload
 from revaer_core.engine.libtorrent import create_metainfo
 from revaer_core.events import OperatorAction
 from revaer_core.settings import ApiSettings, EngineSettings, FsOpsSettings, RuntimeSettings, Settings, load_settings
+from revaer_core.testing.process import write_config
 from revaer_core.testing.simulated import SimulatedEngine, SimulatedEngineFactory, SimulationScript
 from revaer_runtime_memory import MemoryStore
-from tests.support.daemon import write_config
 from tests.support.surfaces import CliResult
 
 

@@ -18,15 +18,12 @@ import attrs
 
 from revaer_core.cli import main
 from revaer_core.daemon import Daemon
-from revaer_core.demo.seeder import loopback_settings
 from revaer_core.engine import torrent_id_for
 from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.health import StoreRole
 from revaer_core.plugins import open_store
-from revaer_core.settings import ApiSettings, Settings
-from tests.support.daemon import write_config
-from tests.support.postgres import pg_runtime
-from tests.support.waiting import wait_for
+from revaer_core.settings import Settings
+from revaer_core.testing.waiting import wait_for
 
 
 @attrs.frozen
@@ -39,27 +36,6 @@ class Expected:
     paused: bool
     priorities: tuple[int, ...]  #: libtorrent priorities by file index (0 skips)
     labels: tuple[str, ...]
-
-
-def settings_for(root: Path, pg_url: str, pg_schema: str, downloads: Path, api_port: int) -> Settings:
-    return Settings(
-        runtime=pg_runtime(pg_url, pg_schema, root / "data"),
-        engine=loopback_settings(downloads),
-        api=ApiSettings(host="127.0.0.1", port=api_port),
-    )
-
-
-def config_for(path: Path, settings: Settings) -> Path:
-    """The settings file the CLI reads: the same store, download dir and API port as ``settings``."""
-    return write_config(
-        path,
-        {
-            "runtime": {"backend": "postgres", "data_dir": str(settings.runtime.data_dir)},
-            "runtime.postgres": dict(settings.runtime.options_for("postgres")),
-            "engine": {"download_dir": str(settings.engine.download_dir)},
-            "api": {"host": "127.0.0.1", "port": settings.api.port},
-        },
-    )
 
 
 def migrated(settings: Settings) -> None:

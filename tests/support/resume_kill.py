@@ -20,10 +20,10 @@ import libtorrent as lt
 
 from revaer_core.control.metainfo import read_metainfo
 from revaer_core.demo.seeder import LoopbackTorrent, Seeder, make_payload
+from revaer_core.testing.process import DaemonProcess, revaer, write_config
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import pg_options
 from tests.support.clients import free_port
-from tests.support.daemon import DaemonProcess, revaer, write_config
-from tests.support.postgres import pg_options
-from tests.support.waiting import wait_for
 
 _MIB = 1024 * 1024
 #: States in which libtorrent has not finished reading what is on disk.
@@ -131,7 +131,7 @@ def resume_after_kill(
     with Seeder(torrent, timeout_s=120) as seeder:
         (seeded,) = seeder.engine.torrent_ids()
         seeder.engine.set_limits(seeded, None, rate)
-        first = DaemonProcess([], config=config, workdir=root)
+        first = DaemonProcess([], config=config, workdir=root, product=True)
         try:
             first.wait_running(timeout=120)
             added = revaer("torrents", "add", str(torrent.write(root / "big-show.torrent")), config=config)
@@ -149,7 +149,7 @@ def resume_after_kill(
         finally:
             first.kill()
         verified = verified_bytes(torrent.metainfo, downloads)
-        second = DaemonProcess([], config=config, workdir=root)
+        second = DaemonProcess([], config=config, workdir=root, product=True)
         try:
             shown: list[int] = []
             total = 0

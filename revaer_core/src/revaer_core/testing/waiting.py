@@ -9,7 +9,7 @@ from collections.abc import Callable
 def wait_for(
     condition: Callable[[], bool], what: str = "the condition", timeout: float = 10.0, interval: float = 0.02
 ) -> None:
-    """Return once ``condition()`` holds; fail the test naming ``what`` after ``timeout`` seconds."""
+    """Return once ``condition()`` holds; raise AssertionError naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
