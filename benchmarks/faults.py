@@ -1,4 +1,4 @@
-"""``revaer run`` as an operator runs it, against PostgreSQL, under faults and at scale.
+"""The daemon as an operator runs it (the harness's simulated one), against PostgreSQL, under faults and at scale.
 
 Each section starts the daemon as a subprocess with an event log (the
 simulated engine unless said otherwise), and reads the figures from that log,
@@ -43,7 +43,7 @@ FLUSH_MS = 250
 
 @contextlib.contextmanager
 def daemon_on(cluster: PrivateCluster, root: Path, *args: str) -> Iterator[tuple[DaemonProcess, Path]]:
-    """A ``revaer run --engine simulated`` on ``cluster`` with an event log; killed on the way out."""
+    """The harness's simulated daemon (``python -m revaer_core.testing run``) on ``cluster``, with an event log."""
     log = root / "events.jsonl"
     config = write_config(
         root / "revaer.toml",

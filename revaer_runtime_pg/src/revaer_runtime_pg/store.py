@@ -151,20 +151,22 @@ class PostgresStore:
         with faults(db):
             return loaders.statuses(db)
 
+    def _rows(self, query: sa.Select[Any]) -> list[Sequence[Any]]:
+        """Every row ``query`` selects, read on a pooled connection; connection faults as StoreUnavailable."""
+        db = self._database
+        with faults(db), db.engine.connect() as connection:
+            return list(connection.execute(query))
+
     @hookimpl
     def get_torrent(self, torrent_id: UUID) -> TorrentStatus | None:
-        db = self._database
-        query = sa.select(*queries.status_columns(db.tables)).where(db.tables.torrents.c.id == torrent_id)
-        with faults(db), db.engine.connect() as connection:
-            row = connection.execute(query).first()
-        return None if row is None else rows.status_from_row(row)
+        tables = self._database.tables
+        found = self._rows(sa.select(*queries.status_columns(tables)).where(tables.torrents.c.id == torrent_id))
+        return rows.status_from_row(found[0]) if found else None
 
     @hookimpl
     def list_torrents(self, query: TorrentQuery) -> Page[TorrentStatus]:
-        db = self._database
-        with faults(db), db.engine.connect() as connection:
-            found = [rows.status_from_row(row) for row in connection.execute(queries.torrent_page(db.tables, query))]
-        return page_of(found, query.limit, query.cursor_of)
+        found = self._rows(queries.torrent_page(self._database.tables, query))
+        return page_of([rows.status_from_row(row) for row in found], query.limit, query.cursor_of)
 
     @hookimpl
     def load_resume_data(self) -> Mapping[UUID, bytes]:
@@ -188,35 +190,25 @@ class PostgresStore:
 
     @hookimpl
     def get_job(self, torrent_id: UUID) -> FsJob | None:
-        db = self._database
-        j = db.tables.fs_jobs
-        query = sa.select(*readable(j, JOB_COLUMNS)).where(j.c.torrent_id == torrent_id)
-        with faults(db), db.engine.connect() as connection:
-            row = connection.execute(query).first()
-        return None if row is None else rows.job_from_row(row)
+        j = self._database.tables.fs_jobs
+        found = self._rows(sa.select(*readable(j, JOB_COLUMNS)).where(j.c.torrent_id == torrent_id))
+        return rows.job_from_row(found[0]) if found else None
 
     @hookimpl
     def list_jobs(self, query: JobQuery) -> Page[FsJob]:
-        db = self._database
-        with faults(db), db.engine.connect() as connection:
-            found = [rows.job_from_row(row) for row in connection.execute(queries.job_page(db.tables, query))]
-        return page_of(found, query.limit, JobQuery.cursor_of)
+        found = self._rows(queries.job_page(self._database.tables, query))
+        return page_of([rows.job_from_row(row) for row in found], query.limit, JobQuery.cursor_of)
 
     @hookimpl
     def count_jobs(self) -> Mapping[JobStatus, int]:
-        db = self._database
-        with faults(db), db.engine.connect() as connection:
-            found = connection.execute(queries.job_counts(db.tables)).all()
         counts: Counter[JobStatus] = Counter()
-        for label, count in found:
+        for label, count in self._rows(queries.job_counts(self._database.tables)):
             counts[rows.job_status_of(label)] += count
         return counts
 
     @hookimpl
     def job_history(self, torrent_id: UUID) -> Sequence[JobHistoryEntry]:
-        db = self._database
-        h = db.tables.fs_job_history
+        h = self._database.tables.fs_job_history
         query = sa.select(*readable(h, HISTORY_COLUMNS)).where(h.c.torrent_id == torrent_id).order_by(h.c.seq)
-        with faults(db), db.engine.connect() as connection:
-            entries = [rows.history_from_row(row) for row in connection.execute(query)]
+        entries = [rows.history_from_row(row) for row in self._rows(query)]
         return tuple(e for e in entries if e is not None)

@@ -16,9 +16,9 @@ from revaer_core.cli.client import DaemonUnreachable
 from revaer_core.cli.context import CliContext, pass_cli
 from revaer_core.cli.output import (
     JSON_HELP,
-    continue_hint,
     emit_fields,
     emit_json,
+    emit_page,
     emit_table,
     human_time,
     paging_options,
@@ -51,25 +51,21 @@ def jobs_command(
         page = JobPage(items=tuple(operations.walk_jobs(ctx.store, query)))
     else:
         page = operations.list_jobs(ctx.store, query)
-    if as_json:
-        emit_json(page)
-        return
-    emit_table(
-        ["TORRENT", "STATUS", "ATTEMPT", "MODE", "UPDATED", "DESTINATION", "LAST ERROR"],
-        [
-            (
-                j.torrent_id,
-                j.status.value,
-                j.attempt,
-                j.transfer_mode.value if j.transfer_mode else None,
-                human_time(j.updated_at),
-                j.destination,
-                j.last_error,
-            )
-            for j in page.items
-        ],
+    emit_page(
+        page,
+        as_json=as_json,
+        command="revaer fsops jobs",
+        headers=["TORRENT", "STATUS", "ATTEMPT", "MODE", "UPDATED", "DESTINATION", "LAST ERROR"],
+        row=lambda j: (
+            j.torrent_id,
+            j.status.value,
+            j.attempt,
+            j.transfer_mode.value if j.transfer_mode else None,
+            human_time(j.updated_at),
+            j.destination,
+            j.last_error,
+        ),
     )
-    continue_hint("revaer fsops jobs", page.next_cursor)
 
 
 @fsops_group.command("show")

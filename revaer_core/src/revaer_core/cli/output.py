@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import click
 
@@ -16,6 +16,8 @@ from revaer_core.redact import redact
 JSON_HELP = "Print JSON, in the shape the HTTP API returns, instead of a table."
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 def paging_options(command: F) -> F:
@@ -76,6 +78,32 @@ def human_time(value: datetime | None) -> str | None:
 def percent(done: int, total: int) -> str:
     """Progress as ``42.0%``; a torrent of unknown size shows ``-``."""
     return f"{100 * done / total:.1f}%" if total else "-"
+
+
+class Listing(Protocol[T_co]):
+    """A page as the API returns it: what :func:`emit_page` prints."""
+
+    @property
+    def items(self) -> Sequence[T_co]: ...
+
+    @property
+    def next_cursor(self) -> str | None: ...
+
+
+def emit_page(
+    page: Listing[T],
+    *,
+    as_json: bool,
+    command: str,
+    headers: Sequence[str],
+    row: Callable[[T], Sequence[object]],
+) -> None:
+    """A listing command's output: the page as JSON, or a table of ``row(item)`` and the next page's command."""
+    if as_json:
+        emit_json(page)
+        return
+    emit_table(headers, [row(item) for item in page.items])
+    continue_hint(command, page.next_cursor)
 
 
 def continue_hint(command: str, next_cursor: str | None) -> None:

@@ -17,9 +17,9 @@ from revaer_core.api.models import TorrentPage
 from revaer_core.cli.context import CliContext, pass_cli
 from revaer_core.cli.output import (
     JSON_HELP,
-    continue_hint,
     emit_fields,
     emit_json,
+    emit_page,
     emit_table,
     human_bytes,
     human_time,
@@ -88,24 +88,20 @@ def list_command(
         page = TorrentPage(items=tuple(operations.walk_torrents(ctx.store, query)))
     else:
         page = operations.list_torrents(ctx.store, query)
-    if as_json:
-        emit_json(page)
-        return
-    emit_table(
-        ["ID", "STATE", "PROGRESS", "SIZE", "ADDED", "NAME"],
-        [
-            (
-                t.id,
-                t.state.value,
-                percent(t.progress.downloaded, t.progress.total),
-                human_bytes(t.progress.total) if t.progress.total else None,
-                human_time(t.added_at),
-                t.name,
-            )
-            for t in page.items
-        ],
+    emit_page(
+        page,
+        as_json=as_json,
+        command="revaer torrents list",
+        headers=["ID", "STATE", "PROGRESS", "SIZE", "ADDED", "NAME"],
+        row=lambda t: (
+            t.id,
+            t.state.value,
+            percent(t.progress.downloaded, t.progress.total),
+            human_bytes(t.progress.total) if t.progress.total else None,
+            human_time(t.added_at),
+            t.name,
+        ),
     )
-    continue_hint("revaer torrents list", page.next_cursor)
 
 
 @torrents_group.command("show")
