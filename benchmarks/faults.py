@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import sys
 import tempfile
 import time
 import uuid
@@ -34,6 +35,9 @@ from persistence import Figure
 
 from revaer_core.testing.process import DaemonProcess, EventLogView, write_config
 from revaer_runtime_pg.testing import PrivateCluster, pg_options, stored_progress
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the scenarios the tests share with the bench
+
 from tests.support import scale
 from tests.support.resume_kill import resume_after_kill
 
