@@ -31,6 +31,7 @@ from revaer_runtime_pg.testing import pg_options
 from tests.support.clients import Qbittorrent, free_port, make_torrents
 from tests.support.imports import (
     Expected,
+    State,
     check_engine,
     check_restored,
     import_twice,
@@ -44,7 +45,7 @@ QBT_PRIORITY = {0: 0, 1: 4, 6: 6, 7: 7}
 
 
 @pytest.fixture(scope="module")
-def qbt_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Expected]]:
+def qbt_state(tmp_path_factory: pytest.TempPathFactory) -> State:
     """The BT_backup a real qBittorrent wrote, its download folder, and what its API said of each torrent."""
     root = tmp_path_factory.mktemp("qbt")
     downloads = root / "downloads"
@@ -88,16 +89,14 @@ def qbt_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
 
 
 @pytest.fixture
-def settings(
-    tmp_path: Path, pg_url: str, pg_schema: str, qbt_state: tuple[Path, Path, dict[str, Expected]]
-) -> Settings:
+def settings(tmp_path: Path, pg_url: str, pg_schema: str, qbt_state: State) -> Settings:
     return settings_for(tmp_path, pg_options(pg_url, pg_schema), qbt_state[1], free_port())
 
 
 def test_an_import_without_a_daemon_is_restored_at_the_next_run_with_its_progress_and_no_recheck(
     settings: Settings,
     tmp_path: Path,
-    qbt_state: tuple[Path, Path, dict[str, Expected]],
+    qbt_state: State,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     backup, _, expected = qbt_state
@@ -111,7 +110,7 @@ def test_an_import_without_a_daemon_is_restored_at_the_next_run_with_its_progres
 def test_an_import_goes_through_the_running_daemons_add(
     settings: Settings,
     tmp_path: Path,
-    qbt_state: tuple[Path, Path, dict[str, Expected]],
+    qbt_state: State,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     backup, _, expected = qbt_state
@@ -132,7 +131,7 @@ def test_an_import_goes_through_the_running_daemons_add(
 def test_a_dry_run_names_the_corrupt_file_and_imports_nothing(
     settings: Settings,
     tmp_path: Path,
-    qbt_state: tuple[Path, Path, dict[str, Expected]],
+    qbt_state: State,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     backup = shutil.copytree(qbt_state[0], tmp_path / "BT_backup")
@@ -163,7 +162,7 @@ def test_a_folder_that_is_not_a_bt_backup_is_one_error_and_exit_2(
 
 
 def test_the_daemon_refuses_resume_data_that_is_broken_or_of_another_torrent(
-    settings: Settings, qbt_state: tuple[Path, Path, dict[str, Expected]]
+    settings: Settings, qbt_state: State
 ) -> None:
     backup = qbt_state[0]
     first, second = sorted(backup.glob("*.torrent"))[:2]
@@ -188,7 +187,7 @@ def test_the_daemon_refuses_resume_data_that_is_broken_or_of_another_torrent(
 
 
 def test_the_dry_runs_json_says_what_each_torrent_keeps_and_loses(
-    tmp_path: Path, qbt_state: tuple[Path, Path, dict[str, Expected]], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, qbt_state: State, capsys: pytest.CaptureFixture[str]
 ) -> None:
     backup = shutil.copytree(qbt_state[0], tmp_path / "BT_backup")
     changed = sorted(backup.glob("*.fastresume"))[0]

@@ -30,6 +30,7 @@ from revaer_runtime_pg.testing import pg_options
 from tests.support.clients import Transmission, free_port, make_torrents
 from tests.support.imports import (
     Expected,
+    State,
     check_engine,
     check_restored,
     import_twice,
@@ -38,8 +39,6 @@ from tests.support.imports import (
 
 #: Transmission's -1, 0, 1 as libtorrent priorities.
 TR_PRIORITY = {-1: 1, 0: 4, 1: 7}
-
-State = tuple[Path, Path, dict[str, Expected]]
 
 
 @pytest.fixture(scope="module")
@@ -167,9 +166,4 @@ def test_an_import_through_revaer_run_survives_a_kill_9_right_after_without_a_re
     assert "imported 3" in capsys.readouterr().out
     running.kill()  # before its first resume-data save: the import's own resume data must carry the progress
 
-    daemon = Daemon(settings, engine="libtorrent", serve_api=False, engine_overrides=FAST_SESSION)
-    daemon.start()
-    try:
-        check_engine(daemon, expected)
-    finally:
-        assert daemon.stop().clean
+    check_restored(settings, expected, FAST_SESSION)

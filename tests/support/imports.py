@@ -43,6 +43,10 @@ def migrated(settings: Settings) -> None:
     open_store(settings.runtime, StoreRole.DAEMON).close()
 
 
+#: A client-state fixture: the folder the client wrote, its download folder, each torrent's :class:`Expected`.
+State = tuple[Path, Path, dict[str, Expected]]
+
+
 def import_twice(config: Path, settings: Settings, client: str, folder: Path, out: Callable[[], str]) -> str:
     """Import ``folder`` twice; the second must find every torrent there and change nothing. The first's output.
 
