@@ -48,6 +48,14 @@ def make_engine(tmp_path: Path) -> Iterator[EngineFactory]:
 
 
 @pytest.fixture
+def engine(make_engine: EngineFactory, recorder: Recorder) -> LibtorrentEngine:
+    """A started loopback engine that publishes to ``recorder``."""
+    started = make_engine(recorder)
+    started.start()
+    return started
+
+
+@pytest.fixture
 def torrent(tmp_path: Path) -> LoopbackTorrent:
     return LoopbackTorrent.of(make_payload(tmp_path / "seed"))
 
@@ -122,10 +130,8 @@ def test_loopback_download_publishes_lifecycle_in_order(
 
 
 def test_adding_the_same_torrent_twice_returns_the_same_id(
-    make_engine: EngineFactory, recorder: Recorder, torrent: LoopbackTorrent, tmp_path: Path
+    engine: LibtorrentEngine, recorder: Recorder, torrent: LoopbackTorrent, tmp_path: Path
 ) -> None:
-    engine = make_engine(recorder)
-    engine.start()
     first = engine.add(torrent.source, AddOptions(tmp_path / "a"))
     again = engine.add(TorrentSource(torrent_file=torrent.write(tmp_path / "x.torrent")), AddOptions(tmp_path / "b"))
     assert first == again
@@ -134,9 +140,7 @@ def test_adding_the_same_torrent_twice_returns_the_same_id(
     assert len(recorder.of(events.TorrentAdded)) == 1
 
 
-def test_unreadable_sources_are_refused_with_the_reason(make_engine: EngineFactory, recorder: Recorder) -> None:
-    engine = make_engine(recorder)
-    engine.start()
+def test_unreadable_sources_are_refused_with_the_reason(engine: LibtorrentEngine, recorder: Recorder) -> None:
     with pytest.raises(InvalidInput, match="not a torrent"):
         engine.add(TorrentSource(metainfo=b"not bencode"), AddOptions(Path("x")))
     with pytest.raises(InvalidInput, match="not a torrent"):
@@ -144,10 +148,8 @@ def test_unreadable_sources_are_refused_with_the_reason(make_engine: EngineFacto
 
 
 def test_magnet_waits_for_metadata_then_reports_name_and_files(
-    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, tmp_path: Path
+    engine: LibtorrentEngine, recorder: Recorder, seeder: Seeder, tmp_path: Path
 ) -> None:
-    engine = make_engine(recorder)
-    engine.start()
     torrent_id = engine.add(TorrentSource(metainfo=seeder.torrent.metainfo), AddOptions(tmp_path / "ignored"))
     engine.remove(torrent_id)
     recorder.wait_for(lambda p: isinstance(p, events.TorrentRemoved))
@@ -176,10 +178,8 @@ def _info_hash_hex(metainfo: bytes) -> str:
 
 
 def test_remove_with_data_deletes_the_files_and_reports_removal(
-    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, tmp_path: Path
+    engine: LibtorrentEngine, recorder: Recorder, seeder: Seeder, tmp_path: Path
 ) -> None:
-    engine = make_engine(recorder)
-    engine.start()
     torrent_id = _download(engine, recorder, seeder, tmp_path / "downloads")
     payload = tmp_path / "downloads" / "revaer-demo" / "episode-01.mkv"
     assert payload.is_file()
@@ -197,10 +197,8 @@ def test_remove_with_data_deletes_the_files_and_reports_removal(
 
 
 def test_added_paused_stays_stopped_until_resumed(
-    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, tmp_path: Path
+    engine: LibtorrentEngine, recorder: Recorder, seeder: Seeder, tmp_path: Path
 ) -> None:
-    engine = make_engine(recorder)
-    engine.start()
     torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads", paused=True))
     engine.connect_peer(torrent_id, seeder.endpoint)
     recorder.wait_for_state(TorrentState.STOPPED)
@@ -216,10 +214,8 @@ def test_added_paused_stays_stopped_until_resumed(
 
 
 def test_file_priorities_are_applied_and_reported(
-    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, tmp_path: Path
+    engine: LibtorrentEngine, recorder: Recorder, seeder: Seeder, tmp_path: Path
 ) -> None:
-    engine = make_engine(recorder)
-    engine.start()
     torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads", paused=True))
     recorder.wait_for(lambda p: isinstance(p, events.FilesDiscovered))
     notes = next(f for f in recorder.of(events.FilesDiscovered)[0].files if f.path.endswith("notes.txt"))
@@ -258,10 +254,8 @@ def test_a_write_error_fails_the_torrent_with_libtorrents_message(
 
 
 def test_a_file_deleted_under_a_seed_is_found_by_a_recheck(
-    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, tmp_path: Path
+    engine: LibtorrentEngine, recorder: Recorder, seeder: Seeder, tmp_path: Path
 ) -> None:
-    engine = make_engine(recorder)
-    engine.start()
     torrent_id = _download(engine, recorder, seeder, tmp_path / "downloads")
     (tmp_path / "downloads" / "revaer-demo" / "episode-01.mkv").unlink()
     recorder.clear()
@@ -399,10 +393,8 @@ def _lifecycle(payloads: list[events.EventPayload]) -> list[str]:
 
 
 def test_simulated_and_real_engines_publish_the_same_lifecycle(
-    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, tmp_path: Path
+    engine: LibtorrentEngine, recorder: Recorder, seeder: Seeder, tmp_path: Path
 ) -> None:
-    engine = make_engine(recorder)
-    engine.start()
     _download(engine, recorder, seeder, tmp_path / "downloads")
 
     simulated_events = Recorder()

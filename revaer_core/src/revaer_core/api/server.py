@@ -10,12 +10,12 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from types import TracebackType
 
 import uvicorn
 from litestar import Litestar
 
 from revaer_core.errors import RevaerError
+from revaer_core.lifecycle import StartedInWith
 
 #: Seconds open requests (event streams above all) get to finish when the server stops.
 DEFAULT_GRACE_SECONDS = 2
@@ -54,7 +54,7 @@ def listen(host: str, port: int) -> socket.socket:
         raise RevaerError(f"the API cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
-class ApiServer:
+class ApiServer(StartedInWith):
     """The API app under uvicorn, on a socket bound at construction.
 
     In ``revaer run``::
@@ -120,11 +120,6 @@ class ApiServer:
         else:
             self._socket.close()
 
-    def __enter__(self) -> ApiServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def close(self) -> None:
+        """What leaving a ``with`` block does: :meth:`stop`, waiting for the thread as long as it takes."""
         self.stop()
