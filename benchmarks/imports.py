@@ -69,14 +69,7 @@ def _qbittorrent(root: Path, torrents: Sequence[LocalTorrent]) -> tuple[Path, fl
         wait_for(lambda: _qbt_settled(client, len(torrents)), "qBittorrent to take every torrent", WAIT_S, 0.5)
     finally:
         client.stop()
-
-    def restart() -> None:
-        client.start()
-        wait_for(lambda: _qbt_settled(client, len(torrents)), "qBittorrent to list every torrent", WAIT_S, 0.05)
-
-    started = _timed(restart)
-    client.stop()
-    return client.backup, started
+    return client.backup, _restart_time("qBittorrent", client, lambda: _qbt_settled(client, len(torrents)))
 
 
 def _qbt_settled(client: Qbittorrent, count: int) -> bool:
@@ -94,14 +87,19 @@ def _transmission(root: Path, torrents: Sequence[LocalTorrent]) -> tuple[Path, f
         wait_for(lambda: _tr_settled(client, len(torrents)), "Transmission to take every torrent", WAIT_S, 0.5)
     finally:
         client.stop()
+    return client.config, _restart_time("Transmission", client, lambda: _tr_settled(client, len(torrents)))
+
+
+def _restart_time(name: str, client: Qbittorrent | Transmission, settled: Callable[[], bool]) -> float:
+    """Seconds from a start of the stopped ``client`` until ``settled``; it is stopped again after."""
 
     def restart() -> None:
         client.start()
-        wait_for(lambda: _tr_settled(client, len(torrents)), "Transmission to list every torrent", WAIT_S, 0.05)
+        wait_for(settled, f"{name} to list every torrent", WAIT_S, 0.05)
 
     started = _timed(restart)
     client.stop()
-    return client.config, started
+    return started
 
 
 def _tr_settled(client: Transmission, count: int) -> bool:

@@ -259,19 +259,20 @@ def bare_session(resume: Path, count: int, runs: int) -> Run:
 # -- the clients -----------------------------------------------------------------------------------------------------
 
 
-def qbittorrent_runs(client: Qbittorrent, count: int, runs: int) -> Run:
+def client_runs(name: str, client: Qbittorrent | Transmission, count: int, runs: int) -> Run:
+    """``runs`` restarts of a stopped ``client`` that holds ``count`` torrents: each start until it lists them all."""
     starts, stops, rss = [], [], 0.0
     for _ in range(runs):
         started = time.perf_counter()
         client.start(wait=False)
-        wait_until(lambda: client.listed() >= count, f"qBittorrent to list {count} torrents", client.process)
+        wait_until(lambda: client.listed() >= count, f"{name} to list {count} torrents", client.process)
         starts.append(time.perf_counter() - started)
         assert client.process is not None
         rss = max(rss, peak_rss_mib(client.process.pid))
         stopping = time.perf_counter()
         client.stop()
         stops.append(time.perf_counter() - stopping)
-    return Run("qBittorrent", tuple(starts), tuple(stops), rss)
+    return Run(name, tuple(starts), tuple(stops), rss)
 
 
 def transmission_runs(root: Path, torrents: Sequence[LocalTorrent], runs: int) -> Run:
@@ -283,18 +284,7 @@ def transmission_runs(root: Path, torrents: Sequence[LocalTorrent], runs: int) -
         client.settle(len(torrents), timeout=WAIT_S)
     finally:
         client.stop()
-    starts, stops, rss = [], [], 0.0
-    for _ in range(runs):
-        started = time.perf_counter()
-        client.start(wait=False)
-        wait_until(lambda: client.listed() >= len(torrents), "Transmission to list every torrent", client.process)
-        starts.append(time.perf_counter() - started)
-        assert client.process is not None
-        rss = max(rss, peak_rss_mib(client.process.pid))
-        stopping = time.perf_counter()
-        client.stop()
-        stops.append(time.perf_counter() - stopping)
-    return Run("Transmission", tuple(starts), tuple(stops), rss)
+    return client_runs("Transmission", client, len(torrents), runs)
 
 
 # -- the whole run ---------------------------------------------------------------------------------------------------
@@ -338,7 +328,7 @@ def measure(url: str, count: int, runs: int, clients: bool = True, transmission:
         ours, resume = revaer_runs(root, url, qbt.backup, downloads, count, runs)
         measured = [bare_session(resume, count, runs), ours]
         if clients:
-            measured.append(qbittorrent_runs(qbt, count, runs))
+            measured.append(client_runs("qBittorrent", qbt, count, runs))
             if transmission and shutil.which("transmission-daemon"):
                 try:
                     measured.append(transmission_runs(root, torrents, runs))

@@ -11,7 +11,6 @@ the user chose, asked of the libtorrent handles themselves.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from revaer_core.daemon import Daemon
 from revaer_core.demo.seeder import FAST_SESSION, LoopbackTorrent, Seeder, make_payload
 from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.settings import load_settings
+from revaer_core.testing.clients import free_port
 from revaer_core.testing.process import Daemons, revaer, write_config
 from revaer_core.testing.waiting import wait_for
 from revaer_runtime_pg.testing import pg_options
@@ -31,14 +31,11 @@ from revaer_runtime_pg.testing import pg_options
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def control_config(tmp_path: Path, pg_url: str, pg_schema: str, *, engine_port: int, api_port: int) -> Path:
+def control_config(
+    tmp_path: Path, pg_url: str, pg_schema: str, *, engine_port: int | None = None, api_port: int | None = None
+) -> Path:
+    """The daemon's settings file; a port not given is a free one."""
+    engine_port = engine_port or free_port()
     return write_config(
         tmp_path / "revaer.toml",
         {
@@ -51,7 +48,7 @@ def control_config(tmp_path: Path, pg_url: str, pg_schema: str, *, engine_port: 
                 "alert_poll_ms": 20,
                 "status_interval_ms": 100,
             },
-            "api": {"port": api_port},
+            "api": {"port": api_port or free_port()},
         },
     )
 
@@ -132,8 +129,7 @@ def test_choices_survive_a_kill_right_after_an_add(
 def test_a_paused_torrent_stays_paused_across_a_kill(
     daemons: Daemons, tmp_path: Path, pg_url: str, pg_schema: str
 ) -> None:
-    engine_port, api_port = free_port(), free_port()
-    config = control_config(tmp_path, pg_url, pg_schema, engine_port=engine_port, api_port=api_port)
+    config = control_config(tmp_path, pg_url, pg_schema)
     torrent = LoopbackTorrent.of(make_payload(tmp_path / "seed"))
     torrent_id = read_metainfo(torrent.metainfo).torrent_id
     daemon = daemons(config=config, product=True)

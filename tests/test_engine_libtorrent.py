@@ -14,20 +14,11 @@ from pathlib import Path
 import attrs
 import pytest
 
-from revaer_core import RuntimeStore
+from revaer_core import RuntimeStore, events
 from revaer_core.demo.seeder import FAST_SESSION, LoopbackTorrent, Seeder, loopback_settings, make_payload
 from revaer_core.engine import AddOptions, RestoredTorrent, TorrentSource
 from revaer_core.engine.libtorrent import LibtorrentEngine, session_settings
 from revaer_core.errors import InvalidInput
-from revaer_core.events import (
-    EventPayload,
-    FilesDiscovered,
-    ProgressUpdated,
-    StateChanged,
-    TorrentAdded,
-    TorrentCompleted,
-    TorrentRemoved,
-)
 from revaer_core.settings import EngineSettings
 from revaer_core.status import TorrentState, TorrentStatus
 from revaer_core.testing.simulated import SimulatedEngine, SimulationScript
@@ -57,6 +48,14 @@ def make_engine(tmp_path: Path) -> Iterator[EngineFactory]:
 
 
 @pytest.fixture
+def engine(make_engine: EngineFactory, recorder: Recorder) -> LibtorrentEngine:
+    """A started loopback engine that publishes to ``recorder``."""
+    started = make_engine(recorder)
+    started.start()
+    return started
+
+
+@pytest.fixture
 def torrent(tmp_path: Path) -> LoopbackTorrent:
     return LoopbackTorrent.of(make_payload(tmp_path / "seed"))
 
@@ -70,7 +69,7 @@ def seeder(torrent: LoopbackTorrent) -> Iterator[Seeder]:
 def _download(engine: LibtorrentEngine, recorder: Recorder, seeder: Seeder, save_path: Path) -> uuid.UUID:
     torrent_id = engine.add(seeder.torrent.source, AddOptions(save_path))
     engine.connect_peer(torrent_id, seeder.endpoint)
-    recorder.wait_for(lambda p: isinstance(p, TorrentCompleted) and p.torrent_id == torrent_id)
+    recorder.wait_for(lambda p: isinstance(p, events.TorrentCompleted) and p.torrent_id == torrent_id)
     return torrent_id
 
 
@@ -98,54 +97,50 @@ def test_loopback_download_publishes_lifecycle_in_order(
     elapsed = time.monotonic() - started
     mine = [p for p in recorder.snapshot() if getattr(p, "torrent_id", None) == torrent_id]
 
-    def first(match: Callable[[EventPayload], bool]) -> int:
+    def first(match: Callable[[events.EventPayload], bool]) -> int:
         return next(i for i, p in enumerate(mine) if match(p))
 
-    added = first(lambda p: isinstance(p, TorrentAdded))
-    files = first(lambda p: isinstance(p, FilesDiscovered))
-    downloading = first(lambda p: isinstance(p, StateChanged) and p.state is TorrentState.DOWNLOADING)
-    seeding = first(lambda p: isinstance(p, StateChanged) and p.state is TorrentState.SEEDING)
-    completed = first(lambda p: isinstance(p, TorrentCompleted))
-    full = first(lambda p: isinstance(p, ProgressUpdated) and p.downloaded == p.total > 0)
+    added = first(lambda p: isinstance(p, events.TorrentAdded))
+    files = first(lambda p: isinstance(p, events.FilesDiscovered))
+    downloading = first(lambda p: isinstance(p, events.StateChanged) and p.state is TorrentState.DOWNLOADING)
+    seeding = first(lambda p: isinstance(p, events.StateChanged) and p.state is TorrentState.SEEDING)
+    completed = first(lambda p: isinstance(p, events.TorrentCompleted))
+    full = first(lambda p: isinstance(p, events.ProgressUpdated) and p.downloaded == p.total > 0)
     assert added < files < downloading < seeding < full < completed
-    assert [type(p) for p in mine].count(TorrentCompleted) == 1
-    assert not [p for p in mine if isinstance(p, StateChanged) and p.state is TorrentState.FAILED]
+    assert [type(p) for p in mine].count(events.TorrentCompleted) == 1
+    assert not [p for p in mine if isinstance(p, events.StateChanged) and p.state is TorrentState.FAILED]
 
     announced = mine[added]
-    assert isinstance(announced, TorrentAdded)
+    assert isinstance(announced, events.TorrentAdded)
     assert announced.name == "revaer-demo" and announced.download_dir == str(tmp_path / "downloads")
     discovered = mine[files]
-    assert isinstance(discovered, FilesDiscovered)
+    assert isinstance(discovered, events.FilesDiscovered)
     assert sorted((f.path, f.size) for f in discovered.files) == [
         ("revaer-demo/episode-01.mkv", 384 * 1024),
         ("revaer-demo/extras/commentary.mp3", 96 * 1024),
         ("revaer-demo/extras/notes.txt", 2 * 1024),
     ]
-    progress = [p.downloaded for p in mine if isinstance(p, ProgressUpdated)]
+    progress = [p.downloaded for p in mine if isinstance(p, events.ProgressUpdated)]
     assert progress == sorted(progress), "progress never goes backwards"
     final = mine[full]
-    assert isinstance(final, ProgressUpdated) and final.total == seeder.torrent.size
+    assert isinstance(final, events.ProgressUpdated) and final.total == seeder.torrent.size
     assert _same_tree(seeder.torrent.payload, tmp_path / "downloads" / "revaer-demo")
     assert engine.native_states(torrent_id)[-1] == "seeding"
     assert elapsed < 5, f"a 482 KiB loopback download took {elapsed:.2f} s"
 
 
 def test_adding_the_same_torrent_twice_returns_the_same_id(
-    make_engine: EngineFactory, recorder: Recorder, torrent: LoopbackTorrent, tmp_path: Path
+    engine: LibtorrentEngine, recorder: Recorder, torrent: LoopbackTorrent, tmp_path: Path
 ) -> None:
-    engine = make_engine(recorder)
-    engine.start()
     first = engine.add(torrent.source, AddOptions(tmp_path / "a"))
     again = engine.add(TorrentSource(torrent_file=torrent.write(tmp_path / "x.torrent")), AddOptions(tmp_path / "b"))
     assert first == again
     assert engine.torrent_ids() == {first}
-    recorder.wait_for(lambda p: isinstance(p, TorrentAdded))
-    assert len(recorder.of(TorrentAdded)) == 1
+    recorder.wait_for(lambda p: isinstance(p, events.TorrentAdded))
+    assert len(recorder.of(events.TorrentAdded)) == 1
 
 
-def test_unreadable_sources_are_refused_with_the_reason(make_engine: EngineFactory, recorder: Recorder) -> None:
-    engine = make_engine(recorder)
-    engine.start()
+def test_unreadable_sources_are_refused_with_the_reason(engine: LibtorrentEngine, recorder: Recorder) -> None:
     with pytest.raises(InvalidInput, match="not a torrent"):
         engine.add(TorrentSource(metainfo=b"not bencode"), AddOptions(Path("x")))
     with pytest.raises(InvalidInput, match="not a torrent"):
@@ -153,13 +148,11 @@ def test_unreadable_sources_are_refused_with_the_reason(make_engine: EngineFacto
 
 
 def test_magnet_waits_for_metadata_then_reports_name_and_files(
-    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, tmp_path: Path
+    engine: LibtorrentEngine, recorder: Recorder, seeder: Seeder, tmp_path: Path
 ) -> None:
-    engine = make_engine(recorder)
-    engine.start()
     torrent_id = engine.add(TorrentSource(metainfo=seeder.torrent.metainfo), AddOptions(tmp_path / "ignored"))
     engine.remove(torrent_id)
-    recorder.wait_for(lambda p: isinstance(p, TorrentRemoved))
+    recorder.wait_for(lambda p: isinstance(p, events.TorrentRemoved))
     recorder.clear()
 
     info_hash = _info_hash_hex(seeder.torrent.metainfo)
@@ -167,10 +160,10 @@ def test_magnet_waits_for_metadata_then_reports_name_and_files(
     assert magnet_id == torrent_id  # the id comes from the info-hash, whatever the source
     recorder.wait_for_state(TorrentState.FETCHING_METADATA)
     engine.connect_peer(magnet_id, seeder.endpoint)
-    recorder.wait_for(lambda p: isinstance(p, TorrentCompleted))
-    names = [p.name for p in recorder.of(TorrentAdded)]
+    recorder.wait_for(lambda p: isinstance(p, events.TorrentCompleted))
+    names = [p.name for p in recorder.of(events.TorrentAdded)]
     assert names[-1] == "revaer-demo"
-    assert len(recorder.of(FilesDiscovered)[-1].files) == 3
+    assert len(recorder.of(events.FilesDiscovered)[-1].files) == 3
 
 
 def _info_hash_hex(metainfo: bytes) -> str:
@@ -185,16 +178,14 @@ def _info_hash_hex(metainfo: bytes) -> str:
 
 
 def test_remove_with_data_deletes_the_files_and_reports_removal(
-    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, tmp_path: Path
+    engine: LibtorrentEngine, recorder: Recorder, seeder: Seeder, tmp_path: Path
 ) -> None:
-    engine = make_engine(recorder)
-    engine.start()
     torrent_id = _download(engine, recorder, seeder, tmp_path / "downloads")
     payload = tmp_path / "downloads" / "revaer-demo" / "episode-01.mkv"
     assert payload.is_file()
     engine.remove(torrent_id, with_data=True)
-    removed = recorder.wait_for(lambda p: isinstance(p, TorrentRemoved))
-    assert removed == TorrentRemoved(torrent_id=torrent_id)
+    removed = recorder.wait_for(lambda p: isinstance(p, events.TorrentRemoved))
+    assert removed == events.TorrentRemoved(torrent_id=torrent_id)
     assert engine.torrent_ids() == frozenset()
     deadline = time.monotonic() + WAIT_S
     while payload.exists() and time.monotonic() < deadline:
@@ -202,39 +193,35 @@ def test_remove_with_data_deletes_the_files_and_reports_removal(
     assert not payload.exists()
     engine.remove(torrent_id)  # unknown now: ignored
     engine.remove(uuid.uuid4())
-    assert len(recorder.of(TorrentRemoved)) == 1
+    assert len(recorder.of(events.TorrentRemoved)) == 1
 
 
 def test_added_paused_stays_stopped_until_resumed(
-    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, tmp_path: Path
+    engine: LibtorrentEngine, recorder: Recorder, seeder: Seeder, tmp_path: Path
 ) -> None:
-    engine = make_engine(recorder)
-    engine.start()
     torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads", paused=True))
     engine.connect_peer(torrent_id, seeder.endpoint)
     recorder.wait_for_state(TorrentState.STOPPED)
     time.sleep(0.3)  # several status ticks: a paused torrent must not move
-    assert not recorder.of(TorrentCompleted)
-    assert all(p.downloaded == 0 for p in recorder.of(ProgressUpdated))
+    assert not recorder.of(events.TorrentCompleted)
+    assert all(p.downloaded == 0 for p in recorder.of(events.ProgressUpdated))
     engine.resume(torrent_id)
     engine.connect_peer(torrent_id, seeder.endpoint)
-    recorder.wait_for(lambda p: isinstance(p, TorrentCompleted))
-    states = [p.state for p in recorder.of(StateChanged)]
+    recorder.wait_for(lambda p: isinstance(p, events.TorrentCompleted))
+    states = [p.state for p in recorder.of(events.StateChanged)]
     assert states[0] is TorrentState.STOPPED
     assert states[-1] is TorrentState.SEEDING
 
 
 def test_file_priorities_are_applied_and_reported(
-    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, tmp_path: Path
+    engine: LibtorrentEngine, recorder: Recorder, seeder: Seeder, tmp_path: Path
 ) -> None:
-    engine = make_engine(recorder)
-    engine.start()
     torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads", paused=True))
-    recorder.wait_for(lambda p: isinstance(p, FilesDiscovered))
-    notes = next(f for f in recorder.of(FilesDiscovered)[0].files if f.path.endswith("notes.txt"))
+    recorder.wait_for(lambda p: isinstance(p, events.FilesDiscovered))
+    notes = next(f for f in recorder.of(events.FilesDiscovered)[0].files if f.path.endswith("notes.txt"))
     engine.set_file_priorities(torrent_id, {notes.index: 0})
-    recorder.wait_for(lambda p: isinstance(p, FilesDiscovered) and any(not f.selected for f in p.files))
-    update = recorder.of(FilesDiscovered)[-1]
+    recorder.wait_for(lambda p: isinstance(p, events.FilesDiscovered) and any(not f.selected for f in p.files))
+    update = recorder.of(events.FilesDiscovered)[-1]
     assert {f.path: (f.priority, f.selected) for f in update.files}["revaer-demo/extras/notes.txt"] == (0, False)
     with pytest.raises(InvalidInput, match="no file 99"):
         engine.set_file_priorities(torrent_id, {99: 1})
@@ -243,9 +230,9 @@ def test_file_priorities_are_applied_and_reported(
     engine.set_sequential(torrent_id, True)
     engine.resume(torrent_id)
     engine.connect_peer(torrent_id, seeder.endpoint)
-    completed = recorder.wait_for(lambda p: isinstance(p, TorrentCompleted))
-    assert completed == TorrentCompleted(torrent_id=torrent_id)
-    final = [p for p in recorder.of(ProgressUpdated) if p.downloaded == p.total]
+    completed = recorder.wait_for(lambda p: isinstance(p, events.TorrentCompleted))
+    assert completed == events.TorrentCompleted(torrent_id=torrent_id)
+    final = [p for p in recorder.of(events.ProgressUpdated) if p.downloaded == p.total]
     assert final and final[-1].total == seeder.torrent.size - 2 * 1024  # the deselected file is not wanted
 
 
@@ -262,25 +249,23 @@ def test_a_write_error_fails_the_torrent_with_libtorrents_message(
     assert failed.torrent_id == torrent_id
     assert failed.failure is not None and "not a directory" in failed.failure.lower()
     time.sleep(0.3)  # the pause libtorrent applies to an errored torrent must not hide the failure
-    assert recorder.of(StateChanged)[-1].state is TorrentState.FAILED
-    assert not recorder.of(TorrentCompleted)
+    assert recorder.of(events.StateChanged)[-1].state is TorrentState.FAILED
+    assert not recorder.of(events.TorrentCompleted)
 
 
 def test_a_file_deleted_under_a_seed_is_found_by_a_recheck(
-    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, tmp_path: Path
+    engine: LibtorrentEngine, recorder: Recorder, seeder: Seeder, tmp_path: Path
 ) -> None:
-    engine = make_engine(recorder)
-    engine.start()
     torrent_id = _download(engine, recorder, seeder, tmp_path / "downloads")
     (tmp_path / "downloads" / "revaer-demo" / "episode-01.mkv").unlink()
     recorder.clear()
     engine.recheck(torrent_id)
     recorder.wait_for_state(TorrentState.DOWNLOADING)
-    progress = recorder.wait_for(lambda p: isinstance(p, ProgressUpdated) and p.downloaded < p.total)
-    assert isinstance(progress, ProgressUpdated) and progress.downloaded <= seeder.torrent.size - 384 * 1024
+    progress = recorder.wait_for(lambda p: isinstance(p, events.ProgressUpdated) and p.downloaded < p.total)
+    assert isinstance(progress, events.ProgressUpdated) and progress.downloaded <= seeder.torrent.size - 384 * 1024
     # it downloads the file again from the seeder, but does not complete twice in one run
     recorder.wait_for_state(TorrentState.SEEDING)
-    assert not recorder.of(TorrentCompleted)
+    assert not recorder.of(events.TorrentCompleted)
 
 
 def test_commands_before_start_are_refused(recorder: Recorder) -> None:
@@ -326,7 +311,7 @@ def test_resume_data_round_trip_restores_a_seed_without_recheck(
     torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads"))
     memory_store.upsert_torrents([_status(torrent_id, "revaer-demo")])  # what the orchestrator does on TorrentAdded
     engine.connect_peer(torrent_id, seeder.endpoint)
-    recorder.wait_for(lambda p: isinstance(p, TorrentCompleted))
+    recorder.wait_for(lambda p: isinstance(p, events.TorrentCompleted))
     assert engine.close() == (), "a close with time to spare gets every torrent's resume data"
     assert set(memory_store.load_resume_data()) == {torrent_id}
 
@@ -339,18 +324,20 @@ def test_resume_data_round_trip_restores_a_seed_without_recheck(
     restarted = make_engine(after, memory_store)
     restored = RestoredTorrent(torrent_id=torrent_id, name="revaer-demo", state=TorrentState.SEEDING, complete=True)
     assert restarted.start() == [restored]  # known from its resume data, before any alert
-    assert [type(p) for p in after.snapshot()] == [ProgressUpdated]  # what the resume data brings back, from start()
-    first_progress = after.wait_for(lambda p: isinstance(p, ProgressUpdated))
-    assert isinstance(first_progress, ProgressUpdated)
+    assert [type(p) for p in after.snapshot()] == [
+        events.ProgressUpdated
+    ]  # what the resume data brings back, from start()
+    first_progress = after.wait_for(lambda p: isinstance(p, events.ProgressUpdated))
+    assert isinstance(first_progress, events.ProgressUpdated)
     assert first_progress.downloaded == first_progress.total == seeder.torrent.size
     time.sleep(0.5)  # several status ticks: give a completion or a recheck the time to show up
-    assert not after.of(TorrentCompleted), "a restored seed must not trigger FsOps again"
+    assert not after.of(events.TorrentCompleted), "a restored seed must not trigger FsOps again"
     native = restarted.native_states(torrent_id)
     assert "checking_files" not in native and native[-1] == "seeding"
     assert episode.read_bytes() == corrupted, "libtorrent trusted the resume data: nothing rechecked or rewritten"
     # the store holds its name, files and state already: the restore repeats none of them, and what the resume
     # data brings back is published by start(), before anyone sees the catalog
-    assert {type(p) for p in after.snapshot()} == {ProgressUpdated}
+    assert {type(p) for p in after.snapshot()} == {events.ProgressUpdated}
 
 
 def test_resume_data_is_saved_on_a_timer_for_stored_torrents_only(
@@ -363,7 +350,7 @@ def test_resume_data_is_saved_on_a_timer_for_stored_torrents_only(
     memory_store.upsert_torrents([_status(stored_id, "revaer-demo")])
     engine.connect_peer(stored_id, seeder.endpoint)
     unstored_id = engine.add(other.source, AddOptions(tmp_path / "downloads", paused=True))
-    recorder.wait_for(lambda p: isinstance(p, TorrentCompleted))
+    recorder.wait_for(lambda p: isinstance(p, events.TorrentCompleted))
     deadline = time.monotonic() + WAIT_S
     while stored_id not in memory_store.load_resume_data() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -396,20 +383,18 @@ def test_unreadable_stored_resume_data_is_skipped_with_a_warning(
 # -- the simulated engine speaks the same language ------------------------------------------------
 
 
-def _lifecycle(payloads: list[EventPayload]) -> list[str]:
+def _lifecycle(payloads: list[events.EventPayload]) -> list[str]:
     """Kinds and states in order, progress left out (how often it comes depends on timing)."""
     return [
-        f"state:{p.state.value}" if isinstance(p, StateChanged) else p.kind
+        f"state:{p.state.value}" if isinstance(p, events.StateChanged) else p.kind
         for p in payloads
-        if not isinstance(p, ProgressUpdated)
+        if not isinstance(p, events.ProgressUpdated)
     ]
 
 
 def test_simulated_and_real_engines_publish_the_same_lifecycle(
-    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, tmp_path: Path
+    engine: LibtorrentEngine, recorder: Recorder, seeder: Seeder, tmp_path: Path
 ) -> None:
-    engine = make_engine(recorder)
-    engine.start()
     _download(engine, recorder, seeder, tmp_path / "downloads")
 
     simulated_events = Recorder()
@@ -456,7 +441,7 @@ def test_a_single_file_torrent_downloads_to_its_name(
     with Seeder(torrent) as seeder:
         torrent_id = _download(engine, recorder, seeder, tmp_path / "downloads")
     assert (tmp_path / "downloads" / "clip.bin").read_bytes() == single.read_bytes()
-    files = recorder.of(FilesDiscovered)[-1]
+    files = recorder.of(events.FilesDiscovered)[-1]
     assert files.torrent_id == torrent_id and [f.path for f in files.files] == ["clip.bin"]
 
 
@@ -466,6 +451,6 @@ def test_a_close_out_of_time_names_the_torrents_whose_resume_data_it_did_not_get
     engine = make_engine(recorder, memory_store)
     engine.start()
     torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads"))
-    recorder.wait_for(lambda p: isinstance(p, TorrentAdded))
+    recorder.wait_for(lambda p: isinstance(p, events.TorrentAdded))
     # no time at all: the save is asked for, and the close does not wait for libtorrent's answer
     assert engine.close(timeout=0.0) == (torrent_id,)

@@ -11,24 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from revaer_core import RuntimeStore
+from revaer_core import RuntimeStore, events
 from revaer_core.engine import AddOptions, RestoredTorrent, TorrentSource
 from revaer_core.errors import InvalidInput
-from revaer_core.events import (
-    EventPayload,
-    FilesDiscovered,
-    ProgressUpdated,
-    StateChanged,
-    TorrentAdded,
-    TorrentCompleted,
-    TorrentRemoved,
-)
 from revaer_core.status import TorrentState, TorrentStatus
 from revaer_core.testing.simulated import Failure, SimulatedEngine, SimulationScript
 from tests.support.engine import Recorder
 
 
-def _run(script: SimulationScript) -> list[EventPayload]:
+def _run(script: SimulationScript) -> list[events.EventPayload]:
     recorder = Recorder()
     engine = SimulatedEngine(recorder, script=script)
     engine.start()
@@ -37,7 +28,7 @@ def _run(script: SimulationScript) -> list[EventPayload]:
     return recorder.snapshot()
 
 
-def _of(torrent_id: uuid.UUID, payloads: list[EventPayload]) -> list[EventPayload]:
+def _of(torrent_id: uuid.UUID, payloads: list[events.EventPayload]) -> list[events.EventPayload]:
     return [p for p in payloads if getattr(p, "torrent_id", None) == torrent_id]
 
 
@@ -66,14 +57,14 @@ def test_another_seed_gives_other_sizes_and_ids() -> None:
     one = _run(SimulationScript(torrents=2, files_per_torrent=2, seed=1))
     two = _run(SimulationScript(torrents=2, files_per_torrent=2, seed=2))
     assert one != two
-    assert {p.torrent_id for p in one if isinstance(p, TorrentAdded)}.isdisjoint(
-        {p.torrent_id for p in two if isinstance(p, TorrentAdded)}
+    assert {p.torrent_id for p in one if isinstance(p, events.TorrentAdded)}.isdisjoint(
+        {p.torrent_id for p in two if isinstance(p, events.TorrentAdded)}
     )
 
 
 def test_a_torrent_goes_through_the_same_lifecycle_as_a_real_download() -> None:
-    events = _run(SimulationScript(torrents=1, files_per_torrent=3, steps=5, seed=9))
-    kinds = [f"state:{p.state.value}" if isinstance(p, StateChanged) else p.kind for p in events]
+    payloads = _run(SimulationScript(torrents=1, files_per_torrent=3, steps=5, seed=9))
+    kinds = [f"state:{p.state.value}" if isinstance(p, events.StateChanged) else p.kind for p in payloads]
     assert kinds == [
         "torrent_added",
         "files_discovered",
@@ -83,10 +74,10 @@ def test_a_torrent_goes_through_the_same_lifecycle_as_a_real_download() -> None:
         "progress",
         "completed",
     ]
-    progress = [p for p in events if isinstance(p, ProgressUpdated)]
+    progress = [p for p in payloads if isinstance(p, events.ProgressUpdated)]
     assert [p.downloaded for p in progress] == sorted(p.downloaded for p in progress)
     assert len({p.downloaded for p in progress}) == 5
-    files = next(p for p in events if isinstance(p, FilesDiscovered)).files
+    files = next(p for p in payloads if isinstance(p, events.FilesDiscovered)).files
     assert progress[-1].downloaded == progress[-1].total == sum(f.size for f in files)
 
 
@@ -102,24 +93,24 @@ def test_a_scripted_failure_fails_that_torrent_at_that_step_only() -> None:
     engine.start()
     first, failing, third = engine.torrent_ids()
     engine.run_until_idle()
-    failed = [p for p in recorder.snapshot() if isinstance(p, StateChanged) and p.state is TorrentState.FAILED]
-    assert failed == [StateChanged(torrent_id=failing, state=TorrentState.FAILED, failure="disk full")]
-    assert len([p for p in _of(failing, recorder.snapshot()) if isinstance(p, ProgressUpdated)]) == 2
-    assert {p.torrent_id for p in recorder.of(TorrentCompleted)} == {first, third}
+    failed = [p for p in recorder.snapshot() if isinstance(p, events.StateChanged) and p.state is TorrentState.FAILED]
+    assert failed == [events.StateChanged(torrent_id=failing, state=TorrentState.FAILED, failure="disk full")]
+    assert len([p for p in _of(failing, recorder.snapshot()) if isinstance(p, events.ProgressUpdated)]) == 2
+    assert {p.torrent_id for p in recorder.of(events.TorrentCompleted)} == {first, third}
 
     engine.resume(failing)  # tried again: the failure was reported once and the torrent finishes
     engine.run_until_idle()
-    assert {p.torrent_id for p in recorder.of(TorrentCompleted)} == {first, failing, third}
+    assert {p.torrent_id for p in recorder.of(events.TorrentCompleted)} == {first, failing, third}
     assert _of(failing, recorder.snapshot())[-2:] == [
-        ProgressUpdated(
+        events.ProgressUpdated(
             torrent_id=failing,
-            downloaded=recorder.of(ProgressUpdated)[-1].total,
-            total=recorder.of(ProgressUpdated)[-1].total,
-            download_bps=recorder.of(ProgressUpdated)[-1].download_bps,
+            downloaded=recorder.of(events.ProgressUpdated)[-1].total,
+            total=recorder.of(events.ProgressUpdated)[-1].total,
+            download_bps=recorder.of(events.ProgressUpdated)[-1].download_bps,
             upload_bps=0,
             ratio=0.0,
         ),
-        TorrentCompleted(torrent_id=failing),
+        events.TorrentCompleted(torrent_id=failing),
     ]
     engine.close()
 
@@ -132,10 +123,10 @@ def test_fail_injects_a_failure_now() -> None:
     engine.step()
     engine.fail(torrent_id, "I/O error")
     assert engine.run_until_idle() == 0  # a failed torrent is not active
-    assert recorder.snapshot()[-1] == StateChanged(
+    assert recorder.snapshot()[-1] == events.StateChanged(
         torrent_id=torrent_id, state=TorrentState.FAILED, failure="I/O error"
     )
-    assert not recorder.of(TorrentCompleted)
+    assert not recorder.of(events.TorrentCompleted)
     engine.close()
 
 
@@ -155,23 +146,23 @@ def test_commands_change_the_script() -> None:
     engine.start()
     torrent_id = engine.add(TorrentSource(metainfo=b"d4:infod4:name1:xee"), AddOptions(Path("/dl"), paused=True))
     assert engine.add(TorrentSource(metainfo=b"d4:infod4:name1:xee"), AddOptions(Path("/elsewhere"))) == torrent_id
-    assert recorder.snapshot()[-1] == StateChanged(torrent_id=torrent_id, state=TorrentState.STOPPED)
+    assert recorder.snapshot()[-1] == events.StateChanged(torrent_id=torrent_id, state=TorrentState.STOPPED)
     assert engine.step() == 0  # paused: nothing moves
 
-    files = recorder.of(FilesDiscovered)[-1].files
+    files = recorder.of(events.FilesDiscovered)[-1].files
     engine.set_file_priorities(torrent_id, {1: 0})
-    update = recorder.of(FilesDiscovered)[-1].files
+    update = recorder.of(events.FilesDiscovered)[-1].files
     assert [(f.priority, f.selected) for f in update] == [(4, True), (0, False)]
     with pytest.raises(InvalidInput, match="no file 2"):
         engine.set_file_priorities(torrent_id, {2: 1})
 
     engine.resume(torrent_id)
     engine.run_until_idle()
-    final = recorder.of(ProgressUpdated)[-1]
+    final = recorder.of(events.ProgressUpdated)[-1]
     assert final.downloaded == final.total == files[0].size  # the deselected file is not wanted
     engine.remove(torrent_id, with_data=True)
     engine.remove(torrent_id)
-    assert recorder.of(TorrentRemoved) == [TorrentRemoved(torrent_id=torrent_id)]
+    assert recorder.of(events.TorrentRemoved) == [events.TorrentRemoved(torrent_id=torrent_id)]
     assert engine.torrent_ids() == ()
     engine.close()
 
@@ -183,7 +174,7 @@ def test_a_magnet_fetches_metadata_first_and_keeps_the_info_hash_id() -> None:
     info_hash = "c390f0861ac4263f1a86f4c2c21a732869f3ac89"
     torrent_id = engine.add(TorrentSource(magnet=f"magnet:?xt=urn:btih:{info_hash}&dn=Film"), AddOptions(Path("/dl")))
     engine.run_until_idle()
-    kinds = [f"state:{p.state.value}" if isinstance(p, StateChanged) else p.kind for p in recorder.snapshot()]
+    kinds = [f"state:{p.state.value}" if isinstance(p, events.StateChanged) else p.kind for p in recorder.snapshot()]
     assert kinds[:5] == [
         "torrent_added",
         "state:fetching_metadata",
@@ -191,7 +182,7 @@ def test_a_magnet_fetches_metadata_first_and_keeps_the_info_hash_id() -> None:
         "files_discovered",
         "state:downloading",
     ]
-    assert [p.name for p in recorder.of(TorrentAdded)] == ["Film", "Film"]
+    assert [p.name for p in recorder.of(events.TorrentAdded)] == ["Film", "Film"]
     from revaer_core.engine import torrent_id_for
 
     assert torrent_id == torrent_id_for(info_hash)
@@ -201,16 +192,16 @@ def test_a_subscriber_may_call_back_into_the_engine() -> None:
     recorder = Recorder()
     engine: SimulatedEngine
 
-    def pause_on_first_progress(payload: EventPayload) -> None:
+    def pause_on_first_progress(payload: events.EventPayload) -> None:
         recorder(payload)
-        if isinstance(payload, ProgressUpdated) and len(recorder.of(ProgressUpdated)) == 1:
+        if isinstance(payload, events.ProgressUpdated) and len(recorder.of(events.ProgressUpdated)) == 1:
             engine.pause(payload.torrent_id)
 
     engine = SimulatedEngine(pause_on_first_progress, script=SimulationScript(torrents=1, steps=3))
     engine.start()
     engine.run_until_idle()
-    assert recorder.snapshot()[-2:] == [recorder.of(ProgressUpdated)[0], recorder.of(StateChanged)[-1]]
-    assert recorder.of(StateChanged)[-1].state is TorrentState.STOPPED
+    assert recorder.snapshot()[-2:] == [recorder.of(events.ProgressUpdated)[0], recorder.of(events.StateChanged)[-1]]
+    assert recorder.of(events.StateChanged)[-1].state is TorrentState.STOPPED
     engine.close()
 
 
@@ -220,10 +211,12 @@ def test_the_background_ticker_completes_the_script() -> None:
     engine.start()
     try:
         for _ in range(5):
-            recorder.wait_for(lambda p: isinstance(p, TorrentCompleted) and len(recorder.of(TorrentCompleted)) == 5)
+            recorder.wait_for(
+                lambda p: isinstance(p, events.TorrentCompleted) and len(recorder.of(events.TorrentCompleted)) == 5
+            )
     finally:
         engine.close()
-    assert len(recorder.of(TorrentCompleted)) == 5
+    assert len(recorder.of(events.TorrentCompleted)) == 5
 
 
 # -- restarts ------------------------------------------------------------------------------------------
@@ -242,7 +235,7 @@ def test_restart_restores_from_the_store_and_continues_where_it_stopped(memory_s
     for _ in range(4):
         engine.step()  # metadata, then 3 of 6 steps
     engine.close()
-    half = [p for p in _of(partial_id, before.snapshot()) if isinstance(p, ProgressUpdated)][-1]
+    half = [p for p in _of(partial_id, before.snapshot()) if isinstance(p, events.ProgressUpdated)][-1]
     assert 0 < half.downloaded < half.total
 
     after = Recorder()
@@ -251,12 +244,17 @@ def test_restart_restores_from_the_store_and_continues_where_it_stopped(memory_s
     assert {r.torrent_id for r in restored} == {done_id, partial_id}
     assert RestoredTorrent(torrent_id=done_id, name="sim-4-00000") in restored
     restored_done = _of(done_id, after.snapshot())
-    assert [type(p) for p in restored_done] == [TorrentAdded, FilesDiscovered, StateChanged, ProgressUpdated]
-    assert restored_done[2] == StateChanged(torrent_id=done_id, state=TorrentState.SEEDING)
-    first = next(p for p in _of(partial_id, after.snapshot()) if isinstance(p, ProgressUpdated))
+    assert [type(p) for p in restored_done] == [
+        events.TorrentAdded,
+        events.FilesDiscovered,
+        events.StateChanged,
+        events.ProgressUpdated,
+    ]
+    assert restored_done[2] == events.StateChanged(torrent_id=done_id, state=TorrentState.SEEDING)
+    first = next(p for p in _of(partial_id, after.snapshot()) if isinstance(p, events.ProgressUpdated))
     assert first.downloaded == half.downloaded  # continues, no recheck from zero
     restarted.run_until_idle()
-    completed = [p.torrent_id for p in after.of(TorrentCompleted)]
+    completed = [p.torrent_id for p in after.of(events.TorrentCompleted)]
     assert completed.count(partial_id) == 1
     assert done_id not in completed, "a restored seed must not complete (and re-run FsOps) again"
     restarted.close()

@@ -18,23 +18,23 @@ import pytest
 from revaer_core.cli import main
 from revaer_core.cli.client import DaemonClient
 from revaer_core.control.metainfo import bdecode
-from revaer_core.daemon import Daemon
-from revaer_core.demo.seeder import FAST_SESSION
 from revaer_core.errors import InvalidInput
 from revaer_core.health import StoreRole
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings
-from revaer_core.testing.importing import config_for, settings_for
+from revaer_core.testing.importing import config_for
 from revaer_core.testing.process import write_config
 from revaer_core.testing.waiting import wait_for
-from revaer_runtime_pg.testing import pg_options
 from tests.support.clients import Qbittorrent, free_port, make_torrents
 from tests.support.imports import (
     Expected,
+    State,
     check_engine,
-    check_restored,
-    import_twice,
+    checked_state,
+    import_offline,
     migrated,
+    running_daemon,
+    state_settings,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -44,7 +44,7 @@ QBT_PRIORITY = {0: 0, 1: 4, 6: 6, 7: 7}
 
 
 @pytest.fixture(scope="module")
-def qbt_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Expected]]:
+def qbt_state(tmp_path_factory: pytest.TempPathFactory) -> State:
     """The BT_backup a real qBittorrent wrote, its download folder, and what its API said of each torrent."""
     root = tmp_path_factory.mktemp("qbt")
     downloads = root / "downloads"
@@ -82,42 +82,32 @@ def qbt_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
             )
     finally:
         client.stop()
-    assert [e.paused for e in expected.values()].count(True) == 1
-    assert any(e.downloaded < e.total for e in expected.values()), "no torrent is partly done"
-    return client.backup, downloads, expected
+    return checked_state(client.backup, downloads, expected)
 
 
 @pytest.fixture
-def settings(
-    tmp_path: Path, pg_url: str, pg_schema: str, qbt_state: tuple[Path, Path, dict[str, Expected]]
-) -> Settings:
-    return settings_for(tmp_path, pg_options(pg_url, pg_schema), qbt_state[1], free_port())
+def settings(tmp_path: Path, pg_url: str, pg_schema: str, qbt_state: State) -> Settings:
+    return state_settings(tmp_path, pg_url, pg_schema, qbt_state)
 
 
 def test_an_import_without_a_daemon_is_restored_at_the_next_run_with_its_progress_and_no_recheck(
     settings: Settings,
     tmp_path: Path,
-    qbt_state: tuple[Path, Path, dict[str, Expected]],
+    qbt_state: State,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    backup, _, expected = qbt_state
-    migrated(settings)
-    config = config_for(tmp_path / "revaer.toml", settings)
-    out = import_twice(config, settings, "qbittorrent", backup, lambda: capsys.readouterr().out)
+    out = import_offline(settings, tmp_path, "qbittorrent", qbt_state, lambda: capsys.readouterr().out)
     assert "postgres store" in out
-    check_restored(settings, expected, FAST_SESSION)
 
 
 def test_an_import_goes_through_the_running_daemons_add(
     settings: Settings,
     tmp_path: Path,
-    qbt_state: tuple[Path, Path, dict[str, Expected]],
+    qbt_state: State,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     backup, _, expected = qbt_state
-    daemon = Daemon(settings, engine="libtorrent", engine_overrides=FAST_SESSION)
-    daemon.start()
-    try:
+    with running_daemon(settings) as daemon:
         config = config_for(tmp_path / "revaer.toml", settings)
         assert main(["--config", str(config), "import", "qbittorrent", str(backup)]) == 0
         out = capsys.readouterr().out
@@ -125,14 +115,12 @@ def test_an_import_goes_through_the_running_daemons_add(
         check_engine(daemon, expected)
         assert main(["--config", str(config), "import", "qbittorrent", str(backup)]) == 0
         assert "imported 0, already there 3, skipped 0" in capsys.readouterr().out
-    finally:
-        assert daemon.stop().clean
 
 
 def test_a_dry_run_names_the_corrupt_file_and_imports_nothing(
     settings: Settings,
     tmp_path: Path,
-    qbt_state: tuple[Path, Path, dict[str, Expected]],
+    qbt_state: State,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     backup = shutil.copytree(qbt_state[0], tmp_path / "BT_backup")
@@ -163,15 +151,13 @@ def test_a_folder_that_is_not_a_bt_backup_is_one_error_and_exit_2(
 
 
 def test_the_daemon_refuses_resume_data_that_is_broken_or_of_another_torrent(
-    settings: Settings, qbt_state: tuple[Path, Path, dict[str, Expected]]
+    settings: Settings, qbt_state: State
 ) -> None:
     backup = qbt_state[0]
     first, second = sorted(backup.glob("*.torrent"))[:2]
     metainfo = base64.b64encode(first.read_bytes()).decode()
     other = base64.b64encode(second.with_suffix(".fastresume").read_bytes()).decode()
-    daemon = Daemon(settings, engine="libtorrent", engine_overrides=FAST_SESSION)
-    daemon.start()
-    try:
+    with running_daemon(settings) as daemon:
         client = DaemonClient.from_settings(settings)
         cases = {
             "not valid base64": {"metainfo": metainfo, "resume_data": "%%%"},
@@ -183,12 +169,10 @@ def test_the_daemon_refuses_resume_data_that_is_broken_or_of_another_torrent(
             with pytest.raises(InvalidInput, match=words):
                 client.request("POST", "/v1/torrents", json_body=body)
         assert daemon.orchestrator is not None and len(daemon.orchestrator.catalog) == 0, "a refused add was kept"
-    finally:
-        assert daemon.stop().clean
 
 
 def test_the_dry_runs_json_says_what_each_torrent_keeps_and_loses(
-    tmp_path: Path, qbt_state: tuple[Path, Path, dict[str, Expected]], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, qbt_state: State, capsys: pytest.CaptureFixture[str]
 ) -> None:
     backup = shutil.copytree(qbt_state[0], tmp_path / "BT_backup")
     changed = sorted(backup.glob("*.fastresume"))[0]

@@ -17,29 +17,28 @@ import pytest
 
 from revaer_core.cli import main
 from revaer_core.control.metainfo import bdecode
-from revaer_core.daemon import Daemon
-from revaer_core.demo.seeder import FAST_SESSION
 from revaer_core.health import StoreRole
 from revaer_core.importers.transmission import pieces_had
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings
-from revaer_core.testing.importing import config_for, settings_for
+from revaer_core.testing.importing import config_for
 from revaer_core.testing.process import Daemons
 from revaer_core.testing.waiting import wait_for
-from revaer_runtime_pg.testing import pg_options
-from tests.support.clients import Transmission, free_port, make_torrents
+from tests.support.clients import Transmission, make_torrents
 from tests.support.imports import (
     Expected,
+    State,
     check_engine,
     check_restored,
-    import_twice,
+    checked_state,
+    import_offline,
     migrated,
+    running_daemon,
+    state_settings,
 )
 
 #: Transmission's -1, 0, 1 as libtorrent priorities.
 TR_PRIORITY = {-1: 1, 0: 4, 1: 7}
-
-State = tuple[Path, Path, dict[str, Expected]]
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +71,12 @@ def tr_state(tmp_path_factory: pytest.TempPathFactory) -> State:
         }
     finally:
         client.stop()
-    assert [e.paused for e in expected.values()].count(True) == 1
-    assert any(e.downloaded < e.total for e in expected.values()), "no torrent is partly done"
-    return client.config, downloads, expected
+    return checked_state(client.config, downloads, expected)
 
 
 @pytest.fixture
 def settings(tmp_path: Path, pg_url: str, pg_schema: str, tr_state: State) -> Settings:
-    return settings_for(tmp_path, pg_options(pg_url, pg_schema), tr_state[1], free_port())
+    return state_settings(tmp_path, pg_url, pg_schema, tr_state)
 
 
 @pytest.mark.postgres
@@ -87,11 +84,7 @@ def settings(tmp_path: Path, pg_url: str, pg_schema: str, tr_state: State) -> Se
 def test_an_import_without_a_daemon_is_restored_at_the_next_run_with_its_progress_and_no_recheck(
     settings: Settings, tmp_path: Path, tr_state: State, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder, _, expected = tr_state
-    migrated(settings)
-    config = config_for(tmp_path / "revaer.toml", settings)
-    import_twice(config, settings, "transmission", folder, lambda: capsys.readouterr().out)
-    check_restored(settings, expected, FAST_SESSION)
+    import_offline(settings, tmp_path, "transmission", tr_state, lambda: capsys.readouterr().out)
 
 
 @pytest.mark.postgres
@@ -100,15 +93,11 @@ def test_an_import_goes_through_the_running_daemons_add(
     settings: Settings, tmp_path: Path, tr_state: State, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder, _, expected = tr_state
-    daemon = Daemon(settings, engine="libtorrent", engine_overrides=FAST_SESSION)
-    daemon.start()
-    try:
+    with running_daemon(settings) as daemon:
         config = config_for(tmp_path / "revaer.toml", settings)
         assert main(["--config", str(config), "import", "transmission", str(folder), "--json"]) == 0
         assert '"imported": 3' in capsys.readouterr().out
         check_engine(daemon, expected)
-    finally:
-        assert daemon.stop().clean
 
 
 @pytest.mark.postgres
@@ -167,9 +156,4 @@ def test_an_import_through_revaer_run_survives_a_kill_9_right_after_without_a_re
     assert "imported 3" in capsys.readouterr().out
     running.kill()  # before its first resume-data save: the import's own resume data must carry the progress
 
-    daemon = Daemon(settings, engine="libtorrent", serve_api=False, engine_overrides=FAST_SESSION)
-    daemon.start()
-    try:
-        check_engine(daemon, expected)
-    finally:
-        assert daemon.stop().clean
+    check_restored(settings, expected)

@@ -12,19 +12,9 @@ from pathlib import Path
 import attrs
 import pytest
 
-from revaer_core import RuntimeStore, TorrentState, TorrentStatus
+from revaer_core import RuntimeStore, TorrentState, TorrentStatus, events
 from revaer_core.bus import EventBus
 from revaer_core.engine import RestoredTorrent
-from revaer_core.events import (
-    Event,
-    FilesDiscovered,
-    HealthChanged,
-    ProgressUpdated,
-    StateChanged,
-    TorrentAdded,
-    TorrentCompleted,
-    TorrentRemoved,
-)
 from revaer_core.health import RUNTIME_STORE, HealthBoard
 from revaer_core.orchestrator import Backoff, StoreWriter, TorrentOrchestrator
 from revaer_core.orchestrator.orchestrator import NOT_IN_ENGINE
@@ -64,12 +54,14 @@ def running(bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]) -> Iterator
 
 def lifecycle(bus: EventBus, n: int) -> None:
     """A torrent's whole life up to completion, as an engine reports it."""
-    bus.publish(TorrentAdded(torrent_id=tid(n), name=f"t{n}", download_dir="/dl"))
-    bus.publish(FilesDiscovered(torrent_id=tid(n), files=(FileEntry(index=0, path=f"t{n}/a", size=100),)))
-    bus.publish(StateChanged(torrent_id=tid(n), state=TorrentState.DOWNLOADING))
+    bus.publish(events.TorrentAdded(torrent_id=tid(n), name=f"t{n}", download_dir="/dl"))
+    bus.publish(events.FilesDiscovered(torrent_id=tid(n), files=(FileEntry(index=0, path=f"t{n}/a", size=100),)))
+    bus.publish(events.StateChanged(torrent_id=tid(n), state=TorrentState.DOWNLOADING))
     for done in (10, 50, 100):
-        bus.publish(ProgressUpdated(torrent_id=tid(n), downloaded=done, total=100, download_bps=10, upload_bps=1))
-    bus.publish(TorrentCompleted(torrent_id=tid(n)))
+        bus.publish(
+            events.ProgressUpdated(torrent_id=tid(n), downloaded=done, total=100, download_bps=10, upload_bps=1)
+        )
+    bus.publish(events.TorrentCompleted(torrent_id=tid(n)))
 
 
 def store_matches_catalog(store: RuntimeStore, orchestrator: TorrentOrchestrator) -> bool:
@@ -83,20 +75,24 @@ def test_events_fold_into_the_catalog(bus: EventBus, running: TorrentOrchestrato
     assert (status.progress.downloaded, status.progress.total, status.progress.eta_seconds) == (100, 100, 0)
     assert status.files is not None and status.files[0].path == "t1/a"
     assert status.completed_at is not None and status.rates.download_bps == 10
-    bus.publish(StateChanged(torrent_id=tid(1), state=TorrentState.SEEDING))
+    bus.publish(events.StateChanged(torrent_id=tid(1), state=TorrentState.SEEDING))
     assert running.catalog[tid(1)].state is TorrentState.COMPLETED, "seeding after completion stays completed"
-    bus.publish(StateChanged(torrent_id=tid(1), state=TorrentState.FAILED, failure="disk gone"))
+    bus.publish(events.StateChanged(torrent_id=tid(1), state=TorrentState.FAILED, failure="disk gone"))
     assert running.catalog[tid(1)].failure == "disk gone"
-    bus.publish(TorrentRemoved(torrent_id=tid(1)))
+    bus.publish(events.TorrentRemoved(torrent_id=tid(1)))
     assert tid(1) not in running.catalog
 
 
 def test_rates_and_eta_are_derived_when_the_engine_gives_none(bus: EventBus, running: TorrentOrchestrator) -> None:
-    bus.publish(TorrentAdded(torrent_id=tid(1), name="x"))
+    bus.publish(events.TorrentAdded(torrent_id=tid(1), name="x"))
     first = running.catalog[tid(1)].last_updated
-    running.handle(Event(id=10_001, at=first, payload=ProgressUpdated(torrent_id=tid(1), downloaded=0, total=1000)))
+    running.handle(
+        events.Event(id=10_001, at=first, payload=events.ProgressUpdated(torrent_id=tid(1), downloaded=0, total=1000))
+    )
     later = first + timedelta(seconds=2)
-    running.handle(Event(id=10_002, at=later, payload=ProgressUpdated(torrent_id=tid(1), downloaded=200, total=1000)))
+    running.handle(
+        events.Event(id=10_002, at=later, payload=events.ProgressUpdated(torrent_id=tid(1), downloaded=200, total=1000))
+    )
     status = running.catalog[tid(1)]
     assert status.rates.download_bps == 100
     assert status.progress.eta_seconds == 8
@@ -110,7 +106,7 @@ def test_every_change_reaches_the_store_and_a_restart_hydrates_it(
     first.start()
     for n in range(50):
         lifecycle(bus, n)
-    bus.publish(TorrentRemoved(torrent_id=tid(7)))
+    bus.publish(events.TorrentRemoved(torrent_id=tid(7)))
     assert first.close().complete
     before = first.catalog.snapshot()
     assert store_matches_catalog(store, first) and tid(7) not in before
@@ -124,10 +120,10 @@ def test_progress_coalesces_between_flushes(bus: EventBus, faulty: tuple[Runtime
     store, plugin = faulty
     orchestrator = TorrentOrchestrator(bus, store, settings=settings(flush_interval_ms=200))
     orchestrator.start()
-    bus.publish(TorrentAdded(torrent_id=tid(1), name="one"))
+    bus.publish(events.TorrentAdded(torrent_id=tid(1), name="one"))
     wait_for(lambda: store.get_torrent(tid(1)) is not None)
     for done in range(1, 1001):
-        bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=done, total=1000))
+        bus.publish(events.ProgressUpdated(torrent_id=tid(1), downloaded=done, total=1000))
     orchestrator.close()
     assert len(plugin.writes("upsert_torrents")) <= 4, "a thousand progress events should be a few writes"
     stored = store.get_torrent(tid(1))
@@ -139,10 +135,10 @@ def test_lifecycle_changes_wake_the_writer_at_once(bus: EventBus, faulty: tuple[
     orchestrator = TorrentOrchestrator(bus, store, settings=settings(flush_interval_ms=60_000))
     orchestrator.start()
     started = time.monotonic()
-    bus.publish(TorrentAdded(torrent_id=tid(1), name="now"))
+    bus.publish(events.TorrentAdded(torrent_id=tid(1), name="now"))
     wait_for(lambda: store.get_torrent(tid(1)) is not None, timeout=5)
     assert time.monotonic() - started < 5
-    bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=5, total=10))
+    bus.publish(events.ProgressUpdated(torrent_id=tid(1), downloaded=5, total=10))
     time.sleep(0.2)
     stored = store.get_torrent(tid(1))
     assert stored is not None and stored.progress.downloaded == 0, "progress alone waits for the interval"
@@ -157,7 +153,9 @@ def test_store_outage_degrades_health_keeps_everything_and_recovers(
 ) -> None:
     store, plugin = faulty
     health_events: list[frozenset[str]] = []
-    bus.subscribe(lambda e: health_events.append(e.payload.degraded) if isinstance(e.payload, HealthChanged) else None)
+    bus.subscribe(
+        lambda e: health_events.append(e.payload.degraded) if isinstance(e.payload, events.HealthChanged) else None
+    )
     plugin.writes_fail = True
     with caplog.at_level(logging.WARNING):
         for n in range(20):
@@ -181,8 +179,8 @@ def test_a_removal_during_an_outage_is_applied_afterwards(
     wait_for(lambda: len(store.load_torrents()) == 3)
     job_started(store, tid(1), "/dl/t1")
     plugin.writes_fail = True
-    bus.publish(TorrentRemoved(torrent_id=tid(1)))
-    bus.publish(ProgressUpdated(torrent_id=tid(2), downloaded=1, total=100))
+    bus.publish(events.TorrentRemoved(torrent_id=tid(1)))
+    bus.publish(events.ProgressUpdated(torrent_id=tid(2), downloaded=1, total=100))
     wait_for(lambda: not running.health.ok)
     plugin.writes_fail = False
     wait_for(lambda: store_matches_catalog(store, running))
@@ -232,10 +230,10 @@ def test_sync_durability_writes_before_the_handler_returns(
         bus, store, settings=settings(durability=Durability.SYNC, flush_interval_ms=60_000)
     )
     orchestrator.start()
-    bus.publish(TorrentAdded(torrent_id=tid(1), name="sync"))
+    bus.publish(events.TorrentAdded(torrent_id=tid(1), name="sync"))
     assert store.get_torrent(tid(1)) is not None
     for done in (1, 2, 3):
-        bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=done, total=3))
+        bus.publish(events.ProgressUpdated(torrent_id=tid(1), downloaded=done, total=3))
         stored = store.get_torrent(tid(1))
         assert stored is not None and stored.progress.downloaded == done
     assert plugin.writes("upsert_torrents") == [1]  # the add, whole
@@ -251,7 +249,7 @@ def test_shutdown_reports_what_it_could_not_write_by_the_deadline(
     orchestrator.start()
     plugin.writes_fail = True
     for n in range(5):
-        bus.publish(TorrentAdded(torrent_id=tid(n), name=str(n)))
+        bus.publish(events.TorrentAdded(torrent_id=tid(n), name=str(n)))
     started = time.monotonic()
     report = orchestrator.close(deadline=0.5)
     assert time.monotonic() - started < 3
@@ -323,7 +321,7 @@ def test_completion_hands_the_torrent_to_fsops_once(bus: EventBus, faulty: tuple
     orchestrator = TorrentOrchestrator(bus, faulty[0], settings=settings(), on_completed=handed.append)
     orchestrator.start()
     lifecycle(bus, 1)
-    bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=100, total=100))
+    bus.publish(events.ProgressUpdated(torrent_id=tid(1), downloaded=100, total=100))
     assert [s.id for s in handed] == [tid(1)] and handed[0].state is TorrentState.COMPLETED
     orchestrator.close()
 
@@ -359,11 +357,11 @@ def test_flush_waits_until_the_store_holds_every_change(
     orchestrator = TorrentOrchestrator(bus, store, settings=settings(flush_interval_ms=60_000), backoff=FAST)
     orchestrator.start()
     for n in range(5):
-        bus.publish(ProgressUpdated(torrent_id=tid(n), downloaded=n, total=10))
+        bus.publish(events.ProgressUpdated(torrent_id=tid(n), downloaded=n, total=10))
     assert orchestrator.flush(timeout=5)
     assert store_matches_catalog(store, orchestrator)
     plugin.writes_fail = True
-    bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=9, total=10))
+    bus.publish(events.ProgressUpdated(torrent_id=tid(1), downloaded=9, total=10))
     assert not orchestrator.flush(timeout=0.3), "flush reported success while the store was down"
     plugin.writes_fail = False
     assert orchestrator.flush(timeout=5)
@@ -379,8 +377,8 @@ def test_torrents_the_engine_adds_at_start_are_not_marked_stopped(
     orchestrator = TorrentOrchestrator(bus, store, settings=settings())
     orchestrator.hydrate()
     orchestrator.start()
-    bus.publish(TorrentAdded(torrent_id=tid(2), name="t2"))  # re-added by the engine, not restored
-    bus.publish(TorrentAdded(torrent_id=tid(3), name="new"))  # new in this run
+    bus.publish(events.TorrentAdded(torrent_id=tid(2), name="t2"))  # re-added by the engine, not restored
+    bus.publish(events.TorrentAdded(torrent_id=tid(3), name="new"))  # new in this run
     report = orchestrator.reconcile([])
     assert report.stopped == (tid(1),)
     assert orchestrator.catalog[tid(2)].state is TorrentState.QUEUED
@@ -392,16 +390,16 @@ def test_progress_only_changes_take_the_narrow_path(bus: EventBus, faulty: tuple
     store, plugin = faulty
     orchestrator = TorrentOrchestrator(bus, store, settings=settings())
     orchestrator.start()
-    bus.publish(TorrentAdded(torrent_id=tid(1), name="one"))
+    bus.publish(events.TorrentAdded(torrent_id=tid(1), name="one"))
     assert orchestrator.flush(5)
     for done in (1, 2, 3):
-        bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=done, total=10))
-    bus.publish(ProgressUpdated(torrent_id=tid(2), downloaded=1, total=10))  # unknown to the store: goes whole
+        bus.publish(events.ProgressUpdated(torrent_id=tid(1), downloaded=done, total=10))
+    bus.publish(events.ProgressUpdated(torrent_id=tid(2), downloaded=1, total=10))  # unknown to the store: goes whole
     assert orchestrator.flush(5)
     assert plugin.writes("update_progress") and plugin.writes("upsert_torrents")[-1] == 1
     assert store_matches_catalog(store, orchestrator)
-    bus.publish(StateChanged(torrent_id=tid(1), state=TorrentState.SEEDING))
-    bus.publish(ProgressUpdated(torrent_id=tid(1), downloaded=10, total=10))  # after a whole change: whole
+    bus.publish(events.StateChanged(torrent_id=tid(1), state=TorrentState.SEEDING))
+    bus.publish(events.ProgressUpdated(torrent_id=tid(1), downloaded=10, total=10))  # after a whole change: whole
     narrow_before = len(plugin.writes("update_progress"))
     assert orchestrator.flush(5)
     assert len(plugin.writes("update_progress")) == narrow_before

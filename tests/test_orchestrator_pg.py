@@ -9,17 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from revaer_core import RuntimeStore, TorrentState
+from revaer_core import RuntimeStore, TorrentState, events
 from revaer_core.bus import EventBus
-from revaer_core.events import (
-    FilesDiscovered,
-    HealthChanged,
-    ProgressUpdated,
-    StateChanged,
-    TorrentAdded,
-    TorrentCompleted,
-    TorrentRemoved,
-)
 from revaer_core.health import RUNTIME_STORE, StoreRole
 from revaer_core.orchestrator import Backoff, TorrentOrchestrator
 from revaer_core.settings import RuntimeSettings
@@ -40,20 +31,22 @@ def tid(n: int) -> uuid.UUID:
 
 def life(bus: EventBus, n: int, *, complete: bool) -> None:
     """Everything an engine says about torrent ``n``, with every kind of field filled in."""
-    bus.publish(TorrentAdded(torrent_id=tid(n), name=f"Tørrent №{n} 🎬", download_dir=f"/dl/{n}"))
+    bus.publish(events.TorrentAdded(torrent_id=tid(n), name=f"Tørrent №{n} 🎬", download_dir=f"/dl/{n}"))
     files = tuple(FileEntry(index=i, path=f"t{n}/f{i}.bin", size=1 << (20 + i), priority=i + 1) for i in range(3))
-    bus.publish(FilesDiscovered(torrent_id=tid(n), files=files))
-    bus.publish(StateChanged(torrent_id=tid(n), state=TorrentState.DOWNLOADING))
+    bus.publish(events.FilesDiscovered(torrent_id=tid(n), files=files))
+    bus.publish(events.StateChanged(torrent_id=tid(n), state=TorrentState.DOWNLOADING))
     for done in (1, 2**40, 2**62 if n % 2 else 2**41):
         bus.publish(
-            ProgressUpdated(
+            events.ProgressUpdated(
                 torrent_id=tid(n), downloaded=done, total=2**62, download_bps=n * 1000, upload_bps=n, ratio=n / 7
             )
         )
     if complete:
-        bus.publish(TorrentCompleted(torrent_id=tid(n), library_path=f"/library/{n}"))
+        bus.publish(events.TorrentCompleted(torrent_id=tid(n), library_path=f"/library/{n}"))
     elif n % 5 == 0:
-        bus.publish(StateChanged(torrent_id=tid(n), state=TorrentState.FAILED, failure="tracker: 'unregistered'"))
+        bus.publish(
+            events.StateChanged(torrent_id=tid(n), state=TorrentState.FAILED, failure="tracker: 'unregistered'")
+        )
 
 
 def test_a_fresh_orchestrator_hydrates_the_catalog_it_left(pg_url: str, pg_schema: str, tmp_path: Path) -> None:
@@ -64,7 +57,7 @@ def test_a_fresh_orchestrator_hydrates_the_catalog_it_left(pg_url: str, pg_schem
     for n in range(300):
         life(bus, n, complete=n % 3 == 0)
     for n in range(0, 300, 10):
-        bus.publish(TorrentRemoved(torrent_id=tid(n)))
+        bus.publish(events.TorrentRemoved(torrent_id=tid(n)))
     assert first.close().complete
     store.close()
     before = first.catalog.snapshot()
@@ -84,7 +77,7 @@ def test_postgres_stopped_mid_run_loses_nothing(
     store = open_pg_store(private_cluster.url, "revaer_runtime", tmp_path, statement_timeout_ms=2000)
     orchestrator = TorrentOrchestrator(bus, store, settings=SETTINGS, backoff=FAST)
     health: list[frozenset[str]] = []
-    bus.subscribe(lambda e: health.append(e.payload.degraded) if isinstance(e.payload, HealthChanged) else None)
+    bus.subscribe(lambda e: health.append(e.payload.degraded) if isinstance(e.payload, events.HealthChanged) else None)
     orchestrator.start()
     for n in range(50):
         life(bus, n, complete=False)
@@ -94,7 +87,7 @@ def test_postgres_stopped_mid_run_loses_nothing(
     with caplog.at_level(logging.WARNING):
         for n in range(50, 100):
             life(bus, n, complete=n % 2 == 0)
-        bus.publish(TorrentRemoved(torrent_id=tid(3)))  # a removal during the outage
+        bus.publish(events.TorrentRemoved(torrent_id=tid(3)))  # a removal during the outage
         wait_for(lambda: RUNTIME_STORE in orchestrator.health.degraded)
         time.sleep(1.0)  # longer than the first retries' backoff
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

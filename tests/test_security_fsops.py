@@ -15,25 +15,17 @@ from hypothesis import strategies as st
 
 from revaer_core import RuntimeStore
 from revaer_core.fsops.service import FsOpsService
-from tests.support.fsops import FAST, Layout, run, status, tree
+from tests.support.fsops import FAST, make_layout, run, status, tree
 
 PIECES = ["..", ".", "/", "\\", "a", "b.mkv", "\x00", "~", "C:", "outside", " ", ".revaer"]
 names = st.lists(st.sampled_from(PIECES), min_size=1, max_size=6).map("".join)
-
-
-def fresh_layout(root: Path) -> Layout:
-    parts = {k: root / k for k in ("downloads", "library", "outside")}
-    for path in parts.values():
-        path.mkdir()
-    (parts["outside"] / "keep.txt").write_bytes(b"untouched")
-    return Layout(root=root, **parts)
 
 
 @given(name=names, paths=st.lists(names, max_size=3))
 @settings(max_examples=60, deadline=None)
 def test_fuzzed_names_and_paths_write_nothing_outside_the_library(name: str, paths: list[str]) -> None:
     with tempfile.TemporaryDirectory() as temp:
-        layout = fresh_layout(Path(temp))
+        layout = make_layout(Path(temp))
         payload = layout.downloads / "payload"  # real data some hostile name might reach for
         payload.mkdir()
         (payload / "data.bin").write_bytes(b"data")

@@ -101,6 +101,14 @@ def pg_settings(tmp_path: Path, pg_url: str, pg_schema: str) -> Settings:
     return make_settings(tmp_path, pg_runtime(pg_url, pg_schema, tmp_path / "data", flush_interval_ms=20))
 
 
+@pytest.fixture
+def watch(tmp_path: Path) -> Path:
+    """The watch folder, made empty."""
+    folder = tmp_path / "watch"
+    folder.mkdir()
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def _watch_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=WATCH_LOG)
@@ -167,10 +175,8 @@ def test_the_same_torrent_again_is_not_added_twice_and_a_taken_name_gets_a_numbe
 
 @pytest.mark.postgres
 def test_an_invalid_file_is_renamed_invalid_and_published_and_others_are_left_alone(
-    pg_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    pg_settings: Settings, tmp_path: Path, watch: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    watch = tmp_path / "watch"
-    watch.mkdir()
     ignored = {
         ".hidden.torrent": metainfo(tmp_path, "hidden", seed=1),  # a writer's temporary name
         "notes.txt": b"not a .torrent name",
@@ -291,10 +297,8 @@ def test_a_scan_takes_a_file_only_when_two_scans_saw_it_the_same(tmp_path: Path)
 
 @pytest.mark.postgres
 def test_files_dropped_while_the_daemon_is_down_are_taken_at_the_next_start_and_none_twice(
-    pg_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    pg_settings: Settings, tmp_path: Path, watch: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    watch = tmp_path / "watch"
-    watch.mkdir()
     torrents = {name: metainfo(tmp_path, name, seed=n) for n, name in enumerate(["early", "second", "third", "fourth"])}
     ids = {name: torrent_id(data) for name, data in torrents.items()}
     (watch / "early.torrent").write_bytes(torrents["early"])  # there before the first start

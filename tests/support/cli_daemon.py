@@ -10,15 +10,13 @@ token file the daemon made.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Any
 
 import attrs
 import pytest
 
 from revaer_core import RuntimeStore
-from revaer_core.cli import CliContext, main
+from revaer_core.cli import CliContext
 from revaer_core.control.controller import Controller
 from revaer_core.daemon import Daemon
 from revaer_core.demo.seeder import make_payload
@@ -28,7 +26,7 @@ from revaer_core.settings import ApiSettings, EngineSettings, FsOpsSettings, Run
 from revaer_core.testing.process import write_config
 from revaer_core.testing.simulated import SimulatedEngine, SimulatedEngineFactory, SimulationScript
 from revaer_runtime_memory import MemoryStore
-from tests.support.surfaces import CliResult
+from tests.support.surfaces import CliResult, run_main
 
 
 class InProcess:
@@ -126,16 +124,8 @@ class Cli:
         self.store = store
 
     def __call__(self, *args: str, config: Path | None = None) -> CliResult:
-        self._capsys.readouterr()
-        root = logging.getLogger()
-        handlers, level = root.handlers[:], root.level
         path = config or self.config
-        obj: Any = None
+        obj = None
         if self.store is not None:
             obj = CliContext(config_path=path, settings=load_settings(path), store=self.store)
-        try:
-            code = main(["--config", str(path), *args], obj=obj)
-        finally:  # main() configures logging onto the captured stderr; give pytest its logging back
-            root.handlers[:], root.level = handlers, level
-        captured = self._capsys.readouterr()
-        return CliResult(code=code, out=captured.out, err=captured.err)
+        return run_main(self._capsys, ["--config", str(path), *args], obj)

@@ -80,13 +80,18 @@ class Layout:
         return path
 
 
-@pytest.fixture
-def layout(tmp_path: Path) -> Layout:
-    parts = {k: tmp_path / k for k in ("downloads", "library", "outside")}
+def make_layout(root: Path) -> Layout:
+    """Fresh ``downloads``, ``library`` and ``outside`` folders under ``root``; ``outside`` holds a file to keep."""
+    parts = {k: root / k for k in ("downloads", "library", "outside")}
     for path in parts.values():
         path.mkdir()
     (parts["outside"] / "keep.txt").write_bytes(b"untouched")
-    return Layout(root=tmp_path, **parts)
+    return Layout(root=root, **parts)
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Layout:
+    return make_layout(tmp_path)
 
 
 def status(

@@ -9,21 +9,25 @@ never entered ``checking_files`` (libtorrent's hash check of the data on disk).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import attrs
 
 from revaer_core.cli import main
 from revaer_core.daemon import Daemon
+from revaer_core.demo.seeder import FAST_SESSION
 from revaer_core.engine import torrent_id_for
 from revaer_core.engine.libtorrent import LibtorrentEngine
 from revaer_core.health import StoreRole
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings
+from revaer_core.testing.importing import config_for, settings_for
 from revaer_core.testing.waiting import wait_for
+from revaer_runtime_pg.testing import pg_options
+from tests.support.clients import free_port
 
 
 @attrs.frozen
@@ -41,6 +45,34 @@ class Expected:
 def migrated(settings: Settings) -> None:
     """The store's schema made, as a first ``revaer run`` leaves it."""
     open_store(settings.runtime, StoreRole.DAEMON).close()
+
+
+#: A client-state fixture: the folder the client wrote, its download folder, each torrent's :class:`Expected`.
+State = tuple[Path, Path, dict[str, Expected]]
+
+
+def checked_state(folder: Path, downloads: Path, expected: dict[str, Expected]) -> State:
+    """A client's state, checked to hold what the import tests need: one paused torrent and one partly done."""
+    assert [e.paused for e in expected.values()].count(True) == 1
+    assert any(e.downloaded < e.total for e in expected.values()), "no torrent is partly done"
+    return folder, downloads, expected
+
+
+def state_settings(tmp_path: Path, pg_url: str, pg_schema: str, state: State) -> Settings:
+    """A daemon on the test's PostgreSQL schema that downloads into the client's download folder."""
+    return settings_for(tmp_path, pg_options(pg_url, pg_schema), state[1], free_port())
+
+
+def import_offline(settings: Settings, tmp_path: Path, client: str, state: State, out: Callable[[], str]) -> str:
+    """With no daemon running, import ``state`` twice (:func:`import_twice`), then check the next run restores it.
+
+    :returns: the first import's output.
+    """
+    folder, _, expected = state
+    migrated(settings)
+    first = import_twice(config_for(tmp_path / "revaer.toml", settings), settings, client, folder, out)
+    check_restored(settings, expected)
+    return first
 
 
 def import_twice(config: Path, settings: Settings, client: str, folder: Path, out: Callable[[], str]) -> str:
@@ -62,14 +94,21 @@ def import_twice(config: Path, settings: Settings, client: str, folder: Path, ou
     return first
 
 
-def check_restored(settings: Settings, expected: Mapping[str, Expected], overrides: Mapping[str, Any]) -> None:
-    """A daemon on ``settings`` restores every expected torrent as :func:`check_engine` says, then stops clean."""
-    daemon = Daemon(settings, engine="libtorrent", serve_api=False, engine_overrides=overrides)
+@contextmanager
+def running_daemon(settings: Settings, *, serve_api: bool = True) -> Iterator[Daemon]:
+    """A started daemon on ``settings`` with a fast libtorrent session; it must stop clean when the block ends."""
+    daemon = Daemon(settings, engine="libtorrent", serve_api=serve_api, engine_overrides=FAST_SESSION)
     daemon.start()
     try:
-        check_engine(daemon, expected)
+        yield daemon
     finally:
         assert daemon.stop().clean
+
+
+def check_restored(settings: Settings, expected: Mapping[str, Expected]) -> None:
+    """A daemon on ``settings`` restores every expected torrent as :func:`check_engine` says, then stops clean."""
+    with running_daemon(settings, serve_api=False) as daemon:
+        check_engine(daemon, expected)
 
 
 def check_engine(daemon: Daemon, expected: Mapping[str, Expected]) -> None:

@@ -102,6 +102,19 @@ class CliResult:
     err: str
 
 
+def run_main(capsys: pytest.CaptureFixture[str], argv: list[str], obj: CliContext | None) -> CliResult:
+    """:func:`revaer_core.cli.main` on ``argv``, its output captured and pytest's logging given back after."""
+    capsys.readouterr()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        code = main(argv, obj=obj)
+    finally:  # main() configures logging onto the captured stderr
+        root.handlers[:], root.level = handlers, level
+    captured = capsys.readouterr()
+    return CliResult(code=code, out=captured.out, err=captured.err)
+
+
 class CliRunner:
     """Runs ``revaer`` through :func:`revaer_core.cli.main` (error mapping and exit codes included).
 
@@ -114,15 +127,7 @@ class CliRunner:
         self.settings = settings
 
     def __call__(self, *args: str, settings: Settings | None = None) -> CliResult:
-        self._capsys.readouterr()
-        root = logging.getLogger()
-        handlers, level = root.handlers[:], root.level
-        try:
-            code = main(list(args), obj=CliContext(settings=settings or self.settings, store=self.store))
-        finally:  # main() configures logging onto the captured stderr; give pytest its logging back
-            root.handlers[:], root.level = handlers, level
-        captured = self._capsys.readouterr()
-        return CliResult(code=code, out=captured.out, err=captured.err)
+        return run_main(self._capsys, list(args), CliContext(settings=settings or self.settings, store=self.store))
 
 
 @pytest.fixture

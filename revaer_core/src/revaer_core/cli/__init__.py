@@ -18,16 +18,8 @@ from typing import NoReturn
 import click
 
 from revaer_core.api.incidents import quiet_incidents
-from revaer_core.cli import control
-from revaer_core.cli.api import api_command
-from revaer_core.cli.context import CliContext
-from revaer_core.cli.demo import demo_command
-from revaer_core.cli.fsops import fsops_group
-from revaer_core.cli.importer import import_group
-from revaer_core.cli.plugins import plugins_command
-from revaer_core.cli.run import DAEMON_STOPPED, run_command
-from revaer_core.cli.runtime import runtime_group
-from revaer_core.cli.torrents import torrents_group
+from revaer_core.cli.context import DAEMON_STOPPED, CliContext
+from revaer_core.cli.lazy import LazyCommand, LazyGroup
 from revaer_core.errors import RevaerError
 from revaer_core.redact import RedactingFilter, redact
 
@@ -40,7 +32,33 @@ def _setup_logging(debug: bool) -> None:
     quiet_incidents(debug)  # a command's one error line names the incident; --debug prints its log line too
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: Every command, imported only when it runs (``revaer run`` loads no importer, demo or API client), with its
+#: help's first paragraph for ``revaer --help`` (a test checks each against the command's own).
+COMMANDS = (
+    LazyCommand("api", "revaer_core.cli.api:api_command",
+                "Serve the HTTP API against the runtime store until interrupted."),
+    LazyCommand("demo", "revaer_core.cli.demo:demo_command",
+                "Download a torrent over loopback, copy it into a library, restart, and show what survived."),
+    LazyCommand("fsops", "revaer_core.cli.fsops:fsops_group",
+                "FsOps jobs (moving finished torrents into the library): list, show with history, retry."),
+    LazyCommand("import", "revaer_core.cli.importer:import_group",
+                "Bring torrents in from another client, with their progress and choices, without a recheck."),
+    LazyCommand("plugins", "revaer_core.cli.plugins:plugins_command",
+                "List installed runtime plugins: name, distribution, version and hooks."),
+    LazyCommand("run", "revaer_core.cli.run:run_command",
+                "Run the runtime: engine, orchestrator, FsOps, persistence and the HTTP API."),
+    LazyCommand("runtime", "revaer_core.cli.runtime:runtime_group",
+                "The runtime store: selection, health and (per backend) schema commands."),
+    LazyCommand("torrents", "revaer_core.cli.control:torrents_group",
+                "Torrents: add and control them through the daemon, list and show them from the store."),
+)  # fmt: skip
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--config",
     "config_path",
@@ -63,18 +81,6 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     else:
         ctx.obj = CliContext(config_path=config_path, debug=debug)
     ctx.call_on_close(ctx.obj.close)
-
-
-for _command in control.COMMANDS:  # the control commands act on the daemon through its API
-    torrents_group.add_command(_command)
-cli.add_command(runtime_group)
-cli.add_command(plugins_command)
-cli.add_command(torrents_group)
-cli.add_command(fsops_group)
-cli.add_command(api_command)
-cli.add_command(run_command)
-cli.add_command(demo_command)
-cli.add_command(import_group)
 
 
 def _traceback(debug: bool) -> None:

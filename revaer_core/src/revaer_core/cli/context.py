@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from revaer_core.cli.client import DaemonClient
 from revaer_core.health import StoreRole
 from revaer_core.plugins import open_store
 from revaer_core.settings import Settings, load_settings
 from revaer_core.store import RuntimeStore
+
+if TYPE_CHECKING:
+    from revaer_core.cli.client import DaemonClient
+
+#: Set once a daemon this process ran has stopped: nothing is left for the interpreter's teardown to do.
+DAEMON_STOPPED = threading.Event()
 
 
 class CliContext:
@@ -55,6 +62,8 @@ class CliContext:
     @property
     def daemon(self) -> DaemonClient:
         """The running daemon's API, from ``[api]`` host and port; nothing is contacted until a request."""
+        from revaer_core.cli.client import DaemonClient  # here: the daemon itself (revaer run) needs no client
+
         return DaemonClient.from_settings(self.settings)
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ import click
 from revaer_core.cli.client import Answer, DaemonClient, DaemonFailed, DaemonUnreachable
 from revaer_core.cli.context import CliContext, pass_cli
 from revaer_core.cli.output import JSON_HELP, emit_json
-from revaer_core.cli.torrents import emit_files, human_rate, stored_torrent
+from revaer_core.cli.torrents import emit_files, human_rate, stored_torrent, torrents_group
 from revaer_core.control.requests import MAX_RATE
 from revaer_core.errors import InvalidInput
 from revaer_core.redact import redact
@@ -557,3 +557,7 @@ COMMANDS: tuple[click.Command, ...] = (
     select_command,
     set_command,
 )
+for _command in COMMANDS:  # ``revaer torrents`` as the CLI loads it: the store's reads and these
+    torrents_group.add_command(_command)
+
+__all__ = ["COMMANDS", "torrents_group"]

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 from types import FrameType
 
 import click
 
-from revaer_core.cli.context import CliContext, pass_cli
+from revaer_core.cli.context import DAEMON_STOPPED, CliContext, pass_cli
 from revaer_core.daemon import Daemon, DaemonObserver
 from revaer_core.engine.registry import EngineFactory
 from revaer_core.errors import RevaerError
 from revaer_core.preflight import check_startup
-
-#: Set once a daemon this process ran has stopped: nothing is left for the interpreter's teardown to do.
-DAEMON_STOPPED = threading.Event()
 
 #: ``--no-api``, shared with the test harness's daemon command.
 no_api_option = click.option(

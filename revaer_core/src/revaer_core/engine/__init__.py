@@ -161,7 +161,7 @@ class RestoredTorrent:
     torrent_id: uuid.UUID
     name: str | None
     state: TorrentState | None = None  #: the state it restores in (stopped, seeding, downloading, ...)
-    complete: bool = False  #: every piece is on disk: progress is the whole torrent
+    complete: bool = False  #: every wanted byte is on disk: progress is the whole of the wanted files
 
 
 class Engine(Protocol):

@@ -167,6 +167,18 @@ def _has_all(params: lt.add_torrent_params, info: lt.torrent_info) -> bool:
     return len(have) >= pieces and all(have[:pieces])
 
 
+def _is_finished(params: lt.add_torrent_params, info: lt.torrent_info) -> bool:
+    """Whether resume data ``params`` has every wanted byte: what libtorrent then calls finished, and seeds.
+
+    A torrent with a deselected file never has every piece, yet it is as done
+    as it will be: it restores seeding, not downloading.
+    """
+    if params.flags & lt.torrent_flags.seed_mode or _has_all(params, info):
+        return True
+    progress = resumed_progress(params)
+    return progress is not None and progress[0] == progress[1]
+
+
 def _hashes_of(params: lt.add_torrent_params) -> lt.info_hash_t:
     return params.ti.info_hashes() if params.ti is not None else params.info_hashes
 
@@ -397,7 +409,7 @@ class LibtorrentEngine:
         """
         paused = bool(params.flags & lt.torrent_flags.paused)
         info = params.ti
-        complete = info is not None and (bool(params.flags & lt.torrent_flags.seed_mode) or _has_all(params, info))
+        complete = info is not None and _is_finished(params, info)
         if paused:
             state = TorrentState.STOPPED
         elif info is None:
