@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from revaer_core import AddedVia, JobEvent, JobStatus, TorrentState, TransferMode
-from revaer_core.control.metainfo import read_metainfo
+from revaer_core.control.metainfo import TorrentInfo, read_metainfo
 from revaer_core.control.requests import add_request
 from revaer_core.daemon import Daemon
 from revaer_core.demo.seeder import FAST_SESSION, LoopbackTorrent, Seeder, loopback_settings, make_payload
@@ -39,10 +39,29 @@ def settings_for(tmp_path: Path, pg_url: str, pg_schema: str, mode: TransferMode
     )
 
 
+@pytest.fixture
+def torrent(tmp_path: Path) -> LoopbackTorrent:
+    """The loopback torrent a test adds, its payload under ``seed/``."""
+    return LoopbackTorrent.of(make_payload(tmp_path / "seed"))
+
+
 def start(settings: Settings) -> Daemon:
     daemon = Daemon(settings, engine="libtorrent", serve_api=False, engine_overrides=FAST_SESSION)
     daemon.start()
     return daemon
+
+
+def seed_until_job(daemon: Daemon, torrent: LoopbackTorrent, status: JobStatus, what: str) -> TorrentInfo:
+    """Add ``torrent`` to the daemon through its controller and seed it from a loopback seeder until its FsOps job
+    is ``status`` (``what`` names the wait in a timeout)."""
+    assert daemon.controller is not None and daemon.store is not None and isinstance(daemon.engine, LibtorrentEngine)
+    info = read_metainfo(torrent.metainfo)
+    daemon.controller.add(add_request(info, daemon.settings.engine), AddedVia.API)
+    store = daemon.store
+    with Seeder(torrent) as seeder:
+        daemon.engine.connect_peer(info.torrent_id, seeder.endpoint)
+        wait_for(lambda: (j := store.get_job(info.torrent_id)) is not None and j.status is status, what, timeout=60)
+    return info
 
 
 def download_from(daemon: Daemon, torrent: LoopbackTorrent, into: Path) -> None:
@@ -71,22 +90,15 @@ def download_from(daemon: Daemon, torrent: LoopbackTorrent, into: Path) -> None:
 
 
 def test_a_moved_torrent_seeds_from_the_library_before_and_after_a_restart(
-    tmp_path: Path, pg_url: str, pg_schema: str
+    tmp_path: Path, pg_url: str, pg_schema: str, torrent: LoopbackTorrent
 ) -> None:
     settings = settings_for(tmp_path, pg_url, pg_schema, TransferMode.MOVE)
-    torrent = LoopbackTorrent.of(make_payload(tmp_path / "seed"))
-    info = read_metainfo(torrent.metainfo)
     library = tmp_path / "library"
     daemon = start(settings)
     try:
-        assert daemon.controller is not None and daemon.store is not None and daemon.orchestrator is not None
+        info = seed_until_job(daemon, torrent, JobStatus.MOVED, "FsOps to move the payload")
+        assert daemon.store is not None and daemon.orchestrator is not None
         assert isinstance(daemon.engine, LibtorrentEngine)
-        daemon.controller.add(add_request(info, settings.engine), AddedVia.API)
-        with Seeder(torrent) as seeder:
-            daemon.engine.connect_peer(info.torrent_id, seeder.endpoint)
-            store = daemon.store
-            wait_for(lambda: (j := store.get_job(info.torrent_id)) is not None and j.status is JobStatus.MOVED,
-                     "FsOps to move the payload", timeout=60)  # fmt: skip
         catalog = daemon.orchestrator.catalog
         wait_for(lambda: catalog[info.torrent_id].download_dir == str(library), "the save path to follow the move")
         assert not (settings.engine.download_dir / torrent.payload.name).exists()
@@ -112,24 +124,16 @@ def test_a_moved_torrent_seeds_from_the_library_before_and_after_a_restart(
 
 
 def test_a_retry_in_a_running_daemon_starts_the_next_attempt_at_once(
-    tmp_path: Path, pg_url: str, pg_schema: str
+    tmp_path: Path, pg_url: str, pg_schema: str, torrent: LoopbackTorrent
 ) -> None:
     settings = settings_for(tmp_path, pg_url, pg_schema, TransferMode.COPY)
-    torrent = LoopbackTorrent.of(make_payload(tmp_path / "seed"))
-    info = read_metainfo(torrent.metainfo)
     library = tmp_path / "library"
     library.write_text("a file where the library folder should be")  # the first attempt fails, even as root
     daemon = start(settings)
     try:
-        assert (
-            daemon.controller is not None and daemon.store is not None and isinstance(daemon.engine, LibtorrentEngine)
-        )
-        daemon.controller.add(add_request(info, settings.engine), AddedVia.API)
+        info = seed_until_job(daemon, torrent, JobStatus.FAILED, "the first attempt to fail")
+        assert daemon.controller is not None and daemon.store is not None
         store = daemon.store
-        with Seeder(torrent) as seeder:
-            daemon.engine.connect_peer(info.torrent_id, seeder.endpoint)
-            wait_for(lambda: (j := store.get_job(info.torrent_id)) is not None and j.status is JobStatus.FAILED,
-                     "the first attempt to fail", timeout=60)  # fmt: skip
         library.unlink()
         asked = time.monotonic()
         job = daemon.controller.retry_job(info.torrent_id, via=AddedVia.CLI)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from revaer_core.engine import RestoredTorrent
 from revaer_core.health import RUNTIME_STORE, HealthBoard
 from revaer_core.orchestrator import Backoff, StoreWriter, TorrentOrchestrator
 from revaer_core.orchestrator.orchestrator import NOT_IN_ENGINE
+from revaer_core.orchestrator.writer import DEFAULT_BACKOFF
 from revaer_core.settings import Durability, RuntimeSettings
 from revaer_core.status import FileEntry, Progress
 from revaer_core.testing.jobs import job_started
@@ -50,6 +51,22 @@ def running(bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]) -> Iterator
     orchestrator.start()
     yield orchestrator
     orchestrator.close()
+
+
+def start_orchestrator(
+    bus: EventBus,
+    store: RuntimeStore,
+    *,
+    backoff: Backoff = DEFAULT_BACKOFF,
+    on_completed: Callable[[TorrentStatus], None] | None = None,
+    **changes: object,
+) -> TorrentOrchestrator:
+    """A started orchestrator on ``store`` with the test :func:`settings`, ``changes`` applied."""
+    orchestrator = TorrentOrchestrator(
+        bus, store, settings=settings(**changes), backoff=backoff, on_completed=on_completed
+    )
+    orchestrator.start()
+    return orchestrator
 
 
 def lifecycle(bus: EventBus, n: int) -> None:
@@ -102,8 +119,7 @@ def test_every_change_reaches_the_store_and_a_restart_hydrates_it(
     bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]
 ) -> None:
     store, _ = faulty
-    first = TorrentOrchestrator(bus, store, settings=settings(), backoff=FAST)
-    first.start()
+    first = start_orchestrator(bus, store, backoff=FAST)
     for n in range(50):
         lifecycle(bus, n)
     bus.publish(events.TorrentRemoved(torrent_id=tid(7)))
@@ -118,8 +134,7 @@ def test_every_change_reaches_the_store_and_a_restart_hydrates_it(
 
 def test_progress_coalesces_between_flushes(bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]) -> None:
     store, plugin = faulty
-    orchestrator = TorrentOrchestrator(bus, store, settings=settings(flush_interval_ms=200))
-    orchestrator.start()
+    orchestrator = start_orchestrator(bus, store, flush_interval_ms=200)
     bus.publish(events.TorrentAdded(torrent_id=tid(1), name="one"))
     wait_for(lambda: store.get_torrent(tid(1)) is not None)
     for done in range(1, 1001):
@@ -132,8 +147,7 @@ def test_progress_coalesces_between_flushes(bus: EventBus, faulty: tuple[Runtime
 
 def test_lifecycle_changes_wake_the_writer_at_once(bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]) -> None:
     store, _ = faulty
-    orchestrator = TorrentOrchestrator(bus, store, settings=settings(flush_interval_ms=60_000))
-    orchestrator.start()
+    orchestrator = start_orchestrator(bus, store, flush_interval_ms=60_000)
     started = time.monotonic()
     bus.publish(events.TorrentAdded(torrent_id=tid(1), name="now"))
     wait_for(lambda: store.get_torrent(tid(1)) is not None, timeout=5)
@@ -245,8 +259,7 @@ def test_shutdown_reports_what_it_could_not_write_by_the_deadline(
     bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]
 ) -> None:
     store, plugin = faulty
-    orchestrator = TorrentOrchestrator(bus, store, settings=settings(), backoff=FAST)
-    orchestrator.start()
+    orchestrator = start_orchestrator(bus, store, backoff=FAST)
     plugin.writes_fail = True
     for n in range(5):
         bus.publish(events.TorrentAdded(torrent_id=tid(n), name=str(n)))
@@ -318,8 +331,7 @@ def test_reconcile_puts_the_restored_state_in_the_catalog_and_rewrites_only_what
 
 def test_completion_hands_the_torrent_to_fsops_once(bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]) -> None:
     handed: list[TorrentStatus] = []
-    orchestrator = TorrentOrchestrator(bus, faulty[0], settings=settings(), on_completed=handed.append)
-    orchestrator.start()
+    orchestrator = start_orchestrator(bus, faulty[0], on_completed=handed.append)
     lifecycle(bus, 1)
     bus.publish(events.ProgressUpdated(torrent_id=tid(1), downloaded=100, total=100))
     assert [s.id for s in handed] == [tid(1)] and handed[0].state is TorrentState.COMPLETED
@@ -338,8 +350,7 @@ def test_with_no_store_the_orchestrator_behaves_the_same(bus: EventBus) -> None:
 
 def test_the_memory_store_round_trips_a_catalog(bus: EventBus, tmp_path: Path) -> None:
     store = RuntimeStore.open(MemoryStore(), name="memory", data_dir=tmp_path)
-    orchestrator = TorrentOrchestrator(bus, store, settings=settings())
-    orchestrator.start()
+    orchestrator = start_orchestrator(bus, store)
     for n in range(10):
         lifecycle(bus, n)
     orchestrator.close()
@@ -354,8 +365,7 @@ def test_flush_waits_until_the_store_holds_every_change(
     bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]
 ) -> None:
     store, plugin = faulty
-    orchestrator = TorrentOrchestrator(bus, store, settings=settings(flush_interval_ms=60_000), backoff=FAST)
-    orchestrator.start()
+    orchestrator = start_orchestrator(bus, store, flush_interval_ms=60_000, backoff=FAST)
     for n in range(5):
         bus.publish(events.ProgressUpdated(torrent_id=tid(n), downloaded=n, total=10))
     assert orchestrator.flush(timeout=5)
@@ -388,8 +398,7 @@ def test_torrents_the_engine_adds_at_start_are_not_marked_stopped(
 
 def test_progress_only_changes_take_the_narrow_path(bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]) -> None:
     store, plugin = faulty
-    orchestrator = TorrentOrchestrator(bus, store, settings=settings())
-    orchestrator.start()
+    orchestrator = start_orchestrator(bus, store)
     bus.publish(events.TorrentAdded(torrent_id=tid(1), name="one"))
     assert orchestrator.flush(5)
     for done in (1, 2, 3):

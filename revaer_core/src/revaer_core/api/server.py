@@ -8,15 +8,14 @@ and so that port 0 works: :attr:`ApiServer.port` is the port actually bound.
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
-from types import TracebackType
 
 import uvicorn
 from litestar import Litestar
 
 from revaer_core.errors import RevaerError
+from revaer_core.lifecycle import StartedInWith
 
 #: Seconds open requests (event streams above all) get to finish when the server stops.
 DEFAULT_GRACE_SECONDS = 2
@@ -25,12 +24,6 @@ DEFAULT_GRACE_SECONDS = 2
 #: autotuning, loopback buffers grow to megabytes, and the loop spent its time filling them for
 #: event-stream clients that never read; with a fixed size such a client soon parks its stream.
 SEND_BUFFER_BYTES = 32 * 1024
-
-#: The interpreter's switch interval while the API serves beside the runtime's threads. Every system call on
-#: the event loop (each stream write, each read of a request, each poll) lets go of the GIL, and getting it
-#: back waits for a busy thread (the engine's, the orchestrator's) to reach its switch interval: at Python's
-#: 5 ms a stream write cost about 3 ms on the loop, and a ``/health`` behind 200 streams waited for dozens of them.
-SWITCH_INTERVAL_S = 0.001
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -61,7 +54,7 @@ def listen(host: str, port: int) -> socket.socket:
         raise RevaerError(f"the API cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
-class ApiServer:
+class ApiServer(StartedInWith):
     """The API app under uvicorn, on a socket bound at construction.
 
     In ``revaer run``::
@@ -102,7 +95,6 @@ class ApiServer:
         """Serve on a daemon thread; returns once the server accepts requests."""
         if self._thread is not None:
             raise RuntimeError("ApiServer.start() called twice")
-        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))  # the loop shares the GIL from now on
         self._thread = threading.Thread(target=self._run_in_thread, name="revaer-api", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
@@ -128,11 +120,6 @@ class ApiServer:
         else:
             self._socket.close()
 
-    def __enter__(self) -> ApiServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def close(self) -> None:
+        """What leaving a ``with`` block does: :meth:`stop`, waiting for the thread as long as it takes."""
         self.stop()

@@ -105,6 +105,28 @@ def json_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., 
     return click.option("--json", "as_json", is_flag=True, help=help_text)
 
 
+def file_options(
+    *skip_names: str, skip_help: str, priority_help: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--skip-file N`` and ``--priority N=P``, which ``add`` and ``select`` share; each words the help its own way.
+
+    :param priority_help: what follows "Give file N priority P: <the priorities>;" in ``--priority``'s help.
+    """
+    skip = click.option(*skip_names, "skip", multiple=True, type=click.IntRange(min=0), metavar="N", help=skip_help)
+    priority = click.option(
+        "--priority",
+        "priorities",
+        multiple=True,
+        type=PRIORITY,
+        help=f"Give file N priority P: {PRIORITY_HELP}; {priority_help}",
+    )
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        return skip(priority(command))
+
+    return apply
+
+
 # -- what the daemon answers --------------------------------------------------------------------------
 
 
@@ -267,20 +289,10 @@ def _absolute(path: Path | None) -> str | None:
     "current directory. Default: [engine] download_dir.",
 )
 @click.option("--label", "labels", multiple=True, metavar="LABEL", help="Tag it with LABEL; repeat for several.")
-@click.option(
+@file_options(
     "--skip-file",
-    "skip",
-    multiple=True,
-    type=click.IntRange(min=0),
-    metavar="N",
-    help="Do not download file N (0-based, as 'revaer torrents files' numbers them); repeat for several.",
-)
-@click.option(
-    "--priority",
-    "priorities",
-    multiple=True,
-    type=PRIORITY,
-    help=f"Give file N priority P: {PRIORITY_HELP}; repeat for several.",
+    skip_help="Do not download file N (0-based, as 'revaer torrents files' numbers them); repeat for several.",
+    priority_help="repeat for several.",
 )
 @click.option("--download-limit", type=RATE, help="Download at most RATE (see above).")
 @click.option("--upload-limit", type=RATE, help="Upload at most RATE (see above).")
@@ -438,21 +450,11 @@ def files_command(ctx: CliContext, ref: str, as_json: bool) -> None:
 
 @click.command("select")
 @click.argument("ref", metavar="ID")
-@click.option(
+@file_options(
     "--skip",
     "--skip-file",
-    "skip",
-    multiple=True,
-    type=click.IntRange(min=0),
-    metavar="N",
-    help="Stop downloading file N (priority 0); repeat for several.",
-)
-@click.option(
-    "--priority",
-    "priorities",
-    multiple=True,
-    type=PRIORITY,
-    help=f"Give file N priority P: {PRIORITY_HELP}; N=4 downloads a skipped file again. Repeatable.",
+    skip_help="Stop downloading file N (priority 0); repeat for several.",
+    priority_help="N=4 downloads a skipped file again. Repeatable.",
 )
 @json_option(JSON_ONE)
 @pass_cli

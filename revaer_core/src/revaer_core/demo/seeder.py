@@ -19,7 +19,6 @@ import random
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from uuid import UUID
 
 import attrs
@@ -27,6 +26,7 @@ import attrs
 from revaer_core.engine import AddOptions, TorrentSource
 from revaer_core.engine.libtorrent import LibtorrentEngine, create_metainfo
 from revaer_core.events import EventPayload, StateChanged
+from revaer_core.lifecycle import StartedInWith
 from revaer_core.settings import EngineSettings
 from revaer_core.status import TorrentState
 from revaer_core.store import RuntimeStore
@@ -94,7 +94,7 @@ class LoopbackTorrent:
         return path
 
 
-class Seeder:
+class Seeder(StartedInWith):
     """A second libtorrent session on 127.0.0.1 that seeds one torrent from its payload in place.
 
     A context manager: entering starts the session and waits until the torrent
@@ -146,12 +146,3 @@ class Seeder:
 
     def close(self) -> None:
         self._engine.close()
-
-    def __enter__(self) -> Seeder:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
