@@ -237,7 +237,7 @@ def test_the_comparison_sees_a_schema_that_differs(engine: sa.Engine, pg_schema:
     assert found == {"modify_comment", "add_index"}
 
 
-REVISIONS = ["0001", "0002", "0003", "0004"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005"]
 
 
 def test_the_revisions_are_the_ones_tested_here() -> None:

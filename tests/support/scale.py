@@ -5,8 +5,9 @@ with an event log, lets it reach steady state, and stops it with SIGTERM.
 From the log and the exit come: the longest gap in the event flow, the
 longest gap between committed flushes (how far the store falls behind), the
 time from SIGTERM to exit against ``shutdown_deadline_s``, and how many
-torrents' last progress the store missed. The scale test asserts the
-outcomes; the fault bench prints the figures.
+torrents' last progress the store missed; from PostgreSQL's statistics, the
+share of ``torrents`` updates that stayed on their page (HOT). The scale test
+asserts the outcomes; the fault bench prints the figures.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import attrs
+import psycopg
 
 from revaer_core import RuntimeStore, StoreRole, TorrentStatus
 from revaer_core.engine import torrent_id_for
@@ -47,6 +49,7 @@ class ScaleRun:
     stopped_in: float | None  #: the daemon's own "stopped cleanly in" figure, when it said so
     lost: int  #: torrents whose last progress in the event log the store does not hold
     stderr: str
+    hot_share: float  #: heap-only (HOT) updates of ``torrents`` over all its updates, 0.0 with none
     logged: bool = True  #: whether an event log was kept (the product's ``revaer run`` keeps none)
 
     def summary(self) -> str:
@@ -58,7 +61,8 @@ class ScaleRun:
             else ""
         )
         return (
-            f"{self.label}: {flow}SIGTERM to exit {self.sigterm_s:.2f} s (deadline {DEADLINE_S:g} s),"
+            f"{self.label}: {flow}HOT updates of torrents {self.hot_share:.0%}; "
+            f"SIGTERM to exit {self.sigterm_s:.2f} s (deadline {DEADLINE_S:g} s),"
             f" exit {self.exit_code}, {said}"
         )
 
@@ -82,6 +86,16 @@ def _config(root: Path, cluster: PrivateCluster, engine: dict[str, object]) -> P
             "api": {"host": "127.0.0.1", "port": 0},
         },
     )
+
+
+def _hot_share(url: str) -> float:
+    """HOT updates of ``torrents`` over all its updates, from the statistics (every writer has exited by now)."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE schemaname = %s AND relname = 'torrents'",
+            (SCHEMA,),
+        ).fetchone()
+    return row[1] / row[0] if row is not None and row[0] else 0.0
 
 
 def _run(label: str, cluster: PrivateCluster, root: Path, config: Path, args: list[str], settle_s: float,
@@ -114,6 +128,7 @@ def _run(label: str, cluster: PrivateCluster, root: Path, config: Path, args: li
         stopped_in=float(clean.group(1)) if clean else None,
         lost=sum(1 for torrent, downloaded in last.items() if stored.get(torrent, -1) < downloaded),
         stderr=daemon.stderr,
+        hot_share=_hot_share(cluster.url),
         logged=not product,
     )
 
