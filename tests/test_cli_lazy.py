@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 
-from revaer_core.cli import COMMANDS, cli
+from revaer_core.cli import COMMANDS, cli, main
 
 #: What ``revaer run`` must never import: other commands' code, the API client, migrations, the harness.
 NOT_FOR_RUN = (
@@ -56,22 +57,21 @@ def imported(stderr: str) -> set[str]:
     return set(line.split()[1:])
 
 
-def offending(modules: set[str]) -> list[str]:
-    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in NOT_FOR_RUN))
+def offending(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    """The modules that are one of ``names`` or inside one of them."""
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
 
 
-def test_revaer_run_imports_nothing_it_does_not_run(tmp_path: Path) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("REVAER_")},
-        "REVAER_RUNTIME_BACKEND": "memory",
-        "REVAER_DATA_DIR": str(tmp_path / "data"),
-    }
+def run_modules(tmp_path: Path, runtime: str) -> set[str]:
+    """Every module a ``revaer run`` on the ``[runtime]`` table ``runtime`` imported by the time it was running."""
     config = tmp_path / "revaer.toml"
     config.write_text(
+        f'[runtime]\ndata_dir = "{tmp_path / "data"}"\n{runtime}\n'
         f'[engine]\ndownload_dir = "{tmp_path / "downloads"}"\nlisten_interfaces = "127.0.0.1:0"\n'
         "enable_dht = false\nenable_lsd = false\nenable_upnp = false\nenable_natpmp = false\n\n"
         '[api]\nhost = "127.0.0.1"\nport = 0\n'
     )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVAER_")}
     argv = [sys.executable, "-c", RUN_AND_LIST, "--config", str(config), "run"]
     with subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env) as process:
         assert process.stderr is not None
@@ -87,9 +87,36 @@ def test_revaer_run_imports_nothing_it_does_not_run(tmp_path: Path) -> None:
                 process.kill()
     stderr = "".join(lines)
     assert code == 0, stderr[-2000:]
-    modules = imported(stderr)
-    assert {"revaer_core.daemon", "revaer_core.cli.run", "revaer_runtime_memory", "litestar"} <= modules
-    assert offending(modules) == []
+    return imported(stderr)
+
+
+def test_revaer_run_imports_nothing_it_does_not_run(tmp_path: Path) -> None:
+    modules = run_modules(tmp_path, 'backend = "memory"\n')
+    assert {"revaer_core.daemon", "revaer_core.cli.run", "revaer_runtime_memory.store", "litestar"} <= modules
+    assert offending(modules, NOT_FOR_RUN) == []
+
+
+#: What ``revaer run`` on PostgreSQL must not import: migrations, the admin commands, a server of its own, the ORM.
+NOT_FOR_PG_RUN = (
+    *(n for n in NOT_FOR_RUN if n != "revaer_runtime_pg"),
+    "mako",
+    "revaer_runtime_pg.commands",
+    "revaer_runtime_pg.embedded",
+    "revaer_runtime_pg.testing",
+    "sqlalchemy.orm",
+)
+
+
+@pytest.mark.postgres
+def test_revaer_run_on_postgres_imports_no_migrations_or_admin_commands(
+    tmp_path: Path, pg_url: str, pg_schema: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runtime = f'backend = "postgres"\n\n[runtime.postgres]\ndsn = "{pg_url}"\nschema = "{pg_schema}"\n'
+    (tmp_path / "migrate.toml").write_text(f"[runtime]\n{runtime}")
+    assert main(["--config", str(tmp_path / "migrate.toml"), "runtime", "migrate"]) == 0, capsys.readouterr()
+    modules = run_modules(tmp_path, runtime)
+    assert {"revaer_runtime_pg.store", "sqlalchemy", "psycopg", "litestar"} <= modules
+    assert offending(modules, NOT_FOR_PG_RUN) == []
 
 
 def test_help_lists_every_command_without_importing_one() -> None:

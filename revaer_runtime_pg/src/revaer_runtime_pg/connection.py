@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import psycopg
@@ -16,11 +17,13 @@ import sqlalchemy as sa
 from revaer_core import StoreRole
 from revaer_runtime_pg import database, migrate
 from revaer_runtime_pg.daemon_lock import DaemonLock
-from revaer_runtime_pg.embedded import EmbeddedServer
 from revaer_runtime_pg.migrate import SchemaState
 from revaer_runtime_pg.options import PgOptions
 from revaer_runtime_pg.schema import Tables, tables
 from revaer_runtime_pg.statements import Statements
+
+if TYPE_CHECKING:
+    from revaer_runtime_pg.embedded import EmbeddedServer
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ def open_database(options: PgOptions, data_dir: Path, role: StoreRole) -> Connec
     embedded = None
     dsn = options.dsn
     if dsn is None:
+        from revaer_runtime_pg.embedded import EmbeddedServer  # here: a store given a DSN runs no server of its own
+
         embedded = EmbeddedServer(data_dir)
         dsn = embedded.start()
     engine: sa.Engine | None = None

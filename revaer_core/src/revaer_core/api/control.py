@@ -276,15 +276,22 @@ recheck_torrent = _action("recheck", "Check the torrent's files on disk again", 
 reannounce_torrent = _action("reannounce", "Announce to the torrent's trackers now", "reannounceTorrent")
 
 
-@patch(
-    "/v1/torrents/{torrent_id:str}",
-    summary="Change a torrent's options",
-    operation_id="setTorrentOptions",
-    operation_class=json_operation(OptionsJson),
-    responses=problems(400, 401, 403, 404, 409, 422, 503),
-    guards=GUARDS,
-    security=BEARER,
-    tags=TAGS,
+def _choices_patch(path: str, body: type[Any], *, summary: str, operation_id: str) -> patch:
+    """A PATCH route that changes a torrent's choices from a JSON ``body``: the guards and problems each shares."""
+    return patch(
+        path,
+        summary=summary,
+        operation_id=operation_id,
+        operation_class=json_operation(body),
+        responses=problems(400, 401, 403, 404, 409, 422, 503),
+        guards=GUARDS,
+        security=BEARER,
+        tags=TAGS,
+    )
+
+
+@_choices_patch(
+    "/v1/torrents/{torrent_id:str}", OptionsJson, summary="Change a torrent's options", operation_id="setTorrentOptions"
 )
 async def set_options(
     services: NamedDependency[Services],
@@ -321,15 +328,8 @@ def torrent_files(services: NamedDependency[Services], torrent_id: TorrentRefPat
     return TorrentFiles(torrent_id=str(status.id), files=status.files)
 
 
-@patch(
-    "/v1/torrents/{torrent_id:str}/files",
-    summary="Set file priorities",
-    operation_id="setTorrentFiles",
-    operation_class=json_operation(FilesJson),
-    responses=problems(400, 401, 403, 404, 409, 422, 503),
-    guards=GUARDS,
-    security=BEARER,
-    tags=TAGS,
+@_choices_patch(
+    "/v1/torrents/{torrent_id:str}/files", FilesJson, summary="Set file priorities", operation_id="setTorrentFiles"
 )
 async def set_files(
     services: NamedDependency[Services],
