@@ -24,13 +24,13 @@ REPO = Path(__file__).resolve().parent.parent
 NO_BINARIES = textwrap.dedent(
     """
     def pytest_configure(config):
-        import tests.support.postgres
+        import revaer_runtime_pg.testing
         from revaer_core import StoreUnavailable
 
         def find_binaries(*args, **kwargs):
             raise StoreUnavailable("no PostgreSQL server binaries (hidden by the test)")
 
-        tests.support.postgres.find_binaries = find_binaries
+        revaer_runtime_pg.testing.find_binaries = find_binaries
     """
 )
 
