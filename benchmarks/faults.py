@@ -10,10 +10,10 @@ from ``GET /health`` and from the store:
 - scale: 10,000 simulated and 2,000 real libtorrent torrents; the longest gap
   in the event flow (target < 1 s), the longest gap between committed flushes
   (target <= two flush intervals), and SIGTERM's time against
-  ``shutdown_deadline_s`` (``tests/support/scale.py``);
+  ``shutdown_deadline_s`` (``benchmarks/scale_scenario.py``);
 - what a crash costs a download: a real libtorrent download killed half-way,
   the progress the engine resumes from against what a recheck finds on disk
-  (target >= 0.95; ``tests/support/resume_kill.py``);
+  (target >= 0.95; ``benchmarks/resume_kill_scenario.py``);
 - the crash window: ``kill -9`` at steady state and right after the adds;
   the p99 age of the stored progress at the kill (the README's bound).
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import sys
 import tempfile
 import time
 import uuid
@@ -31,15 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import scale_scenario as scale
 from persistence import Figure
+from resume_kill_scenario import resume_after_kill
 
 from revaer_core.testing.process import DaemonProcess, EventLogView, write_config
 from revaer_runtime_pg.testing import PrivateCluster, pg_options, stored_progress
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the scenarios the tests share with the bench
-
-from tests.support import scale
-from tests.support.resume_kill import resume_after_kill
 
 SCHEMA = "bench_faults"  #: the schema every fault run writes, on a private cluster of its own
 FLUSH_MS = 250

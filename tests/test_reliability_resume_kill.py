@@ -15,8 +15,7 @@ import itertools
 from pathlib import Path
 
 import pytest
-
-from tests.support.resume_kill import resume_after_kill
+from resume_kill_scenario import resume_after_kill
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from scale_scenario import simulated
 
 from revaer_runtime_pg.testing import PrivateCluster
-from tests.support.scale import simulated
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

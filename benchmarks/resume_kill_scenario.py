@@ -20,10 +20,10 @@ import libtorrent as lt
 
 from revaer_core.control.metainfo import read_metainfo
 from revaer_core.demo.seeder import LoopbackTorrent, Seeder, make_payload
+from revaer_core.testing.clients import free_port
 from revaer_core.testing.process import DaemonProcess, revaer, write_config
 from revaer_core.testing.waiting import wait_for
 from revaer_runtime_pg.testing import pg_options
-from tests.support.clients import free_port
 
 _MIB = 1024 * 1024
 #: States in which libtorrent has not finished reading what is on disk.
