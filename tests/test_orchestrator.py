@@ -175,7 +175,9 @@ def test_store_outage_degrades_health_keeps_everything_and_recovers(
         for n in range(20):
             lifecycle(bus, n)
         wait_for(lambda: RUNTIME_STORE in running.health.degraded)
-    assert any(str(tid(0)) in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    # the warning names torrents of the failed batch (which ones come first depends on when the flush ran)
+    named = {str(tid(n)) for n in range(20)}
+    assert any(r.levelno == logging.WARNING and any(i in r.getMessage() for i in named) for r in caplog.records)
     assert all("hunter2" not in r.getMessage() for r in caplog.records), "a DSN password reached the log"
     assert store.load_torrents() == []
     plugin.writes_fail = False
