@@ -167,15 +167,15 @@ def _has_all(params: lt.add_torrent_params, info: lt.torrent_info) -> bool:
     return len(have) >= pieces and all(have[:pieces])
 
 
-def _is_finished(params: lt.add_torrent_params, info: lt.torrent_info) -> bool:
+def _is_finished(params: lt.add_torrent_params, info: lt.torrent_info, progress: tuple[int, int] | None) -> bool:
     """Whether resume data ``params`` has every wanted byte: what libtorrent then calls finished, and seeds.
 
     A torrent with a deselected file never has every piece, yet it is as done
-    as it will be: it restores seeding, not downloading.
+    as it will be: it restores seeding, not downloading. ``progress`` is
+    :func:`resumed_progress` of ``params``, which the restore also publishes.
     """
     if params.flags & lt.torrent_flags.seed_mode or _has_all(params, info):
         return True
-    progress = resumed_progress(params)
     return progress is not None and progress[0] == progress[1]
 
 
@@ -390,25 +390,30 @@ class LibtorrentEngine:
                     log.warning("torrent %s: libtorrent refused it at restore (%s); not restored",
                                 request.torrent_id, alert.error.message())  # fmt: skip
                     continue
-                restored.append(self._restored(request.torrent_id, alert.handle, params))
-                if not by_source:
-                    self._publish_resumed(request.torrent_id, params)
+                progress = resumed_progress(params)  # counted over every file: once per torrent
+                restored.append(self._restored(request.torrent_id, alert.handle, params, progress))
+                if not by_source and progress is not None:
+                    self._publish_resumed(request.torrent_id, progress)
         for request, _, _ in waiting.values():
             log.warning("torrent %s: libtorrent did not add it within %g s at restore; not restored",
                         request.torrent_id, CLOSE_TIMEOUT_S)  # fmt: skip
         return restored
 
     def _restored(
-        self, torrent_id: uuid.UUID, handle: lt.torrent_handle, params: lt.add_torrent_params
+        self,
+        torrent_id: uuid.UUID,
+        handle: lt.torrent_handle,
+        params: lt.add_torrent_params,
+        progress: tuple[int, int] | None,
     ) -> RestoredTorrent:
-        """Track a restored torrent and say what it is, from what it was added with.
+        """Track a restored torrent and say what it is, from what it was added with (and resumes ``progress`` of).
 
         A torrent whose metadata is known is described here, so its add alert
         publishes nothing: the store already holds its name, folder and files.
         """
         paused = bool(params.flags & lt.torrent_flags.paused)
         info = params.ti
-        complete = info is not None and _is_finished(params, info)
+        complete = info is not None and _is_finished(params, info, progress)
         if paused:
             state = TorrentState.STOPPED
         elif info is None:
@@ -423,18 +428,16 @@ class LibtorrentEngine:
         name = info.name() if info is not None else params.name
         return RestoredTorrent(torrent_id=torrent_id, name=name or None, state=state, complete=complete)
 
-    def _publish_resumed(self, torrent_id: uuid.UUID, params: lt.add_torrent_params) -> None:
-        """Publish the progress the resume data brings back, before the catalog is shown to anyone.
+    def _publish_resumed(self, torrent_id: uuid.UUID, progress: tuple[int, int]) -> None:
+        """Publish the ``progress`` the resume data brings back, before the catalog is shown to anyone.
 
         The store's status may be newer than the resume data (a crash between
         the two writes); the catalog then shows what the engine resumes from,
         and from there on only grows, instead of showing the stored figure and
         falling back once libtorrent has read its resume data.
         """
-        progress = resumed_progress(params)
-        if progress is not None:
-            done, total = progress
-            self._publish(ProgressUpdated(torrent_id=torrent_id, downloaded=done, total=total, download_bps=0))
+        done, total = progress
+        self._publish(ProgressUpdated(torrent_id=torrent_id, downloaded=done, total=total, download_bps=0))
 
     def _restore_params(self, request: RestoreRequest) -> tuple[lt.add_torrent_params, bool] | None:
         """Parameters from the resume data when it is readable and of this torrent, else from the source.
