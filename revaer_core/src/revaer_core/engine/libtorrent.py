@@ -268,6 +268,7 @@ class _Torrent:
     described: bool = False  #: restored with its metadata and complete: its add alert publishes nothing
     dirty: bool = False  #: resume data changed since the last save
     pieces: bool = False  #: pieces passed their hash check since the last save
+    wrote: bool = False  #: pieces passed their hash check this run: the shutdown save flushes them to disk first
     native_states: list[str] = attrs.field(factory=list)
 
 
@@ -518,13 +519,16 @@ class LibtorrentEngine:
         lock: the alert thread never sees the engine closed with the round not
         yet asked for.
         """
-        changed = lt.torrent_handle.save_info_dict | lt.torrent_handle.flush_disk_cache
         with self._lock:
             self._closed = True
             for torrent in self._by_id.values():
                 if torrent.handle.is_valid():
-                    ours = torrent.dirty or torrent.pieces  # libtorrent may not count all of these as modified
-                    torrent.handle.save_resume_data(changed if ours else changed | lt.torrent_handle.only_if_modified)
+                    flags = lt.torrent_handle.save_info_dict
+                    if torrent.wrote:  # a torrent that wrote nothing this run has nothing to flush: no disk job
+                        flags |= lt.torrent_handle.flush_disk_cache
+                    if not (torrent.dirty or torrent.pieces):  # libtorrent may not count all of ours as modified
+                        flags |= lt.torrent_handle.only_if_modified
+                    torrent.handle.save_resume_data(flags)
                     self._awaiting.add(torrent.torrent_id)
                     self._saves_pending += 1
             return len(self._awaiting)
@@ -776,7 +780,7 @@ class LibtorrentEngine:
         if isinstance(alert, lt.piece_finished_alert):  # the most frequent alert: first, and only a flag
             piece_torrent = self._lookup(alert.handle)
             if piece_torrent is not None:
-                piece_torrent.pieces = True
+                piece_torrent.pieces = piece_torrent.wrote = True
             return
         if isinstance(alert, lt.state_update_alert):
             for status in alert.status:
