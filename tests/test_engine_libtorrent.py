@@ -277,9 +277,10 @@ def test_commands_before_start_are_refused(recorder: Recorder) -> None:
 
 
 def test_session_settings_come_from_the_engine_section() -> None:
-    settings = EngineSettings(listen_interfaces="127.0.0.1:6881", enable_dht=True)
+    settings = EngineSettings(listen_interfaces="127.0.0.1:6881", enable_dht=True, connections_limit=4000)
     pack = dict(session_settings(settings, {"tick_interval": 100}))
     assert pack["listen_interfaces"] == "127.0.0.1:6881"
+    assert pack["connections_limit"] == 4000
     assert pack["enable_dht"] is True
     assert pack["enable_lsd"] is False and pack["enable_upnp"] is False and pack["enable_natpmp"] is False
     assert pack["tick_interval"] == 100

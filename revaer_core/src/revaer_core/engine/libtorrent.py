@@ -244,6 +244,7 @@ def session_settings(
         "enable_lsd": settings.enable_lsd,
         "enable_upnp": settings.enable_upnp,
         "enable_natpmp": settings.enable_natpmp,
+        "connections_limit": settings.connections_limit,
         "alert_mask": _ALERT_MASK,
         "alert_queue_size": ALERT_QUEUE_SIZE,
         "user_agent": "Revaer/0.1 libtorrent/" + lt.__version__,
