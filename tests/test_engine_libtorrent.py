@@ -6,6 +6,7 @@ import functools
 import logging
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -277,9 +278,10 @@ def test_commands_before_start_are_refused(recorder: Recorder) -> None:
 
 
 def test_session_settings_come_from_the_engine_section() -> None:
-    settings = EngineSettings(listen_interfaces="127.0.0.1:6881", enable_dht=True)
+    settings = EngineSettings(listen_interfaces="127.0.0.1:6881", enable_dht=True, connections_limit=4000)
     pack = dict(session_settings(settings, {"tick_interval": 100}))
     assert pack["listen_interfaces"] == "127.0.0.1:6881"
+    assert pack["connections_limit"] == 4000
     assert pack["enable_dht"] is True
     assert pack["enable_lsd"] is False and pack["enable_upnp"] is False and pack["enable_natpmp"] is False
     assert pack["tick_interval"] == 100
@@ -491,3 +493,21 @@ def test_a_close_out_of_time_names_the_torrents_whose_resume_data_it_did_not_get
     recorder.wait_for(lambda p: isinstance(p, events.TorrentAdded))
     # no time at all: the save is asked for, and the close does not wait for libtorrent's answer
     assert engine.close(timeout=0.0) == (torrent_id,)
+
+
+def test_the_alert_thread_ends_as_soon_as_the_close_has_every_answer(
+    recorder: Recorder, seeder: Seeder, memory_store: RuntimeStore, tmp_path: Path
+) -> None:
+    # the alert thread polls once a minute here: a close that waited for its poll would take the whole deadline
+    settings = attrs.evolve(loopback_settings(tmp_path / "downloads"), alert_poll_ms=60_000)
+    engine = LibtorrentEngine(recorder, memory_store, settings, session_overrides=FAST_SESSION)
+    engine.start()
+    torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads"))
+    memory_store.upsert_torrents([_status(torrent_id, "revaer-demo")])
+    engine.connect_peer(torrent_id, seeder.endpoint)
+    recorder.wait_for(lambda p: isinstance(p, events.TorrentCompleted))  # new pieces: resume data to save
+    threads = {t.name: t for t in threading.enumerate()}
+    alert_thread = threads["revaer-libtorrent"]
+    assert engine.close(timeout=30.0) == (), "every torrent answered"
+    assert not alert_thread.is_alive(), "the alert thread ended with the round, before the close returned"
+    assert set(memory_store.load_resume_data()) == {torrent_id}

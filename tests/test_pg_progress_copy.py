@@ -2,20 +2,28 @@
 
 What comes back must be exactly what psycopg would have written: every
 integer width, a NULL eta, microseconds, any time zone, sanitised values,
-and the last of two updates of one torrent in a batch.
+and the last of two updates of one torrent in a batch. The packing follows
+the table's columns, so a table of every fixed-width type, each NULL where
+it may be, reads back what was packed too.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import attrs
+import psycopg
 import pytest
+import sqlalchemy as sa
 
 from revaer_core import MAX_BYTES, Progress, Rates, RuntimeStore, TorrentStatus
 from revaer_core.contract import samples
+from revaer_runtime_pg import binary_copy
+from revaer_runtime_pg.layout import Layout
 
 pytestmark = pytest.mark.postgres
 
@@ -90,3 +98,62 @@ def test_progress_beyond_bigint_is_clamped_and_logged(store: RuntimeStore, caplo
     assert stored.last_updated == datetime.min.replace(tzinfo=UTC)
     assert store.get_torrent(clean.id) == clean
     assert any(str(poisoned.id) in r.getMessage() and "BIGINT" in r.getMessage() for r in caplog.records)
+
+
+@attrs.frozen
+class Reading:
+    """A value with a field of every fixed-width type, four of them optional."""
+
+    id: uuid.UUID
+    small: int | None
+    count: int
+    big: int | None
+    flag: bool | None
+    share: float
+    at: datetime | None
+
+
+def _readings_table(schema: str) -> sa.Table:
+    return sa.Table(
+        "readings",
+        sa.MetaData(schema=schema),
+        sa.Column("id", sa.Uuid, primary_key=True),
+        sa.Column("small", sa.SmallInteger),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.Column("big", sa.BigInteger),
+        sa.Column("flag", sa.Boolean),
+        sa.Column("share", sa.Float(precision=53), nullable=False),
+        sa.Column("at", sa.TIMESTAMP(timezone=True)),
+    )
+
+
+def test_a_record_of_every_fixed_width_type_reads_back_with_each_null(
+    pg_url: str, pg_schema: str, pg_engine: sa.Engine
+) -> None:
+    table = _readings_table(pg_schema)
+    record = binary_copy.Record.of(Layout.of(table, [c.name for c in table.columns], lambda column: column))
+    at = datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone(timedelta(hours=3)))
+    full = Reading(uuid.uuid4(), -(2**15), 2**31 - 1, -(2**63), True, -0.5, at)
+    optional = ("small", "big", "flag", "at")
+    null: dict[str, Any] = dict.fromkeys(optional)
+    readings = [
+        attrs.evolve(full, id=uuid.uuid4(), **{name: null[name] for name in left_out})
+        for n in range(len(optional) + 1)
+        for left_out in itertools.combinations(optional, n)
+    ]
+    with pg_engine.begin() as made:
+        made.execute(sa.schema.CreateSchema(pg_schema))
+        table.create(made)
+    with psycopg.connect(pg_url) as connection, connection.cursor() as cursor:
+        with cursor.copy(f'COPY "{pg_schema}".readings FROM STDIN (FORMAT BINARY)') as copy:
+            copy.write(binary_copy.stream(record.record(r, []) for r in readings))
+        cursor.execute(f'SELECT id, small, count, big, flag, share, at FROM "{pg_schema}".readings')
+        stored = {row[0]: Reading(*row) for row in cursor.fetchall()}
+    assert len(readings) == 16
+    assert [stored[r.id] for r in readings] == readings
+
+
+def test_a_column_that_is_not_fixed_width_is_refused_by_name() -> None:
+    table = sa.Table("named", sa.MetaData(), sa.Column("id", sa.Uuid, primary_key=True), sa.Column("label", sa.Text))
+    with pytest.raises(TypeError, match=r"named\.label \(text\) is not a fixed-width COPY field"):
+        binary_copy.Record.of(Layout.of(table, ["id", "label"], lambda column: column))

@@ -29,6 +29,7 @@ from revaer_core.jobs import (
     apply_transition,
     history_entry,
 )
+from revaer_core.lifecycle import StartedInWith
 from revaer_core.query import (
     Cursor,
     InvalidQuery,
@@ -72,6 +73,7 @@ __all__ = [
     "Rates",
     "RevaerError",
     "RuntimeStore",
+    "StartedInWith",
     "StoreHealth",
     "StoreRole",
     "StoreUnavailable",

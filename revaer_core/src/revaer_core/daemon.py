@@ -74,6 +74,11 @@ class ShutdownReport:
     started: bool = True  #: ``False`` when the start itself failed
     unsaved_resume: tuple[UUID, ...] = ()  #: torrents whose latest resume data did not reach the store
     deadline_s: float | None = None  #: the shutdown deadline it ran against
+    phases: tuple[tuple[str, float], ...] = ()  #: seconds each part of the stop took, in order
+
+    def timings(self) -> str:
+        """Where the stop's time went, for the log line: ``API 0.10 s, engine 0.62 s, ...``."""
+        return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.phases)
 
     @property
     def late(self) -> bool:
@@ -369,16 +374,37 @@ class Daemon:
         def left() -> float:
             return max(0.0, deadline - (time.monotonic() - started))
 
+        phases: list[tuple[str, float]] = []
+        lap = time.monotonic()
+
+        def done(part: str) -> None:
+            nonlocal lap
+            now = time.monotonic()
+            phases.append((part, now - lap))
+            lap = now
+
         if self.watch is not None:  # first: an add in flight finishes while the engine and store are still there
             self.watch.stop(timeout=left())
+            done("watch folder")
         if self.api is not None:
             self.api.stop(timeout=left())
+            done("API")
         # the engine's last resume data goes to the writer, which stores it after the statuses it holds
-        unsaved: Sequence[UUID] = self.engine.close(left()) if self.engine is not None else ()
-        unrecorded: Sequence[JobTransition] = self.fsops.close(left()) if self.fsops is not None else ()
-        drained = self.orchestrator.close(left()) if self.orchestrator is not None else DrainReport(unwritten=())
+        unsaved: Sequence[UUID] = ()
+        if self.engine is not None:
+            unsaved = self.engine.close(left())
+            done("engine")
+        unrecorded: Sequence[JobTransition] = ()
+        if self.fsops is not None:
+            unrecorded = self.fsops.close(left())
+            done("FsOps")
+        drained = DrainReport(unwritten=())
+        if self.orchestrator is not None:
+            drained = self.orchestrator.close(left())
+            done("last flush")
         if self.store is not None and self._given_store is None:
             self._close_store(self.store, left())
+            done("store")
         if self._previous_excepthook is not None:
             threading.excepthook, self._previous_excepthook = self._previous_excepthook, None
         gc.unfreeze()  # a process that runs daemons one after another (a test) collects them again
@@ -390,15 +416,17 @@ class Daemon:
             failure=self.failure,
             started=self._started,
             deadline_s=deadline,
+            phases=tuple(phases),
         )
         if report.clean:
-            log.info("revaer stopped cleanly in %.2f s", report.seconds)
+            log.info("revaer stopped cleanly in %.2f s (%s)", report.seconds, report.timings())
         elif not report.started:
             log.info("revaer did not start; what had started stopped in %.2f s", report.seconds)
         elif report.unwritten():
-            log.warning("revaer stopped in %.2f s with %s", report.seconds, report.unwritten())
+            log.warning("revaer stopped in %.2f s (%s) with %s", report.seconds, report.timings(), report.unwritten())
         elif report.late:
-            log.warning("revaer stopped in %.2f s, past the shutdown deadline of %g s", report.seconds, deadline)
+            log.warning("revaer stopped in %.2f s (%s), past the shutdown deadline of %g s", report.seconds,
+                        report.timings(), deadline)  # fmt: skip
         return report
 
     @staticmethod

@@ -1,4 +1,7 @@
-"""The ``with`` form shared by the runtime's start-and-close services (the API server, the loopback seeder)."""
+"""The ``with`` form shared by start-and-close services: the API server, the loopback seeder, a test's private cluster.
+
+Exported from ``revaer_core``, so a plugin's own services (``revaer_runtime_pg.testing.PrivateCluster``) use it too.
+"""
 
 from __future__ import annotations
 

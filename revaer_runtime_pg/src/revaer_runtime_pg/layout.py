@@ -42,7 +42,7 @@ def _plain_texts(values: Sequence[str]) -> bool:
     return joined.isascii() and "\x00" not in joined
 
 
-def _storability(column: sa.Column[Any], name: str, field: str) -> tuple[str, Sanitiser] | None:
+def storability(column: sa.Column[Any], name: str, field: str) -> tuple[str, Sanitiser] | None:
     """For ``column``'s value in variable ``name``: an expression true when it is storable as it is, and the
     sanitiser that makes it storable otherwise (problems say ``field``). ``None``: any value is storable.
 
@@ -71,8 +71,11 @@ def _storability(column: sa.Column[Any], name: str, field: str) -> tuple[str, Sa
 class Layout:
     """One kind of value as rows of ``columns`` (in table order): how to write it, and where each column is read."""
 
+    table: sa.Table
     columns: tuple[str, ...]
     position: Mapping[str, int]  #: each column's index in a row
+    paths: tuple[str, ...]  #: the attribute (dotted path) of the value each column is filled from
+    converted: frozenset[str]  #: the columns filled by a converter rather than straight from their attribute
     source: str  #: the Python source of :meth:`row`, generated from the table (as attrs generates ``__init__``)
     _row: Callable[[Any, list[str]], list[Any]]
 
@@ -105,8 +108,10 @@ class Layout:
         checks: list[str] = []
         plain: list[str] = []
         sanitised: list[str] = []
+        paths: list[str] = []
         for i, column in enumerate(found):
             path = attribute(column.name)
+            paths.append(path)
             if not all(part.isidentifier() for part in path.split(".")):
                 raise ValueError(f"{table.name}.{column.name}: {path!r} is not an attribute path")
             read = f"value.{path}.value" if isinstance(column.type, sa.Enum) else f"value.{path}"
@@ -118,12 +123,12 @@ class Layout:
                 sanitised.append(name)
                 continue
             lines.append(f"    {name} = list({read})" if isinstance(column.type, pg.ARRAY) else f"    {name} = {read}")
-            storability = _storability(column, name, f"{field_prefix}{column.name}")
-            if storability is None:
+            storable = storability(column, name, f"{field_prefix}{column.name}")
+            if storable is None:
                 sanitised.append(name)
                 continue
-            checks.append(storability[0])
-            namespace[f"sanitise_{i}"] = storability[1]
+            checks.append(storable[0])
+            namespace[f"sanitise_{i}"] = storable[1]
             sanitised.append(f"sanitise_{i}({name}, problems)")
         if checks:
             lines.append(f"    if {' and '.join(checks)}:  # the common case: nothing to sanitise")
@@ -132,8 +137,11 @@ class Layout:
         source = "\n".join(lines) + "\n"
         exec(compile(source, f"<row layout of {table.name}>", "exec"), namespace)  # noqa: S102 - our own columns only
         return cls(
+            table=table,
             columns=tuple(columns),
             position={name: i for i, name in enumerate(columns)},
+            paths=tuple(paths),
+            converted=frozenset(converted),
             source=source,
             row=namespace["row"],
         )

@@ -31,13 +31,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import psycopg
 import psycopg.sql
 
-from revaer_core import RuntimeStore, StoreRole
+from revaer_core import RuntimeStore, StartedInWith, StoreRole
 from revaer_runtime_pg.embedded import Postmaster, find_binaries
 
 SERVER_USER = "postgres"
@@ -66,11 +65,11 @@ class ClusterError(RuntimeError):
     """A private cluster could not be made, started or stopped; the message quotes its log."""
 
 
-class PrivateCluster:
+class PrivateCluster(StartedInWith):
     """A PostgreSQL server of the test's own, in a temp dir, on a free 127.0.0.1 port (trust auth).
 
     ``start``/``stop``/``kill``/``restart`` keep the port, so :attr:`url` stays valid across
-    outages. ``close`` stops it and deletes everything; use it as a context manager.
+    outages. ``close`` stops it and deletes everything; ``with`` starts it and closes it.
     """
 
     _template: Path | None = None
@@ -207,15 +206,6 @@ class PrivateCluster:
             if self.running:
                 self._pg_ctl("stop", "-w", "-m", "immediate", "-t", "30")
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> PrivateCluster:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- internals -----------------------------------------------------------------------
 

@@ -167,15 +167,15 @@ def _has_all(params: lt.add_torrent_params, info: lt.torrent_info) -> bool:
     return len(have) >= pieces and all(have[:pieces])
 
 
-def _is_finished(params: lt.add_torrent_params, info: lt.torrent_info) -> bool:
+def _is_finished(params: lt.add_torrent_params, info: lt.torrent_info, progress: tuple[int, int] | None) -> bool:
     """Whether resume data ``params`` has every wanted byte: what libtorrent then calls finished, and seeds.
 
     A torrent with a deselected file never has every piece, yet it is as done
-    as it will be: it restores seeding, not downloading.
+    as it will be: it restores seeding, not downloading. ``progress`` is
+    :func:`resumed_progress` of ``params``, which the restore also publishes.
     """
     if params.flags & lt.torrent_flags.seed_mode or _has_all(params, info):
         return True
-    progress = resumed_progress(params)
     return progress is not None and progress[0] == progress[1]
 
 
@@ -244,6 +244,7 @@ def session_settings(
         "enable_lsd": settings.enable_lsd,
         "enable_upnp": settings.enable_upnp,
         "enable_natpmp": settings.enable_natpmp,
+        "connections_limit": settings.connections_limit,
         "alert_mask": _ALERT_MASK,
         "alert_queue_size": ALERT_QUEUE_SIZE,
         "user_agent": "Revaer/0.1 libtorrent/" + lt.__version__,
@@ -268,6 +269,7 @@ class _Torrent:
     described: bool = False  #: restored with its metadata and complete: its add alert publishes nothing
     dirty: bool = False  #: resume data changed since the last save
     pieces: bool = False  #: pieces passed their hash check since the last save
+    wrote: bool = False  #: pieces passed their hash check this run: the shutdown save flushes them to disk first
     #: libtorrent has checked what the torrent was added with; until then a restore from resume data re-reads
     #: the pieces that resume data holds, each with a ``piece_finished_alert``, and none is new
     checked: bool = True
@@ -310,7 +312,6 @@ class LibtorrentEngine:
         self._by_handle: dict[lt.torrent_handle, _Torrent] = {}
         self._removing: dict[lt.torrent_handle, uuid.UUID] = {}
         self._saves_pending = 0
-        self._saves_done = threading.Condition(self._lock)
         self._resume_out: list[tuple[uuid.UUID, bytes]] = []  #: saved by libtorrent, not yet handed to the store
         self._awaiting: set[uuid.UUID] = set()  #: torrents whose shutdown save has not answered yet
         self._throttle = LogThrottle(log)
@@ -394,18 +395,24 @@ class LibtorrentEngine:
                     log.warning("torrent %s: libtorrent refused it at restore (%s); not restored",
                                 request.torrent_id, alert.error.message())  # fmt: skip
                     continue
-                restored.append(self._restored(request.torrent_id, alert.handle, params, by_source=by_source))
-                if not by_source:
-                    self._publish_resumed(request.torrent_id, params)
+                progress = resumed_progress(params)  # counted over every file: once per torrent
+                restored.append(self._restored(request.torrent_id, alert.handle, params, progress, by_source))
+                if not by_source and progress is not None:
+                    self._publish_resumed(request.torrent_id, progress)
         for request, _, _ in waiting.values():
             log.warning("torrent %s: libtorrent did not add it within %g s at restore; not restored",
                         request.torrent_id, CLOSE_TIMEOUT_S)  # fmt: skip
         return restored
 
     def _restored(
-        self, torrent_id: uuid.UUID, handle: lt.torrent_handle, params: lt.add_torrent_params, *, by_source: bool
+        self,
+        torrent_id: uuid.UUID,
+        handle: lt.torrent_handle,
+        params: lt.add_torrent_params,
+        progress: tuple[int, int] | None,
+        by_source: bool,
     ) -> RestoredTorrent:
-        """Track a restored torrent and say what it is, from what it was added with.
+        """Track a restored torrent and say what it is, from what it was added with (and resumes ``progress`` of).
 
         A torrent whose metadata is known is described here, so its add alert
         publishes nothing: the store already holds its name, folder and files.
@@ -415,7 +422,7 @@ class LibtorrentEngine:
         """
         paused = bool(params.flags & lt.torrent_flags.paused)
         info = params.ti
-        complete = info is not None and _is_finished(params, info)
+        complete = info is not None and _is_finished(params, info, progress)
         if paused:
             state = TorrentState.STOPPED
         elif info is None:
@@ -431,18 +438,16 @@ class LibtorrentEngine:
         name = info.name() if info is not None else params.name
         return RestoredTorrent(torrent_id=torrent_id, name=name or None, state=state, complete=complete)
 
-    def _publish_resumed(self, torrent_id: uuid.UUID, params: lt.add_torrent_params) -> None:
-        """Publish the progress the resume data brings back, before the catalog is shown to anyone.
+    def _publish_resumed(self, torrent_id: uuid.UUID, progress: tuple[int, int]) -> None:
+        """Publish the ``progress`` the resume data brings back, before the catalog is shown to anyone.
 
         The store's status may be newer than the resume data (a crash between
         the two writes); the catalog then shows what the engine resumes from,
         and from there on only grows, instead of showing the stored figure and
         falling back once libtorrent has read its resume data.
         """
-        progress = resumed_progress(params)
-        if progress is not None:
-            done, total = progress
-            self._publish(ProgressUpdated(torrent_id=torrent_id, downloaded=done, total=total, download_bps=0))
+        done, total = progress
+        self._publish(ProgressUpdated(torrent_id=torrent_id, downloaded=done, total=total, download_bps=0))
 
     def _restore_params(self, request: RestoreRequest) -> tuple[lt.add_torrent_params, bool] | None:
         """Parameters from the resume data when it is readable and of this torrent, else from the source.
@@ -486,45 +491,61 @@ class LibtorrentEngine:
 
         Every torrent is asked at once (``only_if_modified`` for those with
         nothing new since their last save, whose blob the store has or the
-        writer holds); the alerts are collected and handed over in one batch.
-        Returns the torrents whose resume data did not arrive in time (their
-        older data is used at the next start).
+        writer holds); the alert thread collects the answers and ends once the
+        last is in, and the round goes to the store in one batch. Returns the
+        torrents whose resume data did not arrive in time (their older data is
+        used at the next start).
         """
         if self._closed or self._session is None:
             self._closed = True
             return ()
-        self._closed = True
         atexit.unregister(self.close)
-        end = time.monotonic() + max(0.0, timeout)
-        unsaved: tuple[uuid.UUID, ...] = ()
+        started = time.monotonic()
+        end = started + max(0.0, timeout)
         try:
-            unsaved = self._save_all(deadline=end - max(0.0, timeout) * SESSION_STOP_SHARE)
+            asked = self._ask_all()
+            if self._thread is not None:  # it ends by itself once the round is in
+                self._thread.join(max(0.0, end - max(0.0, timeout) * SESSION_STOP_SHARE - time.monotonic()))
         finally:
             self._stop.set()
             if self._thread is not None:
                 self._thread.join(max(0.0, end - time.monotonic()))
+            with self._lock:
+                unsaved, self._awaiting = tuple(self._awaiting), set()
+            if unsaved:
+                log.warning("gave up waiting for resume data of %d torrent(s) at shutdown", len(unsaved))
             self._submit_resume()  # everything the shutdown round collected, in one batch
+            saved = time.monotonic()
             self._session = None  # libtorrent's destructor stops the network thread
+        log.info("engine closed: resume data of %d torrent(s) asked for, in after %.2f s; session stopped in %.2f s",
+                 asked, saved - started, time.monotonic() - saved)  # fmt: skip
         return unsaved
 
-    def _save_all(self, deadline: float) -> tuple[uuid.UUID, ...]:
-        """Ask every torrent for its resume data at once and wait for the alerts; returns those that never came."""
-        changed = lt.torrent_handle.save_info_dict | lt.torrent_handle.flush_disk_cache
+    def _ask_all(self) -> int:
+        """Ask every torrent for its resume data at once; the alert thread ends once every answer is in.
+
+        Returns how many were asked. Closing and asking under one hold of the
+        lock: the alert thread never sees the engine closed with the round not
+        yet asked for.
+        """
         with self._lock:
+            self._closed = True
             for torrent in self._by_id.values():
                 if torrent.handle.is_valid():
-                    ours = torrent.dirty or torrent.pieces  # libtorrent may not count all of these as modified
-                    torrent.handle.save_resume_data(changed if ours else changed | lt.torrent_handle.only_if_modified)
+                    flags = lt.torrent_handle.save_info_dict
+                    if torrent.wrote:  # a torrent that wrote nothing this run has nothing to flush: no disk job
+                        flags |= lt.torrent_handle.flush_disk_cache
+                    if not (torrent.dirty or torrent.pieces):  # libtorrent may not count all of ours as modified
+                        flags |= lt.torrent_handle.only_if_modified
+                    torrent.handle.save_resume_data(flags)
                     self._awaiting.add(torrent.torrent_id)
                     self._saves_pending += 1
-            while self._saves_pending > 0 and self._thread is not None and self._thread.is_alive():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    log.warning("gave up waiting for resume data of %d torrent(s) at shutdown", len(self._awaiting))
-                    break
-                self._saves_done.wait(left)
-            unsaved, self._awaiting = tuple(self._awaiting), set()
-        return unsaved
+            return len(self._awaiting)
+
+    def _round_is_in(self) -> bool:
+        """Whether the engine is closed and every resume-data save it asked for has answered: the alert thread ends."""
+        with self._lock:
+            return self._closed and self._saves_pending == 0
 
     # -- commands ----------------------------------------------------------------------
 
@@ -701,7 +722,9 @@ class LibtorrentEngine:
             session.wait_for_alert(self.settings.alert_poll_ms)
             for alert in session.pop_alerts():
                 self._dispatch_safely(alert)
-            if not self._closed:  # at shutdown, close() hands the whole round over at once
+            if self._round_is_in():
+                return  # close() hands the whole round over at once
+            if not self._closed:
                 self._submit_resume()
             now = time.monotonic()
             if now >= next_status:
@@ -766,7 +789,7 @@ class LibtorrentEngine:
         if isinstance(alert, lt.piece_finished_alert):  # the most frequent alert: first, and only a flag
             piece_torrent = self._lookup(alert.handle)
             if piece_torrent is not None and piece_torrent.checked:
-                piece_torrent.pieces = True
+                piece_torrent.pieces = piece_torrent.wrote = True
             return
         if isinstance(alert, lt.state_update_alert):
             for status in alert.status:
@@ -961,7 +984,6 @@ class LibtorrentEngine:
                 if torrent is not None:
                     self._awaiting.discard(torrent.torrent_id)
                 self._saves_pending = max(0, self._saves_pending - 1)
-                self._saves_done.notify_all()
 
     def _submit_resume(self) -> None:
         """Hand the collected resume data to the store in one batch (the writer, in a daemon: no wait)."""
