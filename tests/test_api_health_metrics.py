@@ -5,8 +5,10 @@ HEAD on both answers over a real server (uvicorn): the headers of a GET, no body
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,18 +16,24 @@ from litestar.testing import TestClient
 
 from revaer_core import RuntimeStore
 from revaer_core.api.app import create_app
+from revaer_core.api.probe import RECENT_S, StoreProbe
 from revaer_core.api.server import ApiServer
 from revaer_core.bus import EventBus
 from revaer_core.contract import samples
-from revaer_core.health import RUNTIME_STORE, HealthBoard
+from revaer_core.health import RUNTIME_STORE, HealthBoard, StoreHealth
 from revaer_core.metrics import Metrics
 from revaer_core.orchestrator import StoreWriter, TorrentOrchestrator
 from revaer_core.plugins import implemented_hooks
 from revaer_core.query import MAX_PAGE_SIZE
 from revaer_core.testing.jobs import job_started
+from revaer_core.testing.waiting import wait_for
 from revaer_runtime_memory import MemoryStore
 from tests.support.stores import SECRET, FaultyStore
 from tests.support.surfaces import problem, seed_jobs, seed_torrents
+
+#: Seconds within which /health shows a store going down or coming back: an answer up to RECENT_S old,
+#: then the probe the request asked for, with room for a loaded machine.
+QUICKLY_S = RECENT_S + 2.0
 
 
 def sample(text: str, series: str) -> float | None:
@@ -59,6 +67,8 @@ def test_health_reports_a_down_store_and_its_recovery(faulty: tuple[RuntimeStore
     with TestClient(create_app(store), base_url="http://127.0.0.1") as api:
         assert api.get("/health").json()["status"] == "ok"
         plugin.down = True
+        # an answer may come from a probe up to RECENT_S old; the one that request asked for finds the outage
+        wait_for(lambda: api.get("/health").json()["status"] == "degraded", "/health to report the outage", QUICKLY_S)
         body = api.get("/health").json()
         assert body["status"] == "degraded"
         assert body["store"]["ok"] is False
@@ -73,8 +83,36 @@ def test_health_reports_a_down_store_and_its_recovery(faulty: tuple[RuntimeStore
         assert api.get("/v1/fsops/jobs").status_code == 503
 
         plugin.down = False
-        assert api.get("/health").json()["status"] == "ok"
+        wait_for(lambda: api.get("/health").json()["status"] == "ok", "/health to report the recovery", QUICKLY_S)
         assert len(api.get("/v1/torrents").json()["items"]) == 2
+
+
+def test_health_answers_from_a_recent_probe_at_once_and_from_a_fresh_one_otherwise() -> None:
+    """A probe younger than ``recent`` is the answer, even while the next one hangs; an older one is not."""
+    found = [StoreHealth(ok=True, detail="first")]
+    gate = threading.Event()
+    gate.set()
+
+    def check() -> StoreHealth:
+        gate.wait()
+        return found[0]
+
+    probe = StoreProbe(check)
+
+    async def reports() -> list[StoreHealth]:
+        first = await probe.report(wait=30)  # nothing probed yet: waits for the first probe
+        found[0] = StoreHealth(ok=False, detail="second")
+        gate.clear()
+        recent = await probe.report(wait=30, recent=60)  # asks for a probe, which hangs, and answers from the first
+        gate.set()
+        fresh = await probe.report(wait=30, recent=0)  # the first is too old: waits for a probe it asked for
+        return [first, recent, fresh]
+
+    try:
+        assert [report.detail for report in asyncio.run(reports())] == ["first", "first", "second"]
+    finally:
+        gate.set()
+        probe.close()
 
 
 def test_metrics_counters_move_and_jobs_are_counted_by_status(store: RuntimeStore) -> None:

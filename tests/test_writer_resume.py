@@ -213,3 +213,26 @@ def test_a_stop_past_its_deadline_is_not_called_clean() -> None:
     assert on_time.clean and on_time.summary() == "stopped cleanly"
     assert late.late and not late.clean
     assert late.summary() == "stopped in 12.50 s, past the shutdown deadline of 10 s"
+
+
+def test_a_stop_logs_how_long_each_part_took_in_stop_order(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from revaer_core.daemon import Daemon
+    from revaer_core.settings import EngineSettings, Settings
+
+    settings = Settings(
+        runtime=RuntimeSettings(backend="memory", data_dir=tmp_path / "data"),
+        engine=EngineSettings(download_dir=tmp_path / "downloads"),
+    )
+    store = RuntimeStore.open(RecordingStore(), name="memory", data_dir=tmp_path / "data")
+    script = SimulationScript(torrents=3, steps=400, save_path=tmp_path / "downloads")
+    daemon = Daemon(settings, engine=SimulatedEngineFactory(script), serve_api=False, store=store)
+    daemon.start()
+    wait_for(lambda: len(store.load_torrents()) == 3, "the statuses to be stored")
+    with caplog.at_level("INFO", logger="revaer_core.daemon"):
+        report = daemon.stop()
+    assert report.clean, report
+    assert [part for part, _ in report.phases] == ["engine", "FsOps", "last flush"]  # no API, a store of the caller's
+    assert sum(seconds for _, seconds in report.phases) <= report.seconds
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("revaer stopped cleanly")]
+    assert said == [f"revaer stopped cleanly in {report.seconds:.2f} s ({report.timings()})"], said
+    assert report.timings().startswith("engine ") and ", FsOps " in report.timings()

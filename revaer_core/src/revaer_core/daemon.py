@@ -74,6 +74,11 @@ class ShutdownReport:
     started: bool = True  #: ``False`` when the start itself failed
     unsaved_resume: tuple[UUID, ...] = ()  #: torrents whose latest resume data did not reach the store
     deadline_s: float | None = None  #: the shutdown deadline it ran against
+    phases: tuple[tuple[str, float], ...] = ()  #: seconds each part of the stop took, in order
+
+    def timings(self) -> str:
+        """Where the stop's time went, for the log line: ``API 0.10 s, engine 0.62 s, ...``."""
+        return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.phases)
 
     @property
     def late(self) -> bool:
@@ -218,7 +223,28 @@ class Daemon:
     # -- start ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the store, hydrate, start the engine, reconcile, resume FsOps, serve the API."""
+        """Open the store, hydrate, start the engine, reconcile, resume FsOps, serve the API.
+
+        The cyclic garbage collector is paused meanwhile: the start imports the
+        store's and the API's modules and builds the catalog, hundreds of
+        thousands of objects that live as long as the daemon, and each time the
+        heap grew by a quarter the collector walked all of it again (a third of
+        a 2,000-torrent start, measured). Once started, what it built is frozen
+        out of the collector's way (a full collection walking it stopped every
+        thread for half a second at 10,000 torrents), with the few cycles the
+        imports left (about a megabyte): collecting them cost 0.1 s of the start.
+        """
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._start()
+        finally:
+            if self._started:
+                gc.freeze()
+            if collecting:
+                gc.enable()
+
+    def _start(self) -> None:
         started = time.perf_counter()
         # the API's modules (Litestar, uvicorn) take as long to import as the rest: on a thread, while the store
         # opens and the engine restores, which wait on PostgreSQL and libtorrent more than they compute
@@ -272,10 +298,6 @@ class Daemon:
             )
             self.watch.start()
         self._started = True
-        # What start built lives as long as the daemon: out of the collector's way, a full collection
-        # no longer walks it, which at 10,000 torrents stopped every thread for half a second at a time.
-        gc.collect()
-        gc.freeze()
         log.info(
             "revaer is running: %s store, %s engine, %d torrent(s), started in %.2f s%s",
             self.store.backend or "no",
@@ -352,16 +374,37 @@ class Daemon:
         def left() -> float:
             return max(0.0, deadline - (time.monotonic() - started))
 
+        phases: list[tuple[str, float]] = []
+        lap = time.monotonic()
+
+        def done(part: str) -> None:
+            nonlocal lap
+            now = time.monotonic()
+            phases.append((part, now - lap))
+            lap = now
+
         if self.watch is not None:  # first: an add in flight finishes while the engine and store are still there
             self.watch.stop(timeout=left())
+            done("watch folder")
         if self.api is not None:
             self.api.stop(timeout=left())
+            done("API")
         # the engine's last resume data goes to the writer, which stores it after the statuses it holds
-        unsaved: Sequence[UUID] = self.engine.close(left()) if self.engine is not None else ()
-        unrecorded: Sequence[JobTransition] = self.fsops.close(left()) if self.fsops is not None else ()
-        drained = self.orchestrator.close(left()) if self.orchestrator is not None else DrainReport(unwritten=())
+        unsaved: Sequence[UUID] = ()
+        if self.engine is not None:
+            unsaved = self.engine.close(left())
+            done("engine")
+        unrecorded: Sequence[JobTransition] = ()
+        if self.fsops is not None:
+            unrecorded = self.fsops.close(left())
+            done("FsOps")
+        drained = DrainReport(unwritten=())
+        if self.orchestrator is not None:
+            drained = self.orchestrator.close(left())
+            done("last flush")
         if self.store is not None and self._given_store is None:
             self._close_store(self.store, left())
+            done("store")
         if self._previous_excepthook is not None:
             threading.excepthook, self._previous_excepthook = self._previous_excepthook, None
         gc.unfreeze()  # a process that runs daemons one after another (a test) collects them again
@@ -373,15 +416,17 @@ class Daemon:
             failure=self.failure,
             started=self._started,
             deadline_s=deadline,
+            phases=tuple(phases),
         )
         if report.clean:
-            log.info("revaer stopped cleanly in %.2f s", report.seconds)
+            log.info("revaer stopped cleanly in %.2f s (%s)", report.seconds, report.timings())
         elif not report.started:
             log.info("revaer did not start; what had started stopped in %.2f s", report.seconds)
         elif report.unwritten():
-            log.warning("revaer stopped in %.2f s with %s", report.seconds, report.unwritten())
+            log.warning("revaer stopped in %.2f s (%s) with %s", report.seconds, report.timings(), report.unwritten())
         elif report.late:
-            log.warning("revaer stopped in %.2f s, past the shutdown deadline of %g s", report.seconds, deadline)
+            log.warning("revaer stopped in %.2f s (%s), past the shutdown deadline of %g s", report.seconds,
+                        report.timings(), deadline)  # fmt: skip
         return report
 
     @staticmethod

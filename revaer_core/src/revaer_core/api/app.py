@@ -206,16 +206,19 @@ def _host_name(host: str) -> str:
     return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
-def _check_ref(request: Request[Any, Any, Any]) -> None:
-    """A ``{torrent_id}`` in the path must have a form the document states, on every route that has one."""
+async def _check_ref(request: Request[Any, Any, Any]) -> None:
+    """A ``{torrent_id}`` in the path must have a form the document states, on every route that has one.
+
+    Async, as :func:`_check_loopback_request`, so that Litestar runs it on the loop, not on a worker thread.
+    """
     ref = request.path_params.get("torrent_id")
     if isinstance(ref, str):
         request.app.plugins.get(TorrentRefSchema).check(ref)
 
 
-def _check_loopback_request(request: Request[Any, Any, Any]) -> None:
+async def _check_loopback_request(request: Request[Any, Any, Any]) -> None:
     _check_host(request)
-    _check_ref(request)
+    await _check_ref(request)
 
 
 def _check_host(request: Request[Any, Any, Any]) -> None:

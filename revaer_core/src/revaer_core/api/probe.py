@@ -2,10 +2,17 @@
 
 A store whose server hangs (stopped by SIGSTOP, a dead network path) would
 hold a ``/health`` request for as long as its driver waits. Here one thread
-asks the store, and the handler only reads what it found: it may wait up to
-:data:`FRESH_WAIT_S` for a probe started after the request (so a change is
-seen at once when the store answers quickly), and a probe still unanswered
-after :data:`STALL_S` is itself the report: the store is not answering.
+asks the store, and the handler only reads what it found. Every request asks
+for a new probe; it answers at once from the last one when that started
+less than :data:`RECENT_S` ago, and otherwise waits up to
+:data:`FRESH_WAIT_S` for the one it asked for (so a store checked rarely is
+seen as it is now when it answers quickly). A probe still unanswered after
+:data:`STALL_S` is itself the report: the store is not answering.
+
+Not waiting when the last answer is recent is what keeps ``/health`` fast
+under load: the probe's thread, and the loop it hands the answer back to,
+each wait for the GIL, up to a switch interval a time, behind whatever
+thread is busy (the engine's, publishing events).
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from revaer_core.health import StoreHealth
 INTERVAL_S = 5.0
 #: Most seconds a ``/health`` request waits for a fresh probe before it answers from the last one.
 FRESH_WAIT_S = 0.25
+#: Age in seconds (from its start) below which the last probe's answer is given without waiting for a
+#: fresh one: how old the store's health in a ``/health`` answer may be while someone polls.
+RECENT_S = 0.5
 #: Seconds a probe may go unanswered before the store is reported as not answering.
 STALL_S = 0.5
 
@@ -34,6 +44,7 @@ class StoreProbe:
         self._interval = interval
         self._cond = threading.Condition()
         self._result: StoreHealth | None = None
+        self._result_at = 0.0  #: when the probe that found ``_result`` started (monotonic)
         self._finished = 0  #: probes finished
         self._started_at: float | None = None  #: when the probe in flight started; None when idle
         self._wanted = False
@@ -82,22 +93,27 @@ class StoreProbe:
                 return StoreHealth(ok=False, detail="the store's first health check has not finished yet")
             return self._result
 
-    async def report(self, wait: float = FRESH_WAIT_S) -> StoreHealth:
-        """The store's health now: a probe asked for by this call if it answers within ``wait`` seconds, else the last.
+    async def report(self, wait: float = FRESH_WAIT_S, recent: float = RECENT_S) -> StoreHealth:
+        """The store's health: the last probe's if it started less than ``recent`` seconds ago, else a fresh one's.
 
-        Returns within about ``wait`` seconds whatever the store does, and
-        holds no worker thread meanwhile (they may all be waiting on the store).
+        The fresh probe is asked for in any case, so that the next call finds
+        a recent answer. It is waited for at most ``wait`` seconds, then the
+        last answer is given (or that the store is not answering). Returns
+        within about ``wait`` seconds whatever the store does, and holds no
+        worker thread meanwhile (they may all be waiting on the store).
         """
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         ticket = self.ask()
         with self._cond:
-            if self._finished >= ticket or self._closed:
+            fresh_enough = self._result is not None and time.monotonic() - self._result_at < recent
+            if fresh_enough or self._finished >= ticket or self._closed:
                 done.set_result(None)
             else:
                 self._waiters.append((ticket, loop, done))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(done), wait)
+        if not done.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(done), wait)
         return self.current()
 
     def _run(self) -> None:
@@ -108,10 +124,10 @@ class StoreProbe:
                 if self._closed:
                     return
                 self._wanted = False
-                self._started_at = time.monotonic()
+                self._started_at = started = time.monotonic()
             result = self._check()  # the check itself turns every failure into a report
             with self._cond:
-                self._result = result
+                self._result, self._result_at = result, started
                 self._started_at = None
                 self._finished += 1
                 self._cond.notify_all()

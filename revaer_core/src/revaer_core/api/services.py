@@ -208,10 +208,13 @@ def may_read(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     return _access(connection).may_read(connection.headers.get("authorization", ""))
 
 
-def require_read_access(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def require_read_access(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Off loopback every route needs a token (the read-only one will do), the OpenAPI document included.
 
     Exempt: routes marked :data:`PUBLIC`, and ``/metrics`` when ``[api] metrics_public`` is set.
+    Async though it never waits, as every guard and hook here: Litestar runs a
+    sync one on a worker thread, two thread hops per request that, with the
+    engine's thread holding the GIL, cost a switch interval each way.
     """
     access = _access(connection)
     if handler.opt.get("revaer_public") or (handler.opt.get("revaer_metrics") and access.metrics_public):
@@ -223,7 +226,7 @@ def require_read_access(connection: ASGIConnection[Any, Any, Any, Any], handler:
         )
 
 
-def require_write_access(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def require_write_access(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Every write needs ``Authorization: Bearer <token>``, on loopback too; the read-only token gets 403.
 
     A web page cannot read the token, so no page a user visits can act on the

@@ -244,6 +244,7 @@ def session_settings(
         "enable_lsd": settings.enable_lsd,
         "enable_upnp": settings.enable_upnp,
         "enable_natpmp": settings.enable_natpmp,
+        "connections_limit": settings.connections_limit,
         "alert_mask": _ALERT_MASK,
         "alert_queue_size": ALERT_QUEUE_SIZE,
         "user_agent": "Revaer/0.1 libtorrent/" + lt.__version__,
@@ -268,6 +269,10 @@ class _Torrent:
     described: bool = False  #: restored with its metadata and complete: its add alert publishes nothing
     dirty: bool = False  #: resume data changed since the last save
     pieces: bool = False  #: pieces passed their hash check since the last save
+    wrote: bool = False  #: pieces passed their hash check this run: the shutdown save flushes them to disk first
+    #: libtorrent has checked what the torrent was added with; until then a restore from resume data re-reads
+    #: the pieces that resume data holds, each with a ``piece_finished_alert``, and none is new
+    checked: bool = True
     native_states: list[str] = attrs.field(factory=list)
 
 
@@ -307,7 +312,6 @@ class LibtorrentEngine:
         self._by_handle: dict[lt.torrent_handle, _Torrent] = {}
         self._removing: dict[lt.torrent_handle, uuid.UUID] = {}
         self._saves_pending = 0
-        self._saves_done = threading.Condition(self._lock)
         self._resume_out: list[tuple[uuid.UUID, bytes]] = []  #: saved by libtorrent, not yet handed to the store
         self._awaiting: set[uuid.UUID] = set()  #: torrents whose shutdown save has not answered yet
         self._throttle = LogThrottle(log)
@@ -392,7 +396,7 @@ class LibtorrentEngine:
                                 request.torrent_id, alert.error.message())  # fmt: skip
                     continue
                 progress = resumed_progress(params)  # counted over every file: once per torrent
-                restored.append(self._restored(request.torrent_id, alert.handle, params, progress))
+                restored.append(self._restored(request.torrent_id, alert.handle, params, progress, by_source))
                 if not by_source and progress is not None:
                     self._publish_resumed(request.torrent_id, progress)
         for request, _, _ in waiting.values():
@@ -406,11 +410,15 @@ class LibtorrentEngine:
         handle: lt.torrent_handle,
         params: lt.add_torrent_params,
         progress: tuple[int, int] | None,
+        by_source: bool,
     ) -> RestoredTorrent:
         """Track a restored torrent and say what it is, from what it was added with (and resumes ``progress`` of).
 
         A torrent whose metadata is known is described here, so its add alert
         publishes nothing: the store already holds its name, folder and files.
+        One restored from its resume data saves none for the pieces that data
+        brought back (a restart would otherwise save every torrent again at once);
+        one restored from its source does, as libtorrent finds them on disk.
         """
         paused = bool(params.flags & lt.torrent_flags.paused)
         info = params.ti
@@ -426,6 +434,7 @@ class LibtorrentEngine:
             torrent.state = state
             torrent.described = info is not None and complete
             torrent.completed = complete  # a restored seed completes no more this run
+            torrent.checked = by_source
         name = info.name() if info is not None else params.name
         return RestoredTorrent(torrent_id=torrent_id, name=name or None, state=state, complete=complete)
 
@@ -482,45 +491,61 @@ class LibtorrentEngine:
 
         Every torrent is asked at once (``only_if_modified`` for those with
         nothing new since their last save, whose blob the store has or the
-        writer holds); the alerts are collected and handed over in one batch.
-        Returns the torrents whose resume data did not arrive in time (their
-        older data is used at the next start).
+        writer holds); the alert thread collects the answers and ends once the
+        last is in, and the round goes to the store in one batch. Returns the
+        torrents whose resume data did not arrive in time (their older data is
+        used at the next start).
         """
         if self._closed or self._session is None:
             self._closed = True
             return ()
-        self._closed = True
         atexit.unregister(self.close)
-        end = time.monotonic() + max(0.0, timeout)
-        unsaved: tuple[uuid.UUID, ...] = ()
+        started = time.monotonic()
+        end = started + max(0.0, timeout)
         try:
-            unsaved = self._save_all(deadline=end - max(0.0, timeout) * SESSION_STOP_SHARE)
+            asked = self._ask_all()
+            if self._thread is not None:  # it ends by itself once the round is in
+                self._thread.join(max(0.0, end - max(0.0, timeout) * SESSION_STOP_SHARE - time.monotonic()))
         finally:
             self._stop.set()
             if self._thread is not None:
                 self._thread.join(max(0.0, end - time.monotonic()))
+            with self._lock:
+                unsaved, self._awaiting = tuple(self._awaiting), set()
+            if unsaved:
+                log.warning("gave up waiting for resume data of %d torrent(s) at shutdown", len(unsaved))
             self._submit_resume()  # everything the shutdown round collected, in one batch
+            saved = time.monotonic()
             self._session = None  # libtorrent's destructor stops the network thread
+        log.info("engine closed: resume data of %d torrent(s) asked for, in after %.2f s; session stopped in %.2f s",
+                 asked, saved - started, time.monotonic() - saved)  # fmt: skip
         return unsaved
 
-    def _save_all(self, deadline: float) -> tuple[uuid.UUID, ...]:
-        """Ask every torrent for its resume data at once and wait for the alerts; returns those that never came."""
-        changed = lt.torrent_handle.save_info_dict | lt.torrent_handle.flush_disk_cache
+    def _ask_all(self) -> int:
+        """Ask every torrent for its resume data at once; the alert thread ends once every answer is in.
+
+        Returns how many were asked. Closing and asking under one hold of the
+        lock: the alert thread never sees the engine closed with the round not
+        yet asked for.
+        """
         with self._lock:
+            self._closed = True
             for torrent in self._by_id.values():
                 if torrent.handle.is_valid():
-                    ours = torrent.dirty or torrent.pieces  # libtorrent may not count all of these as modified
-                    torrent.handle.save_resume_data(changed if ours else changed | lt.torrent_handle.only_if_modified)
+                    flags = lt.torrent_handle.save_info_dict
+                    if torrent.wrote:  # a torrent that wrote nothing this run has nothing to flush: no disk job
+                        flags |= lt.torrent_handle.flush_disk_cache
+                    if not (torrent.dirty or torrent.pieces):  # libtorrent may not count all of ours as modified
+                        flags |= lt.torrent_handle.only_if_modified
+                    torrent.handle.save_resume_data(flags)
                     self._awaiting.add(torrent.torrent_id)
                     self._saves_pending += 1
-            while self._saves_pending > 0 and self._thread is not None and self._thread.is_alive():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    log.warning("gave up waiting for resume data of %d torrent(s) at shutdown", len(self._awaiting))
-                    break
-                self._saves_done.wait(left)
-            unsaved, self._awaiting = tuple(self._awaiting), set()
-        return unsaved
+            return len(self._awaiting)
+
+    def _round_is_in(self) -> bool:
+        """Whether the engine is closed and every resume-data save it asked for has answered: the alert thread ends."""
+        with self._lock:
+            return self._closed and self._saves_pending == 0
 
     # -- commands ----------------------------------------------------------------------
 
@@ -697,7 +722,9 @@ class LibtorrentEngine:
             session.wait_for_alert(self.settings.alert_poll_ms)
             for alert in session.pop_alerts():
                 self._dispatch_safely(alert)
-            if not self._closed:  # at shutdown, close() hands the whole round over at once
+            if self._round_is_in():
+                return  # close() hands the whole round over at once
+            if not self._closed:
                 self._submit_resume()
             now = time.monotonic()
             if now >= next_status:
@@ -761,8 +788,8 @@ class LibtorrentEngine:
     def _dispatch(self, alert: lt.alert) -> None:
         if isinstance(alert, lt.piece_finished_alert):  # the most frequent alert: first, and only a flag
             piece_torrent = self._lookup(alert.handle)
-            if piece_torrent is not None:
-                piece_torrent.pieces = True
+            if piece_torrent is not None and piece_torrent.checked:
+                piece_torrent.pieces = piece_torrent.wrote = True
             return
         if isinstance(alert, lt.state_update_alert):
             for status in alert.status:
@@ -795,6 +822,9 @@ class LibtorrentEngine:
                 torrent.dirty = torrent.dirty or news
             if news:
                 self._publish_state(torrent, _mapped(alert.state))
+        elif isinstance(alert, lt.torrent_checked_alert):
+            with self._lock:
+                torrent.checked = True  # pieces finished from now on are new
         elif isinstance(alert, lt.torrent_finished_alert):
             self._on_finished(torrent)
         elif isinstance(alert, lt.cache_flushed_alert):
@@ -954,7 +984,6 @@ class LibtorrentEngine:
                 if torrent is not None:
                     self._awaiting.discard(torrent.torrent_id)
                 self._saves_pending = max(0, self._saves_pending - 1)
-                self._saves_done.notify_all()
 
     def _submit_resume(self) -> None:
         """Hand the collected resume data to the store in one batch (the writer, in a daemon: no wait)."""

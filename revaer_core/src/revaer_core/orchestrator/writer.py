@@ -139,6 +139,7 @@ class StoreWriter:
         self._written = 0  #: every change numbered up to this one is in the store
         self._stopping = False
         self._failures = 0
+        self._taken = self._finished = time.monotonic()  #: when the thread last took a batch, and was done with it
         self._thread: threading.Thread | None = None
         self._sync_lock = threading.Lock()  # one synchronous write at a time keeps their order
         for name, kind, text in WRITER_SERIES:
@@ -168,7 +169,7 @@ class StoreWriter:
                     if previous is not status:
                         pending[status.id] = status  # newer progress of a torrent already waiting
                     elif len(pending) == 1 and not self._resume:
-                        self._cond.notify()  # the first entry: the writer starts its interval
+                        self._cond.notify()  # the first entry: the writer waits out the rest of its interval
                     self._ticket += 1
                     return self._ticket
         return self.upsert(status, progress_only=True)
@@ -246,7 +247,7 @@ class StoreWriter:
     def _queue(self, torrent_id: UUID, entry: Entry, urgent: bool) -> int:
         """Buffer ``entry`` (lock held) and wake the writer only when it has a reason to wake.
 
-        It waits for the first entry, then for the interval or an urgent one:
+        It waits for the first entry, then for the rest of the interval or an urgent one:
         waking it for every progress event would cost a thread switch per event.
         """
         first = not self._pending and not self._resume
@@ -274,6 +275,7 @@ class StoreWriter:
 
     def start(self) -> None:
         if self._thread is None:
+            self._taken = self._finished = time.monotonic()
             self._thread = threading.Thread(target=self._run, name="revaer-store-writer", daemon=True)
             self._thread.start()
 
@@ -290,13 +292,24 @@ class StoreWriter:
             return len(self._resume)
 
     def _take(self) -> tuple[dict[UUID, Entry], dict[UUID, bytes], int]:
-        """Wait for work, let it coalesce for one interval unless urgent, then take it all, with its last ticket."""
+        """Wait for work, let it coalesce for an interval unless urgent, then take it all, with its last ticket.
+
+        The wait ends one interval after the previous flush ended, and at the
+        latest one and a half intervals after it began: a flush that takes more
+        than half an interval shortens the wait after it (one that takes longer
+        than 1.5 intervals is followed by the next at once), so flushes begin at
+        most 1.5 intervals apart while each takes less than that, instead of an
+        interval plus however long the last one took. A quick flush keeps the
+        whole interval: each flush costs the event path too, as long as it holds
+        the statuses it writes.
+        """
         with self._cond:
             while not self._pending and not self._resume and not self._stopping:
                 self._cond.wait()
-            deadline = time.monotonic() + self._interval
+            deadline = min(self._finished + self._interval, self._taken + 1.5 * self._interval)
             while not self._urgent and not self._stopping and (remaining := deadline - time.monotonic()) > 0:
                 self._cond.wait(remaining)
+            self._taken = time.monotonic()
             batch, self._pending, self._urgent = self._pending, {}, False
             resume, self._resume = self._resume, {}
             self._inflight += bool(batch or resume)
@@ -312,6 +325,7 @@ class StoreWriter:
             # status the catalog replaced meanwhile alive, and the garbage collector ran over them again and again.
             del batch, resume
             with self._cond:
+                self._finished = time.monotonic()
                 self._inflight -= 1
                 if written:
                     self._written = max(self._written, ticket)

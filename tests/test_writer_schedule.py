@@ -1,0 +1,84 @@
+"""When the writer flushes: an interval after the previous flush, and at most 1.5 intervals after that one began."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from revaer_core import RuntimeStore, TorrentStatus, hookimpl
+from revaer_core.contract import samples
+from revaer_core.orchestrator import writer as writer_module
+from revaer_core.orchestrator.writer import StoreWriter
+from revaer_core.testing.waiting import wait_for
+from revaer_runtime_memory import MemoryStore
+
+INTERVAL = 60.0  #: long enough that a test passing never waited it out
+
+
+class GatedStore(MemoryStore):
+    """The memory store, whose first upsert waits inside the store until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    @hookimpl
+    def upsert_torrents(self, statuses: Sequence[TorrentStatus]) -> None:
+        if not self.entered.is_set():
+            self.entered.set()
+            self.gate.wait(30)
+        super().upsert_torrents(statuses)
+
+
+class SkewedTime:
+    """The ``time`` module as the writer sees it, with a monotonic clock the test moves forward."""
+
+    def __init__(self) -> None:
+        self.skew = 0.0
+        self.perf_counter = time.perf_counter
+        self.sleep = time.sleep
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.skew
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> SkewedTime:
+    skewed = SkewedTime()
+    monkeypatch.setattr(writer_module, "time", skewed)
+    return skewed
+
+
+def test_a_flush_longer_than_1_5_intervals_is_followed_by_the_next_at_once(clock: SkewedTime, tmp_path: Path) -> None:
+    plugin = GatedStore()
+    store = RuntimeStore.open(plugin, name="gated", options={}, data_dir=tmp_path)
+    writer = StoreWriter(store, interval=INTERVAL)
+    writer.start()
+    first = samples.status(1)
+    writer.upsert(first, urgent=True)
+    assert plugin.entered.wait(10), "the urgent status is flushed at once"
+    moved = samples.progressed(first, 7)
+    writer.progress(moved)  # waits in the buffer while the first flush runs
+    clock.skew += 1.5 * INTERVAL + 1  # ...and that flush takes longer than one and a half intervals
+    plugin.gate.set()
+    wait_for(lambda: store.get_torrent(first.id) == moved, timeout=10)
+    assert writer.close(deadline=5).complete
+
+
+def test_progress_after_a_quick_flush_waits_for_the_rest_of_the_interval(tmp_path: Path) -> None:
+    store = RuntimeStore.open(MemoryStore(), name="memory", options={}, data_dir=tmp_path)
+    writer = StoreWriter(store, interval=INTERVAL)
+    writer.start()
+    first = samples.status(1)
+    assert writer.wait_written(writer.upsert(first, urgent=True), timeout=10)
+    moved = samples.progressed(first, 7)
+    writer.progress(moved)
+    time.sleep(0.3)
+    assert store.get_torrent(first.id) == first, "progress coalesces for an interval after a quick flush"
+    assert writer.close(deadline=5).complete
+    assert store.get_torrent(first.id) == moved
