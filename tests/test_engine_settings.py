@@ -36,6 +36,7 @@ enable_dht = true
 download_dir = "/srv/torrents"
 resume_save_interval_s = 30
 alert_poll_ms = 50
+connections_limit = 4000
 """,
         encoding="utf-8",
     )
@@ -45,6 +46,7 @@ alert_poll_ms = 50
     assert engine.download_dir == Path("/srv/torrents")
     assert engine.resume_save_interval_s == 30.0
     assert engine.alert_poll_ms == 50
+    assert engine.connections_limit == 4000
 
 
 @pytest.mark.parametrize(

@@ -115,6 +115,23 @@ def test_rates_and_eta_are_derived_when_the_engine_gives_none(bus: EventBus, run
     assert status.progress.eta_seconds == 8
 
 
+def test_a_progress_event_keeps_the_parts_it_does_not_change(bus: EventBus, running: TorrentOrchestrator) -> None:
+    """Unchanged rates (or progress) stay the very objects they were: an event makes no copy of them to collect."""
+    bus.publish(events.TorrentAdded(torrent_id=tid(1), name="x"))
+    bus.publish(events.ProgressUpdated(torrent_id=tid(1), downloaded=100, total=1000, download_bps=50, upload_bps=5))
+    before = running.catalog[tid(1)]
+    bus.publish(events.ProgressUpdated(torrent_id=tid(1), downloaded=200, total=1000, download_bps=50))
+    after = running.catalog[tid(1)]
+    assert after.rates is before.rates and after.rates.upload_bps == 5
+    assert after.progress == Progress(downloaded=200, total=1000, eta_seconds=16)
+    bus.publish(events.ProgressUpdated(torrent_id=tid(1), downloaded=200, total=1000, download_bps=80, ratio=0.5))
+    latest = running.catalog[tid(1)]
+    assert latest.progress == Progress(downloaded=200, total=1000, eta_seconds=10)
+    assert (latest.rates.download_bps, latest.rates.upload_bps, latest.rates.ratio) == (80, 5, 0.5)
+    bus.publish(events.ProgressUpdated(torrent_id=tid(1), downloaded=200, total=1000, download_bps=80, upload_bps=9))
+    assert running.catalog[tid(1)].progress is latest.progress and running.catalog[tid(1)].rates.upload_bps == 9
+
+
 def test_every_change_reaches_the_store_and_a_restart_hydrates_it(
     bus: EventBus, faulty: tuple[RuntimeStore, FaultyStore]
 ) -> None:

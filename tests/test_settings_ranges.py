@@ -44,6 +44,7 @@ def _load(tmp_path: Path, text: str) -> Settings:
         ("engine", "resume_save_interval_s", "1e300", "between 0.1 and 86400 s"),
         ("engine", "alert_poll_ms", "0", "between 1 and 10000 ms"),
         ("engine", "status_interval_ms", "99999999999", "between 10 and 60000 ms"),
+        ("engine", "connections_limit", "1", "between 2 and 1000000"),
         ("engine.watch", "poll_interval_s", "nan", "between 0.05 and 3600 s"),
         ("api", "port", "99999", "between 0 and 65535"),
         ("api", "port", "-1", "between 0 and 65535"),

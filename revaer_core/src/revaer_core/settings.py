@@ -136,6 +136,8 @@ class EngineSettings:
     resume_save_interval_s: float = 10.0  #: how often resume data of changed torrents is saved
     alert_poll_ms: int = 100  #: longest the engine thread waits for libtorrent before its own timers run
     status_interval_ms: int = 500  #: how often progress is asked for (and published)
+    #: peer connections open at once, over every torrent: each active torrent needs at least one
+    connections_limit: int = 200
     #: where an operator may put a torrent's files; empty means ``download_dir`` only; absolute paths only
     allowed_save_roots: tuple[Path, ...] = attrs.field(default=(), metadata=ABSOLUTE_ONLY)
     watch_dir: Path | None = None  #: a folder whose .torrent files are added (then renamed NAME.added)
@@ -408,6 +410,7 @@ def _engine(table: Mapping[str, Any], env: Mapping[str, str], base: Path) -> Eng
     check_range("engine.resume_save_interval_s", settings.resume_save_interval_s, 0.1, 86400, " s")
     check_range("engine.alert_poll_ms", settings.alert_poll_ms, 1, 10_000, " ms")
     check_range("engine.status_interval_ms", settings.status_interval_ms, 10, 60_000, " ms")
+    check_range("engine.connections_limit", settings.connections_limit, 2, 1_000_000)
     return settings
 
 

@@ -72,7 +72,9 @@ def staged(db: Connected, write: StagedWrite, batch: Iterable[Sequence[Any]] | b
     ``batch`` is rows, or a whole binary COPY stream built beforehand (see
     :mod:`~revaer_runtime_pg.binary_copy`). Four round trips whatever the
     batch's size (three once the pooled connection has the table): a daemon's
-    fence check, the COPY, the statement. Returns the rows the statement returns.
+    fence check, the COPY, the statement. Returns the rows the statement
+    returns; for a write with a ``missing`` query, the staged rows it did not
+    match, asked (one more round trip) only when it touched fewer than were copied.
     """
     with writing(db) as connection:
         raw = database.raw(connection)
@@ -90,7 +92,10 @@ def staged(db: Connected, write: StagedWrite, batch: Iterable[Sequence[Any]] | b
                     if n % 1000 == 0:
                         database.WATCHDOG.rearm(raw)  # the deadline is for the server's answers, not our encoding
             database.WATCHDOG.rearm(raw)
+            copied = cursor.rowcount
             cursor.execute(write.apply)
+            if write.missing is not None and cursor.rowcount < copied:
+                cursor.execute(write.missing)
             returned = cursor.fetchall() if cursor.description is not None else []
     info[write.ready] = True  # only once the transaction that created it committed
     return returned

@@ -42,7 +42,13 @@ def _new(torrent_id: UUID, at: datetime) -> TorrentStatus:
 
 
 def _progress(current: TorrentStatus, event: ProgressUpdated, at: datetime) -> TorrentStatus:
-    """Bytes from the event; rates from the engine when it knows them, else from the last update."""
+    """Bytes from the event; rates from the engine when it knows them, else from the last update.
+
+    A part that did not change is the current one, not an equal copy: the
+    write-behind buffer keeps the statuses of a flush alive while it runs, and
+    every object an event makes meanwhile is one more for the garbage
+    collector to go through.
+    """
     download_bps = event.download_bps
     if download_bps is None:
         elapsed = (at - current.last_updated).total_seconds()
@@ -50,17 +56,15 @@ def _progress(current: TorrentStatus, event: ProgressUpdated, at: datetime) -> T
         download_bps = min(int(gained / elapsed), MAX_BYTES) if elapsed > 0 and gained > 0 else 0
     remaining = max(event.total - event.downloaded, 0)
     eta = (remaining // download_bps if download_bps else None) if remaining else 0
-    rates = Rates(
-        download_bps=download_bps,
-        upload_bps=current.rates.upload_bps if event.upload_bps is None else event.upload_bps,
-        ratio=current.rates.ratio if event.ratio is None else event.ratio,
-    )
-    return attrs.evolve(
-        current,
-        progress=Progress(downloaded=event.downloaded, total=event.total, eta_seconds=eta),
-        rates=rates,
-        last_updated=at,
-    )
+    rates = current.rates
+    upload_bps = rates.upload_bps if event.upload_bps is None else event.upload_bps
+    ratio = rates.ratio if event.ratio is None else event.ratio
+    if download_bps != rates.download_bps or upload_bps != rates.upload_bps or ratio != rates.ratio:
+        rates = Rates(download_bps=download_bps, upload_bps=upload_bps, ratio=ratio)
+    progress = current.progress
+    if event.downloaded != progress.downloaded or event.total != progress.total or eta != progress.eta_seconds:
+        progress = Progress(downloaded=event.downloaded, total=event.total, eta_seconds=eta)
+    return attrs.evolve(current, progress=progress, rates=rates, last_updated=at)
 
 
 def _whole(files: tuple[FileEntry, ...] | None) -> tuple[FileEntry, ...] | None:

@@ -139,7 +139,7 @@ class StoreWriter:
         self._written = 0  #: every change numbered up to this one is in the store
         self._stopping = False
         self._failures = 0
-        self._taken = time.monotonic()  #: when the thread last took a batch: the interval runs from there
+        self._taken = self._finished = time.monotonic()  #: when the thread last took a batch, and was done with it
         self._thread: threading.Thread | None = None
         self._sync_lock = threading.Lock()  # one synchronous write at a time keeps their order
         for name, kind, text in WRITER_SERIES:
@@ -275,7 +275,7 @@ class StoreWriter:
 
     def start(self) -> None:
         if self._thread is None:
-            self._taken = time.monotonic()
+            self._taken = self._finished = time.monotonic()
             self._thread = threading.Thread(target=self._run, name="revaer-store-writer", daemon=True)
             self._thread.start()
 
@@ -292,18 +292,21 @@ class StoreWriter:
             return len(self._resume)
 
     def _take(self) -> tuple[dict[UUID, Entry], dict[UUID, bytes], int]:
-        """Wait for work, let it coalesce until one interval after the previous take unless urgent, then take it all.
+        """Wait for work, let it coalesce for an interval unless urgent, then take it all, with its last ticket.
 
-        The interval runs from the previous take, not from the first change
-        after it: a flush that takes longer than the interval is followed by the
-        next one at once, so the store stays within one interval plus one flush
-        of the catalog instead of falling a whole flush further behind each time.
-        Returns the batch, the resume data and the last ticket it covers.
+        The wait ends one interval after the previous flush ended, and at the
+        latest one and a half intervals after it began: a flush that takes more
+        than half an interval shortens the wait after it (one that takes longer
+        than 1.5 intervals is followed by the next at once), so flushes begin at
+        most 1.5 intervals apart while each takes less than that, instead of an
+        interval plus however long the last one took. A quick flush keeps the
+        whole interval: each flush costs the event path too, as long as it holds
+        the statuses it writes.
         """
         with self._cond:
             while not self._pending and not self._resume and not self._stopping:
                 self._cond.wait()
-            deadline = self._taken + self._interval
+            deadline = min(self._finished + self._interval, self._taken + 1.5 * self._interval)
             while not self._urgent and not self._stopping and (remaining := deadline - time.monotonic()) > 0:
                 self._cond.wait(remaining)
             self._taken = time.monotonic()
@@ -322,6 +325,7 @@ class StoreWriter:
             # status the catalog replaced meanwhile alive, and the garbage collector ran over them again and again.
             del batch, resume
             with self._cond:
+                self._finished = time.monotonic()
                 self._inflight -= 1
                 if written:
                     self._written = max(self._written, ticket)

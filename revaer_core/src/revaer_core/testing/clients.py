@@ -108,12 +108,15 @@ def make_torrents(
     return made
 
 
-def tiny_torrents(root: Path, count: int, *, size: int = 4 * 1024) -> list[LocalTorrent]:
-    """``count`` single-file torrents of ``size`` random bytes each, payload under ``root``: many torrents, fast."""
+def tiny_torrents(root: Path, count: int, *, size: int = 4 * 1024, prefix: str = "tiny") -> list[LocalTorrent]:
+    """``count`` single-file torrents of ``size`` random bytes each, payload under ``root``: many torrents, fast.
+
+    Their files are ``PREFIX-NNNNNN.bin``: sets made with different prefixes can share a download folder.
+    """
     root.mkdir(parents=True, exist_ok=True)
     made = []
     for n in range(count):
-        name = f"tiny-{n:06d}.bin"
+        name = f"{prefix}-{n:06d}.bin"
         payload = root / name
         payload.write_bytes(os.urandom(size))
         creator = lt.create_torrent(lt.list_files(str(payload)), 16 * 1024, flags=lt.create_torrent.v1_only)
