@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 
 from revaer_core import RuntimeStore, events
 from revaer_core.demo.seeder import FAST_SESSION, LoopbackTorrent, Seeder, loopback_settings, make_payload
-from revaer_core.engine import AddOptions, RestoredTorrent, TorrentSource
+from revaer_core.engine import AddOptions, RestoredTorrent, RestoreRequest, TorrentSource
 from revaer_core.engine.libtorrent import LibtorrentEngine, session_settings
 from revaer_core.errors import InvalidInput
 from revaer_core.settings import EngineSettings
@@ -339,6 +340,43 @@ def test_resume_data_round_trip_restores_a_seed_without_recheck(
     # the store holds its name, files and state already: the restore repeats none of them, and what the resume
     # data brings back is published by start(), before anyone sees the catalog
     assert {type(p) for p in after.snapshot()} == {events.ProgressUpdated}
+
+
+def _record_saved(saved: list[uuid.UUID], items: Sequence[tuple[uuid.UUID, bytes]]) -> None:
+    saved.extend(torrent for torrent, _ in items)
+
+
+def test_a_restore_saves_resume_data_only_for_pieces_found_on_disk(
+    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, memory_store: RuntimeStore, tmp_path: Path
+) -> None:
+    """A seed restored from its resume data re-reads its pieces from it: nothing new, no save; one restored
+    from its source finds them on disk by checking, and saves them at the next piece interval."""
+    engine = make_engine(recorder, memory_store)
+    engine.start()
+    torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads"))
+    memory_store.upsert_torrents([_status(torrent_id, "revaer-demo")])
+    engine.connect_peer(torrent_id, seeder.endpoint)
+    recorder.wait_for(lambda p: isinstance(p, events.TorrentCompleted))
+    assert engine.close() == ()
+    resume_data = memory_store.load_resume_data()[torrent_id]
+
+    for request, saves in (
+        (RestoreRequest(torrent_id, resume_data=resume_data), False),
+        (RestoreRequest(torrent_id, source=seeder.torrent.source, options=AddOptions(tmp_path / "downloads")), True),
+    ):
+        saved: list[uuid.UUID] = []
+        memory_store.route_resume_data(functools.partial(_record_saved, saved))
+        after = Recorder()
+        restarted = make_engine(after, memory_store, resume_save_interval_s=60.0)  # only pieces can ask for a save
+        assert [r.torrent_id for r in restarted.start([request])] == [torrent_id]
+        deadline = time.monotonic() + WAIT_S
+        while restarted.native_states(torrent_id)[-1:] != ("seeding",) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert restarted.native_states(torrent_id)[-1] == "seeding"
+        time.sleep(1.0)  # four piece-save intervals
+        assert (torrent_id in saved) is saves, (request, saved)
+        restarted.close(timeout=0)  # its shutdown round is not what this test looks at
+        memory_store.route_resume_data(None)
 
 
 def test_resume_data_is_saved_on_a_timer_for_stored_torrents_only(

@@ -17,11 +17,18 @@ import attrs
 from revaer_core.health import StoreHealth
 from revaer_core.jobs import FsJob, JobHistoryEntry
 from revaer_core.redact import redact
-from revaer_core.serialize import to_json
+from revaer_core.serialize import JsonShape
 from revaer_core.status import TorrentStatus
 
 #: ``User-Agent`` prefix of the ``revaer`` CLI: the daemon reports its actions as ``via: cli``.
 CLI_AGENT = "revaer-cli/"
+
+
+def _redacted(text: str) -> str:
+    return redact(text) if "@" in text or "=" in text else text  # neither of redact's patterns matches without
+
+
+_PUBLIC = JsonShape(text=_redacted)
 
 
 def public_json(value: Any) -> Any:
@@ -30,17 +37,7 @@ def public_json(value: Any) -> Any:
     Redacting values rather than the encoded text keeps the JSON valid whatever
     a secret is followed by (``password=x"`` must not eat the closing quote).
     """
-    return _redact_strings(to_json(value))
-
-
-def _redact_strings(data: Any) -> Any:
-    if isinstance(data, str):
-        return redact(data)
-    if isinstance(data, dict):
-        return {key: _redact_strings(item) for key, item in data.items()}
-    if isinstance(data, list | tuple):  # attrs.asdict can leave a tuple of nested classes a tuple
-        return [_redact_strings(item) for item in data]
-    return data
+    return _PUBLIC(value)
 
 
 @attrs.frozen

@@ -8,6 +8,7 @@ from types import FrameType
 
 import click
 
+from revaer_core.arenas import limit_arenas
 from revaer_core.cli.context import DAEMON_STOPPED, CliContext, pass_cli
 from revaer_core.daemon import Daemon, DaemonObserver
 from revaer_core.engine.registry import EngineFactory
@@ -46,6 +47,7 @@ def run_daemon(
         logging.getLogger().setLevel(logging.INFO)  # a daemon reports what it does
     settings = ctx.settings
     check_startup(settings, serve_api=serve_api)  # every settings error before the store opens
+    limit_arenas()  # before the daemon's threads allocate: they share what each frees
     daemon = Daemon(settings, engine=engine, serve_api=serve_api, observer=observer)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -270,6 +270,9 @@ class _Torrent:
     dirty: bool = False  #: resume data changed since the last save
     pieces: bool = False  #: pieces passed their hash check since the last save
     wrote: bool = False  #: pieces passed their hash check this run: the shutdown save flushes them to disk first
+    #: libtorrent has checked what the torrent was added with; until then a restore from resume data re-reads
+    #: the pieces that resume data holds, each with a ``piece_finished_alert``, and none is new
+    checked: bool = True
     native_states: list[str] = attrs.field(factory=list)
 
 
@@ -393,7 +396,7 @@ class LibtorrentEngine:
                                 request.torrent_id, alert.error.message())  # fmt: skip
                     continue
                 progress = resumed_progress(params)  # counted over every file: once per torrent
-                restored.append(self._restored(request.torrent_id, alert.handle, params, progress))
+                restored.append(self._restored(request.torrent_id, alert.handle, params, progress, by_source))
                 if not by_source and progress is not None:
                     self._publish_resumed(request.torrent_id, progress)
         for request, _, _ in waiting.values():
@@ -407,11 +410,15 @@ class LibtorrentEngine:
         handle: lt.torrent_handle,
         params: lt.add_torrent_params,
         progress: tuple[int, int] | None,
+        by_source: bool,
     ) -> RestoredTorrent:
         """Track a restored torrent and say what it is, from what it was added with (and resumes ``progress`` of).
 
         A torrent whose metadata is known is described here, so its add alert
         publishes nothing: the store already holds its name, folder and files.
+        One restored from its resume data saves none for the pieces that data
+        brought back (a restart would otherwise save every torrent again at once);
+        one restored from its source does, as libtorrent finds them on disk.
         """
         paused = bool(params.flags & lt.torrent_flags.paused)
         info = params.ti
@@ -427,6 +434,7 @@ class LibtorrentEngine:
             torrent.state = state
             torrent.described = info is not None and complete
             torrent.completed = complete  # a restored seed completes no more this run
+            torrent.checked = by_source
         name = info.name() if info is not None else params.name
         return RestoredTorrent(torrent_id=torrent_id, name=name or None, state=state, complete=complete)
 
@@ -780,7 +788,7 @@ class LibtorrentEngine:
     def _dispatch(self, alert: lt.alert) -> None:
         if isinstance(alert, lt.piece_finished_alert):  # the most frequent alert: first, and only a flag
             piece_torrent = self._lookup(alert.handle)
-            if piece_torrent is not None:
+            if piece_torrent is not None and piece_torrent.checked:
                 piece_torrent.pieces = piece_torrent.wrote = True
             return
         if isinstance(alert, lt.state_update_alert):
@@ -814,6 +822,9 @@ class LibtorrentEngine:
                 torrent.dirty = torrent.dirty or news
             if news:
                 self._publish_state(torrent, _mapped(alert.state))
+        elif isinstance(alert, lt.torrent_checked_alert):
+            with self._lock:
+                torrent.checked = True  # pieces finished from now on are new
         elif isinstance(alert, lt.torrent_finished_alert):
             self._on_finished(torrent)
         elif isinstance(alert, lt.cache_flushed_alert):

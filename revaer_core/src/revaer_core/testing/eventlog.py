@@ -33,6 +33,7 @@ class EventLog:
         self.path = path
         self._lock = threading.Lock()
         self._file: TextIO | None = path.open("a", encoding="utf-8", buffering=1)  # line-buffered
+        self._names: dict[int, str] = {}  #: each torrent id's text by its number, made once (see on_written)
 
     def _write(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, separators=(",", ":"), ensure_ascii=True) + "\n"
@@ -54,15 +55,23 @@ class EventLog:
         self._write(record)
 
     def on_written(self, upserted: Sequence[TorrentStatus], removed: Sequence[UUID]) -> None:
-        """The writer's ``on_written``: what a committed flush stored."""
-        self._write(
-            {
-                "k": "written",
-                "t": time.time(),
-                "upserted": [[str(s.id), s.state.value, s.progress.downloaded] for s in upserted],
-                "removed": [str(i) for i in removed],
-            }
-        )
+        """The writer's ``on_written``: what a committed flush stored.
+
+        It runs on the writer's thread, between one flush and the next, for
+        every row of each: ``str(UUID)`` and ``Enum.value`` are Python code,
+        and with 10,000 torrents they took longer than the flush itself. Each
+        id's text is made once, and a state goes to JSON as the string it is.
+        """
+        at = time.time()
+        names = self._names
+        rows = []
+        for status in upserted:
+            number = status.id.int
+            name = names.get(number)
+            if name is None:
+                name = names[number] = str(status.id)
+            rows.append([name, status.state, status.progress.downloaded])  # a StrEnum is dumped as its value
+        self._write({"k": "written", "t": at, "upserted": rows, "removed": [str(i) for i in removed]})
 
     def close(self) -> None:
         with self._lock:
