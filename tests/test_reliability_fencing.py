@@ -1,8 +1,13 @@
 """Fencing: a daemon that lost the writer lock writes nothing more, and a daemon stops (exit 3) on a fault.
 
-The subprocess tests run ``revaer run`` against a private cluster and count
-what the first daemon committed after the second started from its
-``--event-log``, which records every flush the writer saw committed.
+The subprocess tests run ``revaer run`` against a private cluster. What the
+first daemon committed after the second took the lock is judged by the
+server: a trigger records, inside every write transaction on the store's
+tables, which daemon wrote, and the commit time of that record
+(``track_commit_timestamp``) is compared with the commit time of the second
+daemon's claim of the fencing epoch. The ``--event-log`` cannot tell: it
+logs a flush after its commit, so a daemon frozen in between logs, once
+thawed, a flush it committed long before the second daemon started.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -31,6 +37,7 @@ from revaer_core.testing.process import DaemonProcess, Daemons, EventLogView, wr
 from revaer_core.testing.waiting import wait_for
 from revaer_runtime_memory import MemoryStore
 from revaer_runtime_pg import migrate
+from revaer_runtime_pg.schema import tables
 from revaer_runtime_pg.testing import PrivateCluster, open_pg_store, pg_options
 
 SCHEMA = "revaer_runtime"
@@ -150,6 +157,41 @@ def test_a_new_holder_waits_for_a_write_in_flight_then_fences_the_next(
 
 
 @pytest.mark.postgres
+def test_a_new_holder_ends_a_write_in_flight_that_stalls_in_a_statement(
+    pg_url: str, pg_schema: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A daemon frozen mid-statement (a COPY) is not idle in its transaction: the claim ends its session."""
+    first = _open(pg_url, pg_schema, tmp_path)
+    second: RuntimeStore | None = None
+    try:
+        _terminate_lock(pg_url, pg_schema)
+        stalled: list[BaseException] = []
+        with psycopg.connect(pg_url, application_name="revaer daemon frozen:1") as in_flight:
+            in_flight.execute(f'SELECT epoch FROM "{pg_schema}".writer_fence FOR SHARE')
+
+            def stall() -> None:
+                try:
+                    in_flight.execute("SELECT pg_sleep(120)")
+                except psycopg.OperationalError as exc:
+                    stalled.append(exc)
+
+            staller = threading.Thread(target=stall)
+            staller.start()
+            second = _open(pg_url, pg_schema, tmp_path)
+            staller.join(timeout=30)
+        assert stalled, "the stalled write's session was not ended"
+        assert "ended session" in caplog.text and "revaer daemon frozen:1" in caplog.text
+        with pytest.raises(WriterFenced, match="another Revaer daemon"):
+            first.upsert_torrents([samples.status(1)])
+        second.upsert_torrents([samples.status(2)])
+        assert _stored(pg_url, pg_schema) == {samples.status(2).id}
+    finally:
+        if second is not None:
+            second.close()
+        first.close()
+
+
+@pytest.mark.postgres
 def test_a_fenced_daemon_reports_failed_naming_the_holder_and_stops(
     pg_url: str, pg_schema: str, tmp_path: Path
 ) -> None:
@@ -227,6 +269,51 @@ def _error_lines(daemon: DaemonProcess) -> list[str]:
     return [line for line in daemon.stderr.splitlines() if line.startswith("revaer: error:")]
 
 
+#: Where the write audit lives: a schema of its own, which no store reads or writes.
+AUDIT = "fence_audit"
+
+
+def _audit_writes(url: str, schema: str) -> None:
+    """From now on, every statement that writes a table of the store in ``schema`` adds a row naming its
+    session's ``application_name`` to ``fence_audit.writes``, in its own transaction: the row commits
+    exactly when the write does, and its ``xmin`` is that transaction's."""
+    audited = [t.name for t in tables(schema).metadata.sorted_tables if t.name != "writer_fence"]
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{AUDIT}"')
+        connection.execute(f'CREATE TABLE "{AUDIT}".writes (application_name text NOT NULL)')
+        connection.execute(
+            f'CREATE FUNCTION "{AUDIT}".record() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN '
+            f"INSERT INTO \"{AUDIT}\".writes VALUES (current_setting('application_name')); RETURN NULL; END $$"
+        )
+        for table in audited:
+            connection.execute(
+                f'CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE OR DELETE ON "{schema}"."{table}" '
+                f'FOR EACH STATEMENT EXECUTE FUNCTION "{AUDIT}".record()'
+            )
+
+
+def _commits_of(url: str, daemon: DaemonProcess) -> list[datetime]:
+    """When each write of ``daemon`` that the audit recorded committed, by the server's clock."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        found = connection.execute(
+            f'SELECT pg_xact_commit_timestamp(xmin) FROM "{AUDIT}".writes '
+            "WHERE application_name LIKE 'revaer daemon %%:' || %s",
+            [str(daemon.pid)],
+        ).fetchall()
+    assert all(at is not None for (at,) in found), "the server keeps no commit times (track_commit_timestamp)"
+    return sorted(at for (at,) in found)
+
+
+def _claimed(url: str, schema: str) -> tuple[str, datetime]:
+    """Who holds the fencing epoch, and when their claim of it committed, by the server's clock."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        row = connection.execute(
+            f'SELECT holder, pg_xact_commit_timestamp(xmin) FROM "{schema}".writer_fence'
+        ).fetchone()
+    assert row is not None and row[1] is not None, row
+    return row[0], row[1]
+
+
 def _flushing(daemons: Daemons, config: Path, event_log: Path) -> DaemonProcess:
     """A first daemon, running and past its fifth committed flush (logged to ``event_log``)."""
     first = daemons(*SIM, "--event-log", str(event_log), config=config)
@@ -241,20 +328,21 @@ def _flushing(daemons: Daemons, config: Path, event_log: Path) -> DaemonProcess:
 def test_a_daemon_that_lost_the_lock_writes_nothing_after_a_second_starts_and_exits_3(
     private_cluster: PrivateCluster, tmp_path: Path, daemons: Daemons, loss: str
 ) -> None:
+    url = private_cluster.url
     config = _config(tmp_path, private_cluster)
-    log_a = tmp_path / "a.jsonl"
-    first = _flushing(daemons, config, log_a)
+    first = _flushing(daemons, config, tmp_path / "a.jsonl")
+    _audit_writes(url, SCHEMA)
+    wait_for(lambda: len(_commits_of(url, first)) >= 3, "the first daemon's audited writes", timeout=30)
 
     # Frozen (a GC pause, a suspended VM) while it loses the lock, so that a second daemon gets it.
     first.process.send_signal(signal.SIGSTOP)
     try:
         if loss == "terminate":
-            _terminate_lock(private_cluster.url, SCHEMA)
+            _terminate_lock(url, SCHEMA)
         else:
             private_cluster.restart()
         second = daemons(*SIM, "--no-api", config=config)
         second.wait_running()
-        before = _flushes(log_a)  # the first is frozen: nothing it logs from here on came before the second
     finally:
         first.process.send_signal(signal.SIGCONT)
 
@@ -263,9 +351,17 @@ def test_a_daemon_that_lost_the_lock_writes_nothing_after_a_second_starts_and_ex
     except subprocess.TimeoutExpired:
         first.kill()
         code = None
-    after_second_started = _flushes(log_a) - before
-    print(f"{loss}: the first daemon's committed flushes after the second started: {after_second_started}")
-    assert after_second_started == 0, first.stderr
+    holder, claimed_at = _claimed(url, SCHEMA)
+    assert holder.endswith(f":{second.pid}"), holder
+    wait_for(lambda: any(at > claimed_at for at in _commits_of(url, second)), "the second daemon's writes")
+    commits = _commits_of(url, first)
+    after_claim = [at for at in commits if at > claimed_at]
+    print(f"{loss}: the first daemon's commits: {len(commits) - len(after_claim)} before the second daemon's "
+          f"claim, {len(after_claim)} after it")  # fmt: skip
+    assert not after_claim, (
+        f"the first daemon committed {len(after_claim)} write(s) after the second daemon's claim at {claimed_at}, "
+        f"the first at {after_claim[0]}:\n{first.stderr}"
+    )
     assert code == 3, first.stderr
     assert "runtime store writes refused: another Revaer daemon (revaer daemon " in first.stderr, first.stderr
     errors = _error_lines(first)

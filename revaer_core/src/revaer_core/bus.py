@@ -82,8 +82,8 @@ class EventBus:
                 log.exception("event handler %r failed on event %d (%s)", handler, event.id, payload.kind)
         return event
 
-    def replay(self, after: int = 0) -> Replay:
-        """Events with an id greater than ``after``, oldest first.
+    def replay(self, after: int = 0, limit: int | None = None) -> Replay:
+        """Events with an id greater than ``after``, oldest first, at most ``limit`` of them.
 
         ``dropped`` counts the events the caller missed because the ring overflowed;
         a subscriber that sees ``dropped > 0`` should resynchronise from the catalog.
@@ -91,6 +91,8 @@ class EventBus:
         with self._lock:
             first_kept = self._ring[0].id if self._ring else 1
             # ids in the ring are consecutive: skip to the first one wanted instead of testing each
-            events = tuple(itertools.islice(self._ring, max(0, after + 1 - first_kept), None))
+            start = max(0, after + 1 - first_kept)
+            end = None if limit is None else start + limit
+            events = tuple(itertools.islice(self._ring, start, end))
         dropped = max(0, first_kept - after - 1)
         return Replay(events=events, dropped=dropped)

@@ -8,7 +8,10 @@ with ``fsync`` and ``full_page_writes`` off: a commit still reaches the OS
 before it returns, so killing the server (``kill``) loses nothing committed,
 but an OS crash would; these clusters are thrown away afterwards anyway.
 (``synchronous_commit`` stays on: with it off, a SIGKILL loses the last
-commits, and fault tests would see that.) Its binaries are
+commits, and fault tests would see that.) It keeps each commit's time
+(``track_commit_timestamp``), so a fault test can tell, as the server saw it,
+whether a write committed before or after another daemon took the writer
+lock: ``pg_xact_commit_timestamp(xmin)`` of a row. Its binaries are
 :func:`~revaer_runtime_pg.embedded.find_binaries`'s, so as root they are ones
 the ``postgres`` user can run, as for the embedded server.
 
@@ -40,12 +43,13 @@ from revaer_core import RuntimeStore, StartedInWith, StoreRole
 from revaer_runtime_pg.embedded import Postmaster, find_binaries
 
 SERVER_USER = "postgres"
-_FAST_SETTINGS = {
+_SETTINGS = {
     "fsync": "off",
     "full_page_writes": "off",
     "shared_buffers": "32MB",
     "max_connections": "60",
     "listen_addresses": "'127.0.0.1'",
+    "track_commit_timestamp": "on",
 }
 
 
@@ -247,7 +251,7 @@ class PrivateCluster(StartedInWith):
             return cls._template
 
     def _write_settings(self) -> None:
-        settings = {**_FAST_SETTINGS, "port": str(self.port), "unix_socket_directories": f"'{self.socket_dir}'"}
+        settings = {**_SETTINGS, "port": str(self.port), "unix_socket_directories": f"'{self.socket_dir}'"}
         text = "".join(f"{key} = {value}\n" for key, value in settings.items())
         conf = self.pgdata / "postgresql.auto.conf"
         conf.write_text(text, encoding="utf-8")

@@ -15,6 +15,7 @@ import time
 
 import uvicorn
 from litestar import Litestar
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from revaer_core.errors import RevaerError
 from revaer_core.lifecycle import StartedInWith
@@ -26,6 +27,20 @@ DEFAULT_GRACE_SECONDS = 2
 #: autotuning, loopback buffers grow to megabytes, and the loop spent its time filling them for
 #: event-stream clients that never read; with a fixed size such a client soon parks its stream.
 SEND_BUFFER_BYTES = 32 * 1024
+
+
+class _Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, pausing a response's writer as soon as the kernel leaves bytes unsent.
+
+    asyncio buffers up to 64 KiB above what the kernel takes before it pauses
+    the writer; an event stream whose client does not read then held that
+    much more, each byte encoded and copied on the loop for nothing. Paused at
+    once, a stream holds at most the one write the kernel did not take.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        transport.set_write_buffer_limits(high=0)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -101,7 +116,9 @@ class ApiServer(StartedInWith):
         self.host = host
         self._socket = listen(host, port)
         self.port: int = self._socket.getsockname()[1]  #: the port bound (the system's choice when 0 was asked for)
-        self._server = _Server(uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=grace, lifespan="on"))
+        self._server = _Server(
+            uvicorn.Config(app, http=_Protocol, log_config=None, timeout_graceful_shutdown=grace, lifespan="on")
+        )
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
