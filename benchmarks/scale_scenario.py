@@ -241,9 +241,12 @@ def real(url: str, schema: str, root: Path, torrents: int = 2_000, *, payload: i
     # each torrent holds one connection to the swarm: past libtorrent's 200 only a few would have traffic
     config = _config(root, url, schema, {"listen_interfaces": f"127.0.0.1:{port}", "connections_limit": 2 * torrents})
     with LoopbackSwarm(seeds=wanted, leeches=seeds, leech_dir=root / "swarm-leech", pace=pace) as swarm:
+        ramp: list[float] = []
 
         def busy(daemon: DaemonProcess) -> None:
+            began = time.monotonic()
             add_through_api(daemon, root / "data", wanted)
+            ramp.append(time.monotonic() - began)
             swarm.connect(("127.0.0.1", port))
             try:
                 wait_for(
@@ -254,9 +257,13 @@ def real(url: str, schema: str, root: Path, torrents: int = 2_000, *, payload: i
                 )
             except AssertionError as exc:
                 raise AssertionError(f"{exc}: {swarm.describe()}") from None
+            ramp.append(time.monotonic() - began)
 
         def at_stop() -> str:
-            return f"at SIGTERM {swarm.describe()}"
+            return (
+                f"{half:,} adds through the API took {ramp[0]:.1f} s, every torrent had traffic after {ramp[1]:.0f} s;"
+                f" at SIGTERM {swarm.describe()}"
+            )
 
         ids = [torrent_id_for(t.info_hash) for t in (*seeds, *wanted)]
         return _run(f"{torrents:,} libtorrent torrents", url, schema, root, config, ["--engine", "libtorrent"],

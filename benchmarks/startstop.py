@@ -12,7 +12,9 @@ repeated and measured as a subprocess launched from here:
 - clean stop: from SIGTERM (qBittorrent: ``app/shutdown``) until the process
   has exited;
 - peak RSS of the process (``VmHWM``), read just before the stop;
-- for Revaer, the empty daemon's start: a schema with no torrents.
+- for Revaer, the empty daemon's start: a schema with no torrents;
+- for Revaer, its own log line of each measured stop, which says how long
+  each part took (API, engine, FsOps, last flush, store).
 
 The baseline, the limit of what any libtorrent client can do, is a bare
 libtorrent session in a subprocess of its own: import libtorrent, read the same
@@ -52,6 +54,8 @@ from revaer_core.testing.clients import CLIENT_WAIT_S, LocalTorrent, Qbittorrent
 #: How long one restart may take before the bench gives up on it.
 WAIT_S = 600.0
 POLL_S = 0.02
+#: How the daemon's log line of a clean stop begins; the rest says how long each part took.
+_STOPPED = "revaer stopped cleanly in "
 
 
 @attrs.frozen
@@ -177,6 +181,12 @@ class Revaer:
                 process.kill()
                 process.wait()
 
+    def stop_reports(self) -> list[str]:
+        """The daemon's own line for each clean stop so far, oldest first: where each stop's time went."""
+        log = self.root / "daemon.log"
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        return [line[line.index(_STOPPED) :] for line in lines if _STOPPED in line]
+
     def resume_files(self, into: Path) -> int:
         """Write the resume data the store holds, one file a torrent, for the bare session."""
         into.mkdir(parents=True, exist_ok=True)
@@ -297,6 +307,8 @@ def revaer_runs(root: Path, url: str, folder: Path, downloads: Path, count: int,
         revaer.cli("import", "qbittorrent", str(folder))
         revaer.restart(count)  # the first start after the import: not timed
         figures = [revaer.restart(count) for _ in range(runs)]
+        for said in revaer.stop_reports()[-runs:]:
+            print(f"Revaer at {count:,} torrents: {said}")
         resume = root / "resume"
         written = revaer.resume_files(resume)
         if written != count:

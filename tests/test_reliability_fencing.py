@@ -157,6 +157,41 @@ def test_a_new_holder_waits_for_a_write_in_flight_then_fences_the_next(
 
 
 @pytest.mark.postgres
+def test_a_new_holder_ends_a_write_in_flight_that_stalls_in_a_statement(
+    pg_url: str, pg_schema: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A daemon frozen mid-statement (a COPY) is not idle in its transaction: the claim ends its session."""
+    first = _open(pg_url, pg_schema, tmp_path)
+    second: RuntimeStore | None = None
+    try:
+        _terminate_lock(pg_url, pg_schema)
+        stalled: list[BaseException] = []
+        with psycopg.connect(pg_url, application_name="revaer daemon frozen:1") as in_flight:
+            in_flight.execute(f'SELECT epoch FROM "{pg_schema}".writer_fence FOR SHARE')
+
+            def stall() -> None:
+                try:
+                    in_flight.execute("SELECT pg_sleep(120)")
+                except psycopg.OperationalError as exc:
+                    stalled.append(exc)
+
+            staller = threading.Thread(target=stall)
+            staller.start()
+            second = _open(pg_url, pg_schema, tmp_path)
+            staller.join(timeout=30)
+        assert stalled, "the stalled write's session was not ended"
+        assert "ended session" in caplog.text and "revaer daemon frozen:1" in caplog.text
+        with pytest.raises(WriterFenced, match="another Revaer daemon"):
+            first.upsert_torrents([samples.status(1)])
+        second.upsert_torrents([samples.status(2)])
+        assert _stored(pg_url, pg_schema) == {samples.status(2).id}
+    finally:
+        if second is not None:
+            second.close()
+        first.close()
+
+
+@pytest.mark.postgres
 def test_a_fenced_daemon_reports_failed_naming_the_holder_and_stops(
     pg_url: str, pg_schema: str, tmp_path: Path
 ) -> None:

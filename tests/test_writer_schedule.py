@@ -82,3 +82,18 @@ def test_progress_after_a_quick_flush_waits_for_the_rest_of_the_interval(tmp_pat
     assert store.get_torrent(first.id) == first, "progress coalesces for an interval after a quick flush"
     assert writer.close(deadline=5).complete
     assert store.get_torrent(first.id) == moved
+
+
+def test_an_urgent_flush_does_not_start_the_interval_over(clock: SkewedTime, tmp_path: Path) -> None:
+    """Progress after an urgent flush waits for the schedule it had, not for a new interval from the urgent one."""
+    store = RuntimeStore.open(MemoryStore(), name="memory", options={}, data_dir=tmp_path)
+    writer = StoreWriter(store, interval=INTERVAL)
+    writer.start()
+    clock.skew += 0.9 * INTERVAL  # most of the first interval has passed when a lifecycle change comes
+    first = samples.status(1)
+    assert writer.wait_written(writer.upsert(first, urgent=True), timeout=10)
+    clock.skew += 0.2 * INTERVAL  # and the interval is over: the urgent flush did not start it again
+    moved = samples.progressed(first, 7)
+    writer.progress(moved)
+    wait_for(lambda: store.get_torrent(first.id) == moved, timeout=10)
+    assert writer.close(deadline=5).complete

@@ -12,6 +12,9 @@ from typing import Self
 class StartedInWith:
     """``with x:`` starts ``x`` and closes it on the way out, whatever the block raised.
 
+    A start that fails is closed too, so what it set up before failing (a
+    thread, a bound socket, a cluster's folder) goes with it.
+
     A subclass gives :meth:`start` and :meth:`close`; ``start`` may take optional arguments and return what it likes.
     """
 
@@ -22,7 +25,11 @@ class StartedInWith:
         raise NotImplementedError
 
     def __enter__(self) -> Self:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(

@@ -43,6 +43,15 @@ _CLAIM = "UPDATE {} SET epoch = epoch + 1, holder = %s, taken_at = now() RETURNI
 #: A daemon frozen inside a write transaction (SIGSTOP, a paused VM) would hold the fence row FOR SHARE
 #: and so stall the next holder's bump: the server ends such a transaction after this long idle.
 IDLE_IN_WRITE_MS = 5_000
+#: How long a bump waits for writes in flight under the previous epoch before it ends their sessions.
+#: A daemon frozen in the middle of a statement (a COPY) is not idle, so the timeout above never ends it.
+CLAIM_WAIT_MS = 5_000
+#: The sessions in a write transaction (they hold the fence row FOR SHARE), with their application names.
+_STALLED_WRITERS = """
+SELECT l.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'RowShareLock' AND l.relation = %(table)s::regclass
+  AND l.pid <> pg_backend_pid()
+"""
 _FENCE_CHECK = (
     "SELECT set_config('idle_in_transaction_session_timeout', %(idle)s, true), f.epoch, f.holder, "
     "EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = %(pid)s AND {lock_row}) "
@@ -130,13 +139,51 @@ class DaemonLock:
     def _claim(self) -> None:
         connection = self._connection
         assert connection is not None, "claim() before acquire()"
-        name = database.application_name("daemon")
-        row = connection.execute(sql.SQL(_CLAIM).format(self._table), [name]).fetchone()
+        try:
+            row = self._bump(connection, lock_timeout_ms=CLAIM_WAIT_MS)
+        except psycopg.errors.LockNotAvailable:
+            self._end_stalled_writers(connection)
+            row = self._bump(connection, lock_timeout_ms=0)
         if row is None:
             raise DaemonAlreadyRunning(
                 f"schema {self._schema!r} has no writer_fence row: run `revaer runtime migrate` to restore it"
             )
         self._fence = Fence(epoch=row[0], pid=connection.info.backend_pid)
+
+    def _bump(self, connection: psycopg.Connection[Any], *, lock_timeout_ms: int) -> tuple[Any, ...] | None:
+        """The epoch bump, waiting at most ``lock_timeout_ms`` for writes in flight (0: the statement timeout)."""
+        name = database.application_name("daemon")
+        with connection.transaction():
+            connection.execute("SELECT set_config('lock_timeout', %s, true)", [str(lock_timeout_ms)])
+            return connection.execute(sql.SQL(_CLAIM).format(self._table), [name]).fetchone()
+
+    def _end_stalled_writers(self, connection: psycopg.Connection[Any]) -> None:
+        """End the sessions whose write under the previous epoch has not committed in :data:`CLAIM_WAIT_MS`.
+
+        This daemon holds the lock, so those writes belong to a daemon that
+        lost it: ending their sessions rolls them back, where waiting would let
+        a frozen daemon keep this one from starting, and the bump then fences
+        whatever that daemon tries next. A session of another role cannot be
+        ended without privileges; the bump then waits for it as before.
+        """
+        ours = " " + database.this_process()
+        rows = connection.execute(_STALLED_WRITERS, {"table": self._table.as_string(connection)}).fetchall()
+        for pid, name in rows:
+            if (name or "").endswith(ours):
+                continue  # this daemon's own writer, after it lost the lock and takes it back: fenced anyway
+            try:
+                connection.execute("SELECT pg_terminate_backend(%s)", [pid])
+            except psycopg.Error as exc:
+                log.warning("runtime store: could not end session %s (%s): %s", pid, name, database.one_line(exc))
+                continue
+            log.warning(
+                "runtime store: ended session %s (%s), whose write under the previous writer epoch of schema %r "
+                "was still open after %.0f s",
+                pid,
+                name or "unnamed",
+                self._schema,
+                CLAIM_WAIT_MS / 1000,
+            )
 
     def _holder(self, connection: psycopg.Connection[Any]) -> str:
         row = connection.execute(_HOLDER, self._halves).fetchone()

@@ -87,7 +87,12 @@ def unavailable(exc: BaseException, dsn: str) -> StoreUnavailable:
 
 def application_name(role: str) -> str:
     """``revaer <role> <host>:<pid>``: who a connection belongs to, as ``pg_stat_activity`` shows."""
-    return f"{APPLICATION} {role} {socket.gethostname()[:30]}:{os.getpid()}"
+    return f"{APPLICATION} {role} {this_process()}"
+
+
+def this_process() -> str:
+    """``<host>:<pid>``, the end of every application name this process gives its connections."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}"
 
 
 def connect(

@@ -139,7 +139,9 @@ class StoreWriter:
         self._written = 0  #: every change numbered up to this one is in the store
         self._stopping = False
         self._failures = 0
-        self._taken = self._finished = time.monotonic()  #: when the thread last took a batch, and was done with it
+        #: when the thread last took a batch on schedule (not urgently), and was done with it
+        self._taken = self._finished = time.monotonic()
+        self._scheduled = True  #: whether the batch in flight was taken on schedule
         self._thread: threading.Thread | None = None
         self._sync_lock = threading.Lock()  # one synchronous write at a time keeps their order
         for name, kind, text in WRITER_SERIES:
@@ -301,7 +303,10 @@ class StoreWriter:
         most 1.5 intervals apart while each takes less than that, instead of an
         interval plus however long the last one took. A quick flush keeps the
         whole interval: each flush costs the event path too, as long as it holds
-        the statuses it writes.
+        the statuses it writes. An urgent flush (a lifecycle change, resume
+        data) comes in between and leaves that schedule as it was: it used to
+        start a whole interval over, so progress waited longest just when the
+        engines' saves made flushes most frequent.
         """
         with self._cond:
             while not self._pending and not self._resume and not self._stopping:
@@ -309,7 +314,9 @@ class StoreWriter:
             deadline = min(self._finished + self._interval, self._taken + 1.5 * self._interval)
             while not self._urgent and not self._stopping and (remaining := deadline - time.monotonic()) > 0:
                 self._cond.wait(remaining)
-            self._taken = time.monotonic()
+            self._scheduled = not self._urgent
+            if self._scheduled:
+                self._taken = time.monotonic()
             batch, self._pending, self._urgent = self._pending, {}, False
             resume, self._resume = self._resume, {}
             self._inflight += bool(batch or resume)
@@ -325,7 +332,8 @@ class StoreWriter:
             # status the catalog replaced meanwhile alive, and the garbage collector ran over them again and again.
             del batch, resume
             with self._cond:
-                self._finished = time.monotonic()
+                if self._scheduled:
+                    self._finished = time.monotonic()
                 self._inflight -= 1
                 if written:
                     self._written = max(self._written, ticket)
