@@ -14,7 +14,7 @@ import pytest
 from revaer_core import RuntimeStore
 from revaer_core.api.app import create_app
 from revaer_core.api.server import ApiServer
-from revaer_core.api.stream import KEEPALIVE, QUEUE, WRITE_BUDGET, StreamHub, event_stream
+from revaer_core.api.stream import KEEPALIVE, QUEUE, WRITE_BUDGET, YIELD_TURNS, StreamHub, event_stream
 from revaer_core.bus import EventBus
 from revaer_core.events import TorrentAdded
 from revaer_core.testing.waiting import wait_for
@@ -104,3 +104,20 @@ def test_a_live_client_that_falls_a_queue_behind_gets_a_resync_and_loses_no_more
 def parse(data: bytes) -> list[Message]:
     """The event messages in one write of a stream."""
     return take(messages_of(data.decode().splitlines()), len(data.split(b"\r\n\r\n")) - 1)
+
+
+def test_stream_writes_wait_while_another_request_is_answered_but_not_for_long() -> None:
+    """A stream's turn to write waits out a request being served, up to YIELD_TURNS loop turns; at once otherwise."""
+
+    async def turns_waited(serving: bool) -> int:
+        hub = StreamHub(EventBus(), limit=1)
+        with hub.serving() if serving else contextlib.nullcontext():
+            waiting = asyncio.ensure_future(hub.turn())
+            turns = 0
+            while not waiting.done():
+                await asyncio.sleep(0)  # one loop turn
+                turns += 1
+        return turns
+
+    assert asyncio.run(turns_waited(serving=False)) == 1  # the task's first step: admitted at once
+    assert YIELD_TURNS < asyncio.run(turns_waited(serving=True)) <= YIELD_TURNS + 3

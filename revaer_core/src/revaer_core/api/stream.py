@@ -16,6 +16,9 @@ the GIL, the engine's thread):
   write, not one per event;
 - the streams are woken :data:`WAKE_BATCH` at a time, and all of them together
   write at most :data:`WRITES_PER_TURN` times in one loop turn;
+- while a request other than a stream is being answered, the streams wait
+  (up to :data:`YIELD_TURNS` turns in a row) so that it is not held behind
+  their writes;
 - a stream writes at most :data:`WRITE_BUDGET` bytes per loop turn; the server
   awaits the transport's drain before the next write, so a client that stops
   reading parks its stream instead of filling buffers;
@@ -71,6 +74,10 @@ WAKE_BATCH = 4
 #: at four a turn, a ``/health`` request took up to 300 ms behind 200 streams filling their buffers.
 WRITES_PER_TURN = 1
 
+#: Loop turns in a row that stream writes may wait while other requests are being answered: a request
+#: is not held behind the streams' writes, and the streams still write once in this many turns.
+YIELD_TURNS = 8
+
 #: Events a chunk takes from the ring at a time: about a :data:`WRITE_BUDGET` of progress events, so that
 #: a chunk copies a slice of the ring, not all of it.
 REPLAY_STEP = 128
@@ -105,6 +112,9 @@ class StreamHub:
         self._chunks: dict[int, tuple[bytes, int, int]] = {}  #: after -> (bytes, last id, dropped), this wake-up
         self._writes = 0  #: stream writes in this loop turn
         self._queued: collections.deque[asyncio.Future[None]] = collections.deque()  #: streams waiting to write
+        self._turn_pending = False  #: a call of :meth:`_next_turn` is scheduled
+        self._requests = 0  #: other requests being answered on the loop (see :meth:`serving`)
+        self._yielded = 0  #: loop turns in a row the streams have waited for them
 
     @property
     def open_streams(self) -> int:
@@ -167,15 +177,24 @@ class StreamHub:
             self._chunks[after] = found
         return found
 
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """Hold the streams' writes back while a request that is not a stream is answered (on the loop)."""
+        self._requests += 1
+        try:
+            yield
+        finally:
+            self._requests -= 1
+
     async def turn(self) -> None:
         """Wait until a stream may write in this loop turn (see :data:`WRITES_PER_TURN`); first come, first served."""
-        if self._writes < WRITES_PER_TURN and not self._queued:
-            if self._writes == 0:
-                asyncio.get_running_loop().call_soon(self._next_turn)
+        if self._writes < WRITES_PER_TURN and not self._queued and not self._requests:
             self._writes += 1
+            self._schedule_turn()
             return
         admitted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queued.append(admitted)
+        self._schedule_turn()
         try:
             await admitted
         except asyncio.CancelledError:
@@ -183,16 +202,27 @@ class StreamHub:
                 self._queued.remove(admitted)
             raise
 
+    def _schedule_turn(self) -> None:
+        if not self._turn_pending:
+            self._turn_pending = True
+            asyncio.get_running_loop().call_soon(self._next_turn)
+
     def _next_turn(self) -> None:
-        """A new loop turn: admit the next streams waiting to write."""
+        """A new loop turn: admit the next streams waiting to write, unless they yield to a request."""
+        self._turn_pending = False
         self._writes = 0
+        if self._queued and self._requests and self._yielded < YIELD_TURNS:
+            self._yielded += 1
+            self._schedule_turn()
+            return
+        self._yielded = 0
         while self._queued and self._writes < WRITES_PER_TURN:
             admitted = self._queued.popleft()
             if not admitted.done():
                 admitted.set_result(None)
                 self._writes += 1
-        if self._writes:
-            asyncio.get_running_loop().call_soon(self._next_turn)
+        if self._writes or self._queued:
+            self._schedule_turn()
 
     def _after(self, replay: Replay) -> Iterator[Event]:
         """The events after a full step of the ring, a step at a time, up to the newest or a gap."""
