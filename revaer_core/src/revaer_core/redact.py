@@ -14,7 +14,13 @@ _KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\
 
 
 def redact(text: str) -> str:
-    """``text`` with every DSN password masked; text without one comes back unchanged."""
+    """``text`` with every DSN password masked; text without one comes back unchanged.
+
+    Neither form can match without an ``@`` or an ``=``: text with neither (most
+    of what the API sends, every torrent name and path) skips both patterns.
+    """
+    if "@" not in text and "=" not in text:
+        return text
     text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}{m['tail']}", text)
     return _KEYWORD_PASSWORD.sub(lambda m: f"{m['head']}{MASK}", text)
 

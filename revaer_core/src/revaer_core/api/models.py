@@ -24,11 +24,7 @@ from revaer_core.status import TorrentStatus
 CLI_AGENT = "revaer-cli/"
 
 
-def _redacted(text: str) -> str:
-    return redact(text) if "@" in text or "=" in text else text  # neither of redact's patterns matches without
-
-
-_PUBLIC = JsonShape(text=_redacted)
+_PUBLIC = JsonShape(text=redact)
 
 
 def public_json(value: Any) -> Any:

@@ -305,7 +305,7 @@ def payload_json(payload: EventPayload) -> object:
         if value is None or type(value) in _PLAIN:
             out[name] = value
         elif type(value) is str:
-            out[name] = redact(value) if "@" in value or "=" in value else value  # what redact can match
+            out[name] = redact(value)
         elif isinstance(value, UUID):
             out[name] = str(value)
         else:
