@@ -1,4 +1,4 @@
-"""When the writer flushes: one interval after the previous scheduled flush began, at once when that one took longer."""
+"""When the writer flushes: an interval after the previous scheduled flush began, less how long that one took."""
 
 from __future__ import annotations
 
@@ -68,6 +68,28 @@ def test_a_flush_longer_than_an_interval_is_followed_by_the_next_at_once(clock: 
     writer.progress(moved)  # waits in the buffer while the first flush runs
     clock.skew += 1.2 * INTERVAL  # ...and that flush takes longer than an interval
     plugin.gate.set()
+    wait_for(lambda: store.get_torrent(first.id) == moved, timeout=10)
+    assert writer.close(deadline=5).complete
+
+
+def test_the_next_flush_begins_an_interval_after_the_last_began_less_how_long_it_took(
+    clock: SkewedTime, tmp_path: Path
+) -> None:
+    """A flush that took 0.4 intervals is followed 0.6 intervals after it began: progress waits about an interval."""
+    plugin = GatedStore()
+    store = RuntimeStore.open(plugin, name="gated", options={}, data_dir=tmp_path)
+    writer = StoreWriter(store, interval=INTERVAL)
+    writer.start()
+    clock.skew += INTERVAL
+    first = samples.status(1)
+    ticket = writer.upsert(first)  # taken on schedule
+    assert plugin.entered.wait(10), "the status is flushed once the interval is over"
+    clock.skew += 0.4 * INTERVAL  # the flush takes 0.4 intervals
+    plugin.gate.set()
+    assert writer.wait_written(ticket, timeout=10)
+    clock.skew += 0.3 * INTERVAL  # 0.7 intervals after it began: past 0.6, short of a whole interval
+    moved = samples.progressed(first, 7)
+    writer.progress(moved)
     wait_for(lambda: store.get_torrent(first.id) == moved, timeout=10)
     assert writer.close(deadline=5).complete
 

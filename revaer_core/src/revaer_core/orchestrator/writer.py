@@ -15,6 +15,7 @@ already holds every torrent whose resume data it is given.
 
 from __future__ import annotations
 
+import collections
 import logging
 import random
 import threading
@@ -47,6 +48,8 @@ SOURCE = "torrent_writer"
 MAX_BATCH = 10_000
 #: Resume blobs per store call (libtorrent's are about 12 KB each: some 12 MB a call).
 MAX_RESUME_BATCH = 1_000
+#: How many intervals back the writer looks for the longest flush when it schedules the next.
+LEAD_WINDOW = 4
 #: The throttle key of a failing flush.
 WRITE_FAULT = "runtime store write"
 
@@ -140,6 +143,7 @@ class StoreWriter:
         self._stopping = False
         self._failures = 0
         self._taken = time.monotonic()  #: when the thread last took a batch on schedule (not urgently)
+        self._recent: collections.deque[tuple[float, float]] = collections.deque()  #: (ended, took) of late flushes
         self._thread: threading.Thread | None = None
         self._sync_lock = threading.Lock()  # one synchronous write at a time keeps their order
         for name, kind, text in WRITER_SERIES:
@@ -294,24 +298,28 @@ class StoreWriter:
     def _take(self) -> tuple[dict[UUID, Entry], dict[UUID, bytes], int]:
         """Wait for work, let it coalesce until the schedule's next flush unless urgent, then take it all.
 
-        Scheduled flushes begin one interval apart, counted from when the
-        previous one began, and the next begins at once when one took longer:
-        a progress the catalog shows is taken within an interval, so the store
-        is at most an interval plus one flush behind. Waiting an interval after
-        each flush ended instead kept the store up to an interval and two
-        flushes behind, just when the flushes were long (10,000 torrents
-        moving), and the rows a flush carries grow with the wait: the events
-        come at the engines' pace whatever the schedule. An urgent flush (a
-        lifecycle change, resume data) comes in between and leaves that
-        schedule as it was: it used to start a whole interval over, so
-        progress waited longest just when the engines' saves made flushes
-        most frequent. Returns the batch, the resume data and the last ticket
-        they include.
+        A scheduled flush begins one interval after the previous one began,
+        less the longest any flush took over the last :data:`LEAD_WINDOW`
+        intervals: a progress the catalog shows just after a flush was taken
+        then waits about an interval for the next to commit it, however long
+        flushes take (they run back to back once one takes half an interval).
+        The longest, not the last: a flush right after an urgent one carries
+        almost nothing and is quick, and the one after it carries a whole
+        interval's rows. Waiting a whole interval after each flush began, or
+        after it ended, left the store an interval and one or two flushes
+        behind, just when the flushes were long (10,000 torrents moving); and
+        flushing sooner costs little then, since the events come at the
+        engines' pace whatever the schedule, so a flush carries fewer rows
+        and takes less. An urgent flush (a lifecycle change, resume data)
+        comes in between and leaves that schedule as it was: it used to start
+        a whole interval over, so progress waited longest just when the
+        engines' saves made flushes most frequent. Returns the batch, the
+        resume data and the last ticket they include.
         """
         with self._cond:
             while not self._pending and not self._resume and not self._stopping:
                 self._cond.wait()
-            deadline = self._taken + self._interval
+            deadline = self._taken + self._interval - self._lead()
             while not self._urgent and not self._stopping and (remaining := deadline - time.monotonic()) > 0:
                 self._cond.wait(remaining)
             if not self._urgent:
@@ -321,16 +329,27 @@ class StoreWriter:
             self._inflight += bool(batch or resume)
             return batch, resume, self._ticket
 
+    def _lead(self) -> float:
+        """The longest flush that ended in the last :data:`LEAD_WINDOW` intervals (lock held); 0 with none."""
+        recent = self._recent
+        since = time.monotonic() - LEAD_WINDOW * self._interval
+        while recent and recent[0][0] < since:
+            recent.popleft()
+        return max((took for _, took in recent), default=0.0)
+
     def _run(self) -> None:
         while True:
             batch, resume, ticket = self._take()
             if not batch and not resume:
                 return  # stopping and nothing left
+            began = time.monotonic()
             written = self._flush_or_keep(batch, resume)
             # Let the batch go now, not when the next one is taken: held through the interval, it kept every
             # status the catalog replaced meanwhile alive, and the garbage collector ran over them again and again.
             del batch, resume
             with self._cond:
+                ended = time.monotonic()
+                self._recent.append((ended, ended - began))
                 self._inflight -= 1
                 if written:
                     self._written = max(self._written, ticket)
