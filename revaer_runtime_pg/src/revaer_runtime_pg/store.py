@@ -180,10 +180,8 @@ class PostgresStore:
     @hookimpl
     def load_resume_data(self) -> Mapping[UUID, bytes]:
         db = self._database
-        t = db.tables.torrents
-        query = sa.select(t.c.id, t.c.resume_data).where(t.c.resume_data.is_not(None))
-        with faults(db), database.patience(database.BULK_DEADLINE_S), db.engine.connect() as connection:
-            return {ident: bytes(data) for ident, data in connection.execute(query)}
+        with faults(db):
+            return loaders.resume_data(db)
 
     @hookimpl
     def load_torrent_sources(self) -> Mapping[UUID, StoredSource]:

@@ -146,9 +146,7 @@ class StoreWriter:
         self._written = 0  #: every change numbered up to this one is in the store
         self._stopping = False
         self._failures = 0
-        #: when the thread last took a batch on schedule (not urgently), and was done with it
-        self._taken = self._finished = time.monotonic()
-        self._scheduled = True  #: whether the batch in flight was taken on schedule
+        self._taken = time.monotonic()  #: when the thread last took a batch on schedule (not urgently)
         self._thread: threading.Thread | None = None
         self._sync_lock = threading.Lock()  # one synchronous write at a time keeps their order
         for name, kind, text in WRITER_SERIES:
@@ -284,7 +282,7 @@ class StoreWriter:
 
     def start(self) -> None:
         if self._thread is None:
-            self._taken = self._finished = time.monotonic()
+            self._taken = time.monotonic()
             self._thread = threading.Thread(target=self._run, name="revaer-store-writer", daemon=True)
             self._thread.start()
 
@@ -301,28 +299,29 @@ class StoreWriter:
             return len(self._resume)
 
     def _take(self) -> tuple[dict[UUID, Entry], dict[UUID, bytes], int]:
-        """Wait for work, let it coalesce for an interval unless urgent, then take it all, with its last ticket.
+        """Wait for work, let it coalesce until the schedule's next flush unless urgent, then take it all.
 
-        The wait ends one interval after the previous flush ended, and at the
-        latest one and a half intervals after it began: a flush that takes more
-        than half an interval shortens the wait after it (one that takes longer
-        than 1.5 intervals is followed by the next at once), so flushes begin at
-        most 1.5 intervals apart while each takes less than that, instead of an
-        interval plus however long the last one took. A quick flush keeps the
-        whole interval: each flush costs the event path too, as long as it holds
-        the statuses it writes. An urgent flush (a lifecycle change, resume
-        data) comes in between and leaves that schedule as it was: it used to
-        start a whole interval over, so progress waited longest just when the
-        engines' saves made flushes most frequent.
+        Scheduled flushes begin one interval apart, counted from when the
+        previous one began, and the next begins at once when one took longer:
+        a progress the catalog shows is taken within an interval, so the store
+        is at most an interval plus one flush behind. Waiting an interval after
+        each flush ended instead kept the store up to an interval and two
+        flushes behind, just when the flushes were long (10,000 torrents
+        moving), and the rows a flush carries grow with the wait: the events
+        come at the engines' pace whatever the schedule. An urgent flush (a
+        lifecycle change, resume data) comes in between and leaves that
+        schedule as it was: it used to start a whole interval over, so
+        progress waited longest just when the engines' saves made flushes
+        most frequent. Returns the batch, the resume data and the last ticket
+        they include.
         """
         with self._cond:
             while not self._pending and not self._resume and not self._stopping:
                 self._cond.wait()
-            deadline = min(self._finished + self._interval, self._taken + 1.5 * self._interval)
+            deadline = self._taken + self._interval
             while not self._urgent and not self._stopping and (remaining := deadline - time.monotonic()) > 0:
                 self._cond.wait(remaining)
-            self._scheduled = not self._urgent
-            if self._scheduled:
+            if not self._urgent:
                 self._taken = time.monotonic()
             batch, self._pending, self._urgent = self._pending, {}, False
             resume, self._resume = self._resume, {}
@@ -339,8 +338,6 @@ class StoreWriter:
             # status the catalog replaced meanwhile alive, and the garbage collector ran over them again and again.
             del batch, resume
             with self._cond:
-                if self._scheduled:
-                    self._finished = time.monotonic()
                 self._inflight -= 1
                 if written:
                     self._written = max(self._written, ticket)
@@ -358,7 +355,14 @@ class StoreWriter:
                 self._cond.wait(remaining)
 
     def _flush_or_keep(self, taken: dict[UUID, Entry], resume: dict[UUID, bytes] | None = None) -> bool:
-        """Write ``taken`` (which this empties) and ``resume``; on failure keep both for the retry."""
+        """Write ``taken`` (which this empties), then ``resume``; on a failure keep what did not land for a retry.
+
+        ``True`` if all did. ``on_written`` hears of the statuses as soon as
+        they are committed, before the resume data is written in its own
+        transaction: a listener learns what the store holds when it holds it,
+        not a resume write later (some 500 blobs a flush at 10,000 torrents),
+        nor never when only the resume data failed.
+        """
         resume = resume or {}
         batch, narrow = _split(taken)
         ids = list(narrow)
@@ -371,6 +375,10 @@ class StoreWriter:
         try:
             upserts, removals = self._flush_batch(batch, narrow, lookup)
             stored = True
+            if kept:
+                upserts += kept.values()
+            if batch or ids:
+                self._report_written(upserts, removals)
             self._flush_resume(resume)
         except Exception as exc:
             if not stored:
@@ -397,13 +405,17 @@ class StoreWriter:
             self._throttle.recovered(WRITE_FAULT, "runtime store writes succeed again")
             self._failures = 0
         self._health.recover(RUNTIME_STORE, source=SOURCE)
+        if not (batch or ids):
+            self._report_written(upserts, removals)  # resume data alone: reported once it is committed
+        return True
+
+    def _report_written(self, upserts: Sequence[TorrentStatus], removals: Sequence[UUID]) -> None:
+        """Tell ``on_written`` what a flush committed; its failure is logged, never raised."""
         if self._on_written is not None:
-            assert kept is not None
             try:
-                self._on_written([*upserts, *kept.values()], removals)
+                self._on_written(upserts, removals)
             except Exception:  # the rows are in the store: a listener's bug must not rewrite them
                 log.exception("on_written listener failed after a committed flush")
-        return True
 
     def _keep_resume(self, resume: dict[UUID, bytes]) -> None:
         """Put failed resume data back unless newer data (or the torrent's removal) arrived meanwhile."""
