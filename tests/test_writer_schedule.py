@@ -1,4 +1,4 @@
-"""When the writer flushes: an interval after the previous scheduled flush began, less how long that one took."""
+"""When the writer flushes: an interval after the previous scheduled flush began, less the longest recent flush."""
 
 from __future__ import annotations
 
@@ -91,6 +91,29 @@ def test_the_next_flush_begins_an_interval_after_the_last_began_less_how_long_it
     moved = samples.progressed(first, 7)
     writer.progress(moved)
     wait_for(lambda: store.get_torrent(first.id) == moved, timeout=10)
+    assert writer.close(deadline=5).complete
+
+
+def test_a_quick_flush_after_a_long_one_does_not_push_the_next_back(clock: SkewedTime, tmp_path: Path) -> None:
+    """The lead is the longest recent flush: a quick one (after an urgent flush took the rows) does not undo it."""
+    plugin = GatedStore()
+    store = RuntimeStore.open(plugin, name="gated", options={}, data_dir=tmp_path)
+    writer = StoreWriter(store, interval=INTERVAL)
+    writer.start()
+    clock.skew += INTERVAL
+    first = samples.status(1)
+    ticket = writer.upsert(first)
+    assert plugin.entered.wait(10)
+    clock.skew += 0.4 * INTERVAL  # a long flush
+    plugin.gate.set()
+    assert writer.wait_written(ticket, timeout=10)
+    clock.skew += 0.6 * INTERVAL  # the next is due: it is quick
+    moved = samples.progressed(first, 7)
+    assert writer.wait_written(writer.progress(moved), timeout=10)
+    clock.skew += 0.7 * INTERVAL  # past an interval less the long flush, short of a whole interval
+    later = samples.progressed(first, 9)
+    writer.progress(later)
+    wait_for(lambda: store.get_torrent(first.id) == later, timeout=10)
     assert writer.close(deadline=5).complete
 
 
