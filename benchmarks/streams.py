@@ -182,9 +182,9 @@ def main() -> None:
         )
     median = statistics.median(ratios)
     print(
-        f"median ratio {median:.2f} (target >= 0.8); worst /health with clients, median of rounds "
-        f"{statistics.median(worst) * 1000:.1f} ms (target < 100 ms); /health with clients over "
-        f"{len(timings)} requests: p50 {percentile(timings, 50) * 1000:.1f} ms, "
+        f"median ratio {median:.2f} (target >= 0.8); worst /health with clients {max(worst) * 1000:.1f} ms "
+        f"(target < 100 ms; median of the rounds' worst {statistics.median(worst) * 1000:.1f} ms); /health with "
+        f"clients over {len(timings)} requests: p50 {percentile(timings, 50) * 1000:.1f} ms, "
         f"p99 {percentile(timings, 99) * 1000:.1f} ms"
     )
 
