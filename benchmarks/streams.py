@@ -4,11 +4,14 @@ The daemon's event path (bus and orchestrator over the memory store) is
 driven as fast as one thread can publish, with the API serving on the same
 bus; the ratio is events per second with the clients over events per second
 without them, measured side by side. ``/health`` is timed all along. The
-clients, and the ``/health`` timer, run in a process of their own.
+clients, and the ``/health`` timer, run in a process of their own; the
+objects built before the timed part are frozen out of the garbage
+collector's way, as the daemon freezes what its start built.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 import statistics
@@ -41,15 +44,19 @@ def publish_for(bus: EventBus, seconds: float) -> float:
     ids = [uuid.UUID(int=n + 1) for n in range(TORRENTS)]
     for torrent_id in ids:
         bus.publish(TorrentAdded(torrent_id=torrent_id, name=str(torrent_id)))
-    sent, n = 0, 0
-    end = time.perf_counter() + seconds
-    started = time.perf_counter()
-    while time.perf_counter() < end:
-        for _ in range(100):
-            n += 1
-            bus.publish(ProgressUpdated(torrent_id=ids[n % TORRENTS], downloaded=n, total=10**12))
-        sent += 100
-    return sent / (time.perf_counter() - started)
+    gc.freeze()  # as the daemon does once started: what the start built is out of the collector's way
+    try:
+        sent, n = 0, 0
+        end = time.perf_counter() + seconds
+        started = time.perf_counter()
+        while time.perf_counter() < end:
+            for _ in range(100):
+                n += 1
+                bus.publish(ProgressUpdated(torrent_id=ids[n % TORRENTS], downloaded=n, total=10**12))
+            sent += 100
+        return sent / (time.perf_counter() - started)
+    finally:
+        gc.unfreeze()
 
 
 @contextmanager
