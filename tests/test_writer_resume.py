@@ -107,6 +107,32 @@ def test_failed_resume_data_is_kept_and_retried_and_newer_data_wins(
     assert writer.close(5).complete
 
 
+def test_the_listener_hears_of_committed_statuses_before_their_resume_data_is_written(
+    recording: tuple[RecordingStore, RuntimeStore],
+) -> None:
+    """``on_written`` comes once the statuses are stored, not a resume write later, and even when that write fails."""
+    plugin, store = recording
+    heard: list[tuple[list[UUID], list[str]]] = []
+
+    def on_written(upserted: Sequence[TorrentStatus], removed: Sequence[UUID]) -> None:
+        plugin.down = plugin.down or not heard  # the resume data after the first statuses fails
+        heard.append(([s.id for s in upserted], plugin.hooks()))
+
+    writer = StoreWriter(store, interval=0.02, backoff=FAST, on_written=on_written)
+    status = samples.status(1)
+    writer.upsert(status)
+    writer.save_resume_data([(status.id, b"resume")])
+    writer.start()
+    wait_for(lambda: bool(heard), "the listener to hear of the stored status")
+    assert heard == [([status.id], ["upsert_torrents"])], "heard of once stored, before any resume write"
+    assert store.get_torrent(status.id) == status
+    assert store.load_resume_data() == {}
+    plugin.down = False
+    assert writer.flush(10)
+    assert store.load_resume_data() == {status.id: b"resume"}
+    assert writer.close(5).complete
+
+
 def test_resume_data_of_a_removed_torrent_is_dropped(recording: tuple[RecordingStore, RuntimeStore]) -> None:
     _, store = recording
     writer = StoreWriter(store, interval=0.02)

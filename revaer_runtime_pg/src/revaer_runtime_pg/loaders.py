@@ -1,4 +1,4 @@
-"""Hydration's bulk reads: every status and every source in one query each, built by psycopg row factories.
+"""Hydration's bulk reads: every status, source and resume blob in one query each, built by psycopg row factories.
 
 One unreadable row is logged and left out rather than failing the read, and
 the cyclic garbage collector rests while a million objects are built.
@@ -101,3 +101,20 @@ def sources(db: Connected) -> Mapping[UUID, StoredSource]:
         cursor.execute(db.statements.load_sources)
         loaded = cursor.fetchall()
     return {source.torrent_id: source for source in loaded if source is not None}
+
+
+def resume_data(db: Connected) -> dict[UUID, bytes]:
+    """Every stored resume blob, by torrent id.
+
+    Binary format, on the driver's own cursor: each blob comes as its bytes,
+    where SQLAlchemy's text-format read had the server send hex text of twice
+    their size and decoded it (at 2,000 torrents: half the time, 2 MiB less).
+    """
+    with (
+        database.patience(database.BULK_DEADLINE_S),
+        db.engine.connect() as connection,
+        database.raw(connection).cursor(binary=True) as cursor,
+    ):
+        cursor.execute(db.statements.load_resume)
+        found: dict[UUID, bytes] = dict(cursor)
+        return found

@@ -125,6 +125,7 @@ class Statements:
     save_sources: StagedWrite  #: sources, merged into torrent_sources for the torrents that are stored
     save_resume: StagedWrite  #: resume data, set with one UPDATE … FROM on the torrents that are stored
     load_sources: sql.Composed  #: every source
+    load_resume: sql.Composed  #: every torrent's resume data, where it has some
 
     @classmethod
     def for_schema(cls, schema: str) -> Statements:
@@ -167,4 +168,5 @@ class Statements:
                 ),
                 sources,
             ),
+            load_resume=sql.SQL("SELECT id, resume_data FROM {} WHERE resume_data IS NOT NULL").format(torrents),
         )

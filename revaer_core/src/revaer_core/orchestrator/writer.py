@@ -19,7 +19,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple, TypeVar
 from uuid import UUID
 
@@ -119,7 +119,13 @@ class StoreWriter:
         metrics: Metrics | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
         on_written: Callable[[Sequence[TorrentStatus], Sequence[UUID]], None] | None = None,
+        current: Callable[[UUID], TorrentStatus | None] | None = None,
     ) -> None:
+        """:param current: where a torrent's latest status is found (the catalog's ``get``). With it, a flush
+        lets each progress-only status go once the store has encoded it, and finds the torrent's status
+        there again should the write fail or the store lack the torrent; without it (or with an
+        ``on_written`` listener, which is told the very statuses written), the flush keeps them to the end.
+        """
         self._store = store
         self._interval = interval
         self._sync = durability is Durability.SYNC
@@ -127,6 +133,7 @@ class StoreWriter:
         self._metrics = metrics or Metrics()
         self._backoff = backoff
         self._on_written = on_written  #: (upserted statuses, removed ids) after each committed flush
+        self._current = current
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self._pending: dict[UUID, Entry] = {}
         self._resume: dict[UUID, bytes] = {}  #: the latest resume data per torrent not yet written
@@ -139,9 +146,7 @@ class StoreWriter:
         self._written = 0  #: every change numbered up to this one is in the store
         self._stopping = False
         self._failures = 0
-        #: when the thread last took a batch on schedule (not urgently), and was done with it
-        self._taken = self._finished = time.monotonic()
-        self._scheduled = True  #: whether the batch in flight was taken on schedule
+        self._taken = time.monotonic()  #: when the thread last took a batch on schedule (not urgently)
         self._thread: threading.Thread | None = None
         self._sync_lock = threading.Lock()  # one synchronous write at a time keeps their order
         for name, kind, text in WRITER_SERIES:
@@ -277,7 +282,7 @@ class StoreWriter:
 
     def start(self) -> None:
         if self._thread is None:
-            self._taken = self._finished = time.monotonic()
+            self._taken = time.monotonic()
             self._thread = threading.Thread(target=self._run, name="revaer-store-writer", daemon=True)
             self._thread.start()
 
@@ -294,28 +299,29 @@ class StoreWriter:
             return len(self._resume)
 
     def _take(self) -> tuple[dict[UUID, Entry], dict[UUID, bytes], int]:
-        """Wait for work, let it coalesce for an interval unless urgent, then take it all, with its last ticket.
+        """Wait for work, let it coalesce until the schedule's next flush unless urgent, then take it all.
 
-        The wait ends one interval after the previous flush ended, and at the
-        latest one and a half intervals after it began: a flush that takes more
-        than half an interval shortens the wait after it (one that takes longer
-        than 1.5 intervals is followed by the next at once), so flushes begin at
-        most 1.5 intervals apart while each takes less than that, instead of an
-        interval plus however long the last one took. A quick flush keeps the
-        whole interval: each flush costs the event path too, as long as it holds
-        the statuses it writes. An urgent flush (a lifecycle change, resume
-        data) comes in between and leaves that schedule as it was: it used to
-        start a whole interval over, so progress waited longest just when the
-        engines' saves made flushes most frequent.
+        Scheduled flushes begin one interval apart, counted from when the
+        previous one began, and the next begins at once when one took longer:
+        a progress the catalog shows is taken within an interval, so the store
+        is at most an interval plus one flush behind. Waiting an interval after
+        each flush ended instead kept the store up to an interval and two
+        flushes behind, just when the flushes were long (10,000 torrents
+        moving), and the rows a flush carries grow with the wait: the events
+        come at the engines' pace whatever the schedule. An urgent flush (a
+        lifecycle change, resume data) comes in between and leaves that
+        schedule as it was: it used to start a whole interval over, so
+        progress waited longest just when the engines' saves made flushes
+        most frequent. Returns the batch, the resume data and the last ticket
+        they include.
         """
         with self._cond:
             while not self._pending and not self._resume and not self._stopping:
                 self._cond.wait()
-            deadline = min(self._finished + self._interval, self._taken + 1.5 * self._interval)
+            deadline = self._taken + self._interval
             while not self._urgent and not self._stopping and (remaining := deadline - time.monotonic()) > 0:
                 self._cond.wait(remaining)
-            self._scheduled = not self._urgent
-            if self._scheduled:
+            if not self._urgent:
                 self._taken = time.monotonic()
             batch, self._pending, self._urgent = self._pending, {}, False
             resume, self._resume = self._resume, {}
@@ -332,8 +338,6 @@ class StoreWriter:
             # status the catalog replaced meanwhile alive, and the garbage collector ran over them again and again.
             del batch, resume
             with self._cond:
-                if self._scheduled:
-                    self._finished = time.monotonic()
                 self._inflight -= 1
                 if written:
                     self._written = max(self._written, ticket)
@@ -350,16 +354,36 @@ class StoreWriter:
             while not self._stopping and (remaining := end - time.monotonic()) > 0:
                 self._cond.wait(remaining)
 
-    def _flush_or_keep(self, batch: dict[UUID, Entry], resume: dict[UUID, bytes] | None = None) -> bool:
+    def _flush_or_keep(self, taken: dict[UUID, Entry], resume: dict[UUID, bytes] | None = None) -> bool:
+        """Write ``taken`` (which this empties), then ``resume``; on a failure keep what did not land for a retry.
+
+        ``True`` if all did. ``on_written`` hears of the statuses as soon as
+        they are committed, before the resume data is written in its own
+        transaction: a listener learns what the store holds when it holds it,
+        not a resume write later (some 500 blobs a flush at 10,000 torrents),
+        nor never when only the resume data failed.
+        """
         resume = resume or {}
+        batch, narrow = _split(taken)
+        ids = list(narrow)
+        lookup = self._current
+        kept: dict[UUID, TorrentStatus] | None = None
+        if lookup is None or self._on_written is not None:
+            kept = dict(narrow)  # the statuses themselves are needed after the write
+            lookup = kept.get
         stored = False  #: the statuses are committed: a failure of the resume data after them keeps only it
         try:
-            upserts, removals = self._flush_batch(batch)
+            upserts, removals = self._flush_batch(batch, narrow, lookup)
             stored = True
+            if kept:
+                upserts += kept.values()
+            if batch or ids:
+                self._report_written(upserts, removals)
             self._flush_resume(resume)
         except Exception as exc:
             if not stored:
                 self._keep(batch)
+                self._keep_progress(ids, lookup)
             self._keep_resume(resume)
             self._failures += 1
             self._metrics.inc("revaer_store_errors_total")
@@ -370,8 +394,8 @@ class StoreWriter:
             self._throttle.failure(
                 WRITE_FAULT,
                 "runtime store write failed for %d torrent(s) (%s), %d resume blob(s): %s; kept for retry (failure %d)",
-                len(batch),
-                _ids_for_log(list(batch or resume)),
+                len(batch) + len(ids),
+                _ids_for_log([*batch, *ids] or list(resume)),
                 len(resume),
                 reason,
                 self._failures,
@@ -381,12 +405,17 @@ class StoreWriter:
             self._throttle.recovered(WRITE_FAULT, "runtime store writes succeed again")
             self._failures = 0
         self._health.recover(RUNTIME_STORE, source=SOURCE)
+        if not (batch or ids):
+            self._report_written(upserts, removals)  # resume data alone: reported once it is committed
+        return True
+
+    def _report_written(self, upserts: Sequence[TorrentStatus], removals: Sequence[UUID]) -> None:
+        """Tell ``on_written`` what a flush committed; its failure is logged, never raised."""
         if self._on_written is not None:
             try:
                 self._on_written(upserts, removals)
             except Exception:  # the rows are in the store: a listener's bug must not rewrite them
                 log.exception("on_written listener failed after a committed flush")
-        return True
 
     def _keep_resume(self, resume: dict[UUID, bytes]) -> None:
         """Put failed resume data back unless newer data (or the torrent's removal) arrived meanwhile."""
@@ -405,17 +434,27 @@ class StoreWriter:
         for items in _chunks(list(resume.items()), MAX_RESUME_BATCH):
             self._store.save_resume_data_batch(items)
 
-    def _keep(self, batch: dict[UUID, Entry]) -> None:
+    def _keep_progress(self, ids: Sequence[UUID], current: Callable[[UUID], TorrentStatus | None]) -> None:
+        """Put failed progress back as ``current`` finds it, unless anything newer arrived meanwhile.
+
+        With nothing newer waiting, the catalog still holds the very status
+        the flush took (each of its changes is marked here), or a newer one
+        about to be marked; without it the torrent's removal is on its way.
+        """
+        with self._cond:
+            for torrent_id in ids:
+                if torrent_id not in self._pending and (status := current(torrent_id)) is not None:
+                    self._pending[torrent_id] = status  # whatever waits already includes the failed progress
+
+    def _keep(self, batch: dict[UUID, Pending]) -> None:
         """Put a failed batch back, behind anything newer that arrived meanwhile."""
         with self._cond:
-            for torrent_id, kept in batch.items():
+            for torrent_id, failed in batch.items():
                 waiting = self._pending.get(torrent_id)
                 if waiting is None:
-                    self._pending[torrent_id] = kept
+                    self._pending[torrent_id] = failed
                     continue
-                if isinstance(kept, TorrentStatus):
-                    continue  # failed progress: whatever is newer includes it
-                failed, newer = kept, _pending(waiting)
+                newer = _pending(waiting)
                 if failed.source is not None and newer.status is not None and newer.source is None:
                     newer = self._pending[torrent_id] = newer._replace(source=failed.source, progress_only=False)
                 if failed.status is None or failed.remove_first:
@@ -423,25 +462,32 @@ class StoreWriter:
                     self._pending[torrent_id] = newer._replace(
                         remove_first=newer.status is not None, progress_only=False
                     )
-                elif not failed.progress_only and newer.progress_only:
+                elif newer.progress_only:
                     # the store never took the failed whole status: the newer one must go whole too
                     self._pending[torrent_id] = newer._replace(progress_only=False)
 
-    def _flush_batch(self, batch: dict[UUID, Entry]) -> tuple[list[TorrentStatus], list[UUID]]:
-        """Deletes first (a re-added torrent loses its old jobs), then upserts, in chunks; returns both."""
+    def _flush_batch(
+        self,
+        batch: dict[UUID, Pending],
+        narrow: dict[UUID, TorrentStatus],
+        current: Callable[[UUID], TorrentStatus | None],
+    ) -> tuple[list[TorrentStatus], list[UUID]]:
+        """Deletes first (a re-added torrent loses its old jobs), then upserts, then progress, in chunks.
+
+        Returns the statuses upserted whole and the ids removed. Each
+        progress-only status leaves ``narrow`` as the store reads it, before
+        the store's round trip (see :meth:`RuntimeStore.prepare_progress`).
+        """
         started = time.perf_counter()
         removals: list[UUID] = []
         whole: list[TorrentStatus] = []
-        narrow: list[TorrentStatus] = []
         sources: list[StoredSource] = []
+        rows = len(batch) + len(narrow)
         for torrent_id, pending in batch.items():
-            if isinstance(pending, TorrentStatus):
-                narrow.append(pending)
-                continue
             if pending.status is None or pending.remove_first:
                 removals.append(torrent_id)
             if pending.status is not None:
-                (narrow if pending.progress_only else whole).append(pending.status)
+                whole.append(pending.status)
                 if pending.source is not None:
                     sources.append(pending.source)
         for ids in _chunks(removals):
@@ -450,14 +496,14 @@ class StoreWriter:
             self._store.upsert_torrents(statuses)
         for chunk in _chunks(sources):
             self._store.save_torrent_sources(chunk)  # after the statuses: a store keeps sources of stored torrents
-        for statuses in _chunks(narrow):
-            self._store.update_progress(statuses)
+        for ids in _chunks(list(narrow)):
+            self._store.prepare_progress(_handed_over(narrow, ids), current)()
         elapsed = time.perf_counter() - started
         self._metrics.inc("revaer_flushes_total")
-        self._metrics.inc("revaer_rows_flushed_total", len(batch))
+        self._metrics.inc("revaer_rows_flushed_total", rows)
         self._metrics.inc("revaer_flush_duration_seconds_total", elapsed)
         self._metrics.set("revaer_last_flush_duration_seconds", elapsed)
-        return whole + narrow, removals
+        return whole, removals
 
     def flush(self, timeout: float) -> bool:
         """Write everything marked so far now; ``True`` once it is all in the store.
@@ -523,6 +569,28 @@ class StoreWriter:
                 _ids_for_log(list(resume_unwritten)),
             )
         return DrainReport(unwritten=unwritten, resume_unwritten=resume_unwritten)
+
+
+def _split(batch: dict[UUID, Entry]) -> tuple[dict[UUID, Pending], dict[UUID, TorrentStatus]]:
+    """Empty ``batch`` into the entries written whole or removed, and the statuses of the progress-only ones."""
+    rest: dict[UUID, Pending] = {}
+    narrow: dict[UUID, TorrentStatus] = {}
+    for torrent_id, entry in batch.items():
+        if isinstance(entry, TorrentStatus):
+            narrow[torrent_id] = entry
+        elif entry.progress_only and entry.status is not None:  # such an entry carries nothing but its status
+            narrow[torrent_id] = entry.status
+        else:
+            rest[torrent_id] = entry
+    batch.clear()
+    return rest, narrow
+
+
+def _handed_over(narrow: dict[UUID, TorrentStatus], ids: Sequence[UUID]) -> Iterator[TorrentStatus]:
+    """The statuses of ``ids``, each taken out of ``narrow`` as it is handed over: the reader holds the last one."""
+    take = narrow.pop
+    for torrent_id in ids:
+        yield take(torrent_id)
 
 
 def _chunks(items: Sequence[T], size: int = MAX_BATCH) -> Iterable[Sequence[T]]:
