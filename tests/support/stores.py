@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import attrs
 import pytest
 
 from revaer_core import (
@@ -34,6 +35,8 @@ from revaer_core import (
     JobStatus,
     JobTransition,
     Page,
+    Progress,
+    Rates,
     RuntimeStore,
     StoredSource,
     StoreHealth,
@@ -199,9 +202,54 @@ class FaultyStore:
         return self.inner.job_history(torrent_id)
 
 
-def open_faulty(tmp_path: Path, **options: Any) -> tuple[RuntimeStore, FaultyStore]:
-    """A RuntimeStore over a fresh FaultyStore (backend name ``faulty``), and the plugin to steer it."""
-    plugin = FaultyStore()
+class PreparingStore(FaultyStore):
+    """A :class:`FaultyStore` that writes progress in two steps, as the PostgreSQL store does (``prepare_progress``).
+
+    What it encodes is numbers alone; ``writing`` is set while a write runs and
+    the write waits for ``proceed``, so a test can act while the store "waits
+    on its database".
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = threading.Event()
+        self.proceed = threading.Event()
+        self.proceed.set()
+
+    @hookimpl
+    def prepare_progress(self, statuses: Iterable[TorrentStatus]) -> Callable[[], Sequence[UUID]]:
+        rows = [
+            (s.id, s.progress.downloaded, s.progress.total, s.progress.eta_seconds, s.rates.download_bps,
+             s.rates.upload_bps, s.rates.ratio, s.last_updated)
+            for s in statuses
+        ]  # fmt: skip
+
+        def write() -> Sequence[UUID]:
+            self.writing.set()
+            try:
+                self.proceed.wait()
+                lost = self._write("prepare_progress", len(rows))
+                missing, moved = [], []
+                for torrent_id, downloaded, total, eta, down, up, ratio, at in rows:
+                    stored = self.inner.get_torrent(torrent_id)
+                    if stored is None:
+                        missing.append(torrent_id)
+                        continue
+                    progress = Progress(downloaded=downloaded, total=total, eta_seconds=eta)
+                    rates = Rates(download_bps=down, upload_bps=up, ratio=ratio)
+                    moved.append(attrs.evolve(stored, progress=progress, rates=rates, last_updated=at))
+                self.inner.upsert_torrents(moved)
+                self._ack("prepare_progress", lost)
+                return missing
+            finally:
+                self.writing.clear()
+
+        return write
+
+
+def open_faulty(tmp_path: Path, plugin: FaultyStore | None = None, **options: Any) -> tuple[RuntimeStore, FaultyStore]:
+    """A RuntimeStore over ``plugin`` (a fresh FaultyStore by default; backend name ``faulty``), and the plugin."""
+    plugin = plugin or FaultyStore()
     return RuntimeStore.open(plugin, name="faulty", options=options, data_dir=tmp_path), plugin
 
 
@@ -209,6 +257,15 @@ def open_faulty(tmp_path: Path, **options: Any) -> tuple[RuntimeStore, FaultySto
 def faulty(tmp_path: Path) -> Iterator[tuple[RuntimeStore, FaultyStore]]:
     """A store whose faults the test switches on and off, and its plugin."""
     store, plugin = open_faulty(tmp_path)
+    yield store, plugin
+    store.close()
+
+
+@pytest.fixture
+def preparing(tmp_path: Path) -> Iterator[tuple[RuntimeStore, PreparingStore]]:
+    """A :class:`PreparingStore`: faults as :func:`faulty`'s, progress written in two steps."""
+    plugin = PreparingStore()
+    store, _ = open_faulty(tmp_path, plugin)
     yield store, plugin
     store.close()
 

@@ -28,7 +28,7 @@ write and then raise.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -160,6 +160,27 @@ class TorrentStore:
             sequence when every one was); Revaer upserts those whole. Sanitise
             and report out-of-range numbers as ``upsert_torrents`` does (log a
             warning with the torrent id).
+        """
+
+    @hookspec(firstresult=True)
+    def prepare_progress(self, statuses: Iterable[TorrentStatus]) -> Callable[[], Sequence[UUID]]:
+        """``update_progress`` in two steps: encode ``statuses`` now, store them when the returned write is called.
+
+        Optional; Revaer's writer prefers it to ``update_progress``. It hands
+        the statuses over one at a time and lets each go as soon as the next
+        is asked for, so the flush holds none of them while it waits on the
+        backend: a status the catalog replaces meanwhile is freed at once
+        instead of piling up for the garbage collector, which runs on the
+        event path. So read each status once, keep only what you will write
+        (bytes, numbers, strings: objects the collector does not track) and
+        do no I/O until the write is called. A backend with this hook needs
+        no ``update_progress``: Revaer calls ``prepare_progress(statuses)()``
+        in its place. Stops at the first non-None result.
+
+        :param statuses: At most one status per torrent id; an iterator, to be read once before returning.
+        :returns: The write, called at most once from the same thread: it stores the
+            encoded progress and returns what ``update_progress`` returns (the ids
+            of the torrents not stored), or raises as a failed write does.
         """
 
     @hookspec

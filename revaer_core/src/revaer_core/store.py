@@ -8,7 +8,7 @@ whether a store exists.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -117,9 +117,39 @@ class RuntimeStore:
     def update_progress(self, statuses: Sequence[TorrentStatus]) -> None:
         """Persist statuses whose only change since their last upsert is progress (and rates).
 
-        Uses the backend's ``update_progress`` where it has one, and upserts
-        whole the statuses it did not find (or all of them, without the hook).
+        Uses the backend's ``prepare_progress`` or ``update_progress`` where it
+        has one, and upserts whole the statuses it did not find (or all of
+        them, without either hook).
         """
+        if statuses:
+            self.prepare_progress(statuses, {s.id: s for s in statuses}.get)()
+
+    def prepare_progress(
+        self, statuses: Iterable[TorrentStatus], current: Callable[[UUID], TorrentStatus | None]
+    ) -> Callable[[], None]:
+        """:meth:`update_progress` in two steps: the statuses are read now, the write made when the result is called.
+
+        With the backend's ``prepare_progress`` they are encoded at once and
+        nothing keeps them for the write; a torrent the backend then reports
+        not stored is upserted whole as ``current`` finds it (not at all when
+        it finds none: the torrent is gone). Without that hook the statuses
+        are kept for the write, which goes as it went before the hook existed.
+        """
+        hook = self._hook
+        if not hook.prepare_progress.get_hookimpls():
+            kept = list(statuses)
+            return lambda: self._update_kept(kept)
+        store: Callable[[], Sequence[UUID]] = hook.prepare_progress(statuses=statuses)
+
+        def write() -> None:
+            missing = store()
+            if missing:
+                self.upsert_torrents([s for s in map(current, missing) if s is not None])
+
+        return write
+
+    def _update_kept(self, statuses: Sequence[TorrentStatus]) -> None:
+        """The backend's ``update_progress``, then an upsert of what it did not find (of all, without the hook)."""
         if not statuses:
             return
         missing: Sequence[UUID] | None = self._hook.update_progress(statuses=statuses)

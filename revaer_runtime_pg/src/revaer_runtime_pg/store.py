@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -105,12 +105,21 @@ class PostgresStore:
 
     @hookimpl
     def update_progress(self, statuses: Sequence[TorrentStatus]) -> Sequence[UUID]:
-        data, count = batches.progress_stream(statuses)  # encoded before a connection is taken: no I/O waits on it
-        if not count:
-            return []
-        db = self._database
-        with faults(db):
-            return [row[0] for row in batches.staged(db, db.statements.progress, data)]
+        return self.prepare_progress(statuses)()
+
+    @hookimpl
+    def prepare_progress(self, statuses: Iterable[TorrentStatus]) -> Callable[[], Sequence[UUID]]:
+        """Encode now, as one binary COPY stream (bytes, which hold no status); write when called."""
+        data, count = batches.progress_stream(statuses)
+
+        def write() -> Sequence[UUID]:
+            if not count:
+                return []
+            db = self._database
+            with faults(db):
+                return [row[0] for row in batches.staged(db, db.statements.progress, data)]
+
+        return write
 
     @hookimpl
     def save_torrent_sources(self, sources: Sequence[StoredSource]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -71,6 +72,24 @@ class LifecycleContract(ContractBase):
         assert set(missing) == {absent.id}
         assert store.get_torrent(stored.id) == moved
         assert list(self.hooks(store).update_progress(statuses=[moved])) == []
+
+    def test_prepare_progress_reads_at_once_keeps_no_status_and_writes_when_called(self, store: RuntimeStore) -> None:
+        self.require_hook(store, "prepare_progress")
+        stored = samples.status(1)
+        store.upsert_torrents([stored])
+        later = stored.last_updated + timedelta(seconds=2)
+        handed = [samples.progressed(stored, 777_777, last_updated=later), samples.status(2)]
+        gone = [weakref.ref(s) for s in handed]
+        absent = handed[1].id
+        statuses = iter(handed)
+        del handed
+        write = self.hooks(store).prepare_progress(statuses=statuses)
+        assert callable(write), "prepare_progress must return the write, a function of no arguments"
+        assert next(statuses, None) is None, "prepare_progress must read every status before it returns"
+        assert [ref() for ref in gone] == [None, None], "prepare_progress must keep nothing of a status but its values"
+        assert store.get_torrent(stored.id) == stored, "nothing may be written before the write is called"
+        assert set(write()) == {absent}, "the write returns the ids it does not hold"
+        assert store.get_torrent(stored.id) == samples.progressed(stored, 777_777, last_updated=later)
 
     def test_upsert_itself_reports_nothing_for_a_plain_batch(self, store: RuntimeStore) -> None:
         batch = [samples.status(n) for n in range(3)]

@@ -105,6 +105,7 @@ class TorrentOrchestrator:
                 metrics=self.metrics,
                 backoff=backoff,
                 on_written=on_written,  # told what each committed flush stored (the daemon's observer)
+                current=self.catalog.get,  # so a flush need not hold the statuses it writes
             )
 
     # -- boot ------------------------------------------------------------------------

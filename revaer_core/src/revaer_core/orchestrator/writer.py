@@ -19,7 +19,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple, TypeVar
 from uuid import UUID
 
@@ -119,7 +119,13 @@ class StoreWriter:
         metrics: Metrics | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
         on_written: Callable[[Sequence[TorrentStatus], Sequence[UUID]], None] | None = None,
+        current: Callable[[UUID], TorrentStatus | None] | None = None,
     ) -> None:
+        """:param current: where a torrent's latest status is found (the catalog's ``get``). With it, a flush
+        lets each progress-only status go once the store has encoded it, and finds the torrent's status
+        there again should the write fail or the store lack the torrent; without it (or with an
+        ``on_written`` listener, which is told the very statuses written), the flush keeps them to the end.
+        """
         self._store = store
         self._interval = interval
         self._sync = durability is Durability.SYNC
@@ -127,6 +133,7 @@ class StoreWriter:
         self._metrics = metrics or Metrics()
         self._backoff = backoff
         self._on_written = on_written  #: (upserted statuses, removed ids) after each committed flush
+        self._current = current
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self._pending: dict[UUID, Entry] = {}
         self._resume: dict[UUID, bytes] = {}  #: the latest resume data per torrent not yet written
@@ -347,26 +354,36 @@ class StoreWriter:
             while not self._stopping and (remaining := end - time.monotonic()) > 0:
                 self._cond.wait(remaining)
 
-    def _flush_or_keep(self, batch: dict[UUID, Entry], resume: dict[UUID, bytes] | None = None) -> bool:
-        """Write ``batch``, then ``resume``; on a failure keep what did not land for a retry. ``True`` if all did.
+    def _flush_or_keep(self, taken: dict[UUID, Entry], resume: dict[UUID, bytes] | None = None) -> bool:
+        """Write ``taken`` (which this empties), then ``resume``; on a failure keep what did not land for a retry.
 
-        ``on_written`` hears of the statuses as soon as they are committed,
-        before the resume data is written in its own transaction: a listener
-        learns what the store holds when it holds it, not a resume write later
-        (some 500 blobs a flush at 10,000 torrents), nor never when only the
-        resume data failed.
+        ``True`` if all did. ``on_written`` hears of the statuses as soon as
+        they are committed, before the resume data is written in its own
+        transaction: a listener learns what the store holds when it holds it,
+        not a resume write later (some 500 blobs a flush at 10,000 torrents),
+        nor never when only the resume data failed.
         """
         resume = resume or {}
+        batch, narrow = _split(taken)
+        ids = list(narrow)
+        lookup = self._current
+        kept: dict[UUID, TorrentStatus] | None = None
+        if lookup is None or self._on_written is not None:
+            kept = dict(narrow)  # the statuses themselves are needed after the write
+            lookup = kept.get
         stored = False  #: the statuses are committed: a failure of the resume data after them keeps only it
         try:
-            upserts, removals = self._flush_batch(batch)
+            upserts, removals = self._flush_batch(batch, narrow, lookup)
             stored = True
-            if batch:
+            if kept:
+                upserts += kept.values()
+            if batch or ids:
                 self._report_written(upserts, removals)
             self._flush_resume(resume)
         except Exception as exc:
             if not stored:
                 self._keep(batch)
+                self._keep_progress(ids, lookup)
             self._keep_resume(resume)
             self._failures += 1
             self._metrics.inc("revaer_store_errors_total")
@@ -377,8 +394,8 @@ class StoreWriter:
             self._throttle.failure(
                 WRITE_FAULT,
                 "runtime store write failed for %d torrent(s) (%s), %d resume blob(s): %s; kept for retry (failure %d)",
-                len(batch),
-                _ids_for_log(list(batch or resume)),
+                len(batch) + len(ids),
+                _ids_for_log([*batch, *ids] or list(resume)),
                 len(resume),
                 reason,
                 self._failures,
@@ -388,7 +405,7 @@ class StoreWriter:
             self._throttle.recovered(WRITE_FAULT, "runtime store writes succeed again")
             self._failures = 0
         self._health.recover(RUNTIME_STORE, source=SOURCE)
-        if not batch:
+        if not (batch or ids):
             self._report_written(upserts, removals)  # resume data alone: reported once it is committed
         return True
 
@@ -417,17 +434,27 @@ class StoreWriter:
         for items in _chunks(list(resume.items()), MAX_RESUME_BATCH):
             self._store.save_resume_data_batch(items)
 
-    def _keep(self, batch: dict[UUID, Entry]) -> None:
+    def _keep_progress(self, ids: Sequence[UUID], current: Callable[[UUID], TorrentStatus | None]) -> None:
+        """Put failed progress back as ``current`` finds it, unless anything newer arrived meanwhile.
+
+        With nothing newer waiting, the catalog still holds the very status
+        the flush took (each of its changes is marked here), or a newer one
+        about to be marked; without it the torrent's removal is on its way.
+        """
+        with self._cond:
+            for torrent_id in ids:
+                if torrent_id not in self._pending and (status := current(torrent_id)) is not None:
+                    self._pending[torrent_id] = status  # whatever waits already includes the failed progress
+
+    def _keep(self, batch: dict[UUID, Pending]) -> None:
         """Put a failed batch back, behind anything newer that arrived meanwhile."""
         with self._cond:
-            for torrent_id, kept in batch.items():
+            for torrent_id, failed in batch.items():
                 waiting = self._pending.get(torrent_id)
                 if waiting is None:
-                    self._pending[torrent_id] = kept
+                    self._pending[torrent_id] = failed
                     continue
-                if isinstance(kept, TorrentStatus):
-                    continue  # failed progress: whatever is newer includes it
-                failed, newer = kept, _pending(waiting)
+                newer = _pending(waiting)
                 if failed.source is not None and newer.status is not None and newer.source is None:
                     newer = self._pending[torrent_id] = newer._replace(source=failed.source, progress_only=False)
                 if failed.status is None or failed.remove_first:
@@ -435,25 +462,32 @@ class StoreWriter:
                     self._pending[torrent_id] = newer._replace(
                         remove_first=newer.status is not None, progress_only=False
                     )
-                elif not failed.progress_only and newer.progress_only:
+                elif newer.progress_only:
                     # the store never took the failed whole status: the newer one must go whole too
                     self._pending[torrent_id] = newer._replace(progress_only=False)
 
-    def _flush_batch(self, batch: dict[UUID, Entry]) -> tuple[list[TorrentStatus], list[UUID]]:
-        """Deletes first (a re-added torrent loses its old jobs), then upserts, in chunks; returns both."""
+    def _flush_batch(
+        self,
+        batch: dict[UUID, Pending],
+        narrow: dict[UUID, TorrentStatus],
+        current: Callable[[UUID], TorrentStatus | None],
+    ) -> tuple[list[TorrentStatus], list[UUID]]:
+        """Deletes first (a re-added torrent loses its old jobs), then upserts, then progress, in chunks.
+
+        Returns the statuses upserted whole and the ids removed. Each
+        progress-only status leaves ``narrow`` as the store reads it, before
+        the store's round trip (see :meth:`RuntimeStore.prepare_progress`).
+        """
         started = time.perf_counter()
         removals: list[UUID] = []
         whole: list[TorrentStatus] = []
-        narrow: list[TorrentStatus] = []
         sources: list[StoredSource] = []
+        rows = len(batch) + len(narrow)
         for torrent_id, pending in batch.items():
-            if isinstance(pending, TorrentStatus):
-                narrow.append(pending)
-                continue
             if pending.status is None or pending.remove_first:
                 removals.append(torrent_id)
             if pending.status is not None:
-                (narrow if pending.progress_only else whole).append(pending.status)
+                whole.append(pending.status)
                 if pending.source is not None:
                     sources.append(pending.source)
         for ids in _chunks(removals):
@@ -462,14 +496,14 @@ class StoreWriter:
             self._store.upsert_torrents(statuses)
         for chunk in _chunks(sources):
             self._store.save_torrent_sources(chunk)  # after the statuses: a store keeps sources of stored torrents
-        for statuses in _chunks(narrow):
-            self._store.update_progress(statuses)
+        for ids in _chunks(list(narrow)):
+            self._store.prepare_progress(_handed_over(narrow, ids), current)()
         elapsed = time.perf_counter() - started
         self._metrics.inc("revaer_flushes_total")
-        self._metrics.inc("revaer_rows_flushed_total", len(batch))
+        self._metrics.inc("revaer_rows_flushed_total", rows)
         self._metrics.inc("revaer_flush_duration_seconds_total", elapsed)
         self._metrics.set("revaer_last_flush_duration_seconds", elapsed)
-        return whole + narrow, removals
+        return whole, removals
 
     def flush(self, timeout: float) -> bool:
         """Write everything marked so far now; ``True`` once it is all in the store.
@@ -535,6 +569,28 @@ class StoreWriter:
                 _ids_for_log(list(resume_unwritten)),
             )
         return DrainReport(unwritten=unwritten, resume_unwritten=resume_unwritten)
+
+
+def _split(batch: dict[UUID, Entry]) -> tuple[dict[UUID, Pending], dict[UUID, TorrentStatus]]:
+    """Empty ``batch`` into the entries written whole or removed, and the statuses of the progress-only ones."""
+    rest: dict[UUID, Pending] = {}
+    narrow: dict[UUID, TorrentStatus] = {}
+    for torrent_id, entry in batch.items():
+        if isinstance(entry, TorrentStatus):
+            narrow[torrent_id] = entry
+        elif entry.progress_only and entry.status is not None:  # such an entry carries nothing but its status
+            narrow[torrent_id] = entry.status
+        else:
+            rest[torrent_id] = entry
+    batch.clear()
+    return rest, narrow
+
+
+def _handed_over(narrow: dict[UUID, TorrentStatus], ids: Sequence[UUID]) -> Iterator[TorrentStatus]:
+    """The statuses of ``ids``, each taken out of ``narrow`` as it is handed over: the reader holds the last one."""
+    take = narrow.pop
+    for torrent_id in ids:
+        yield take(torrent_id)
 
 
 def _chunks(items: Sequence[T], size: int = MAX_BATCH) -> Iterable[Sequence[T]]:
