@@ -198,7 +198,7 @@ class ApiServer(StartedInWith):
             if time.monotonic() > deadline:
                 self.stop()
                 raise RevaerError(f"the API did not start on {self.url} within {timeout:g} s")
-            time.sleep(0.01)
+            time.sleep(0.001)  # the daemon says it is running only after this: each poll it sleeps past is a delay
 
     def _run_in_thread(self) -> None:
         try:
