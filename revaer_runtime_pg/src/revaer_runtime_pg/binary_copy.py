@@ -37,7 +37,7 @@ _MICROSECOND = timedelta(microseconds=1)
 
 #: Each fixed-width COPY type: its ``struct`` code, its length on the wire, and how a value ``{}`` becomes it.
 _FIXED: dict[str, tuple[str, int, str]] = {
-    "uuid": ("16s", 16, "{}.bytes"),
+    "uuid": ("16s", 16, "{}.int.to_bytes(16)"),  # what UUID.bytes does, without its Python call
     "int8": ("q", 8, "{}"),
     "int4": ("i", 4, "{}"),
     "int2": ("h", 2, "{}"),
@@ -77,7 +77,7 @@ class Record:
                 raise TypeError(f"{layout.table.name}.{column.name} is converted; a record packs values as they are")
         names = [f"v{i}" for i in range(len(found))]
         namespace: dict[str, Any] = {"struct": struct, "_PG_EPOCH": _PG_EPOCH, "_MICROSECOND": _MICROSECOND}
-        structs: list[struct.Struct] = []
+        structs: dict[frozenset[int], str] = {}  #: each combination of NULLs: the name of its struct
 
         def packing(nulls: frozenset[int], indent: str) -> str:
             formats, values = [">h"], [str(len(found))]
@@ -89,9 +89,10 @@ class Record:
                 else:
                     formats.append(f"i{code}")
                     values += [str(length), value.format(names[i])]
-            key = f"_ROW_{len(structs)}"
-            structs.append(struct.Struct(" ".join(formats)))
-            namespace[key] = structs[-1]
+            key = structs.get(nulls)
+            if key is None:
+                key = structs[nulls] = f"_ROW_{len(structs)}"
+                namespace[key] = struct.Struct(" ".join(formats))
             return f"{indent}return {key}.pack({', '.join(values)})"
 
         def branches(nullable: Sequence[int], nulls: frozenset[int], indent: str) -> list[str]:
@@ -123,12 +124,12 @@ class Record:
             for column, kind, name in zip(found, kinds, names, strict=True)
             if kind not in _RANGE_CHECKED and (storable := storability(column, name, column.name)) is not None
         ]
-        call = f"pack({', '.join(names)})"
+        # the common case packs here, not in a call of pack(): one Python call a row, not two
         if checks:
-            lines += [f"    if {' and '.join(checks)}:", "        try:", f"            return {call}"]
+            lines += [f"    if {' and '.join(checks)}:", "        try:", *branches(nullable, frozenset(), " " * 12)]
             lines += ["        except struct.error:  # an integer past its type: sanitised below", "            pass"]
         else:
-            lines += ["    try:", f"        return {call}", "    except struct.error:", "        pass"]
+            lines += ["    try:", *branches(nullable, frozenset(), " " * 8), "    except struct.error:", "        pass"]
         lines.append("    return pack(*row(value, problems))")
         namespace["row"] = layout.row
         source = "\n".join(lines) + "\n"

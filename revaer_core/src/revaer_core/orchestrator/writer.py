@@ -21,7 +21,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar, cast
 from uuid import UUID
 
 import attrs
@@ -374,7 +374,7 @@ class StoreWriter:
                 self._cond.wait(remaining)
 
     def _flush_or_keep(self, taken: dict[UUID, Entry], resume: dict[UUID, bytes] | None = None) -> bool:
-        """Write ``taken`` (which this empties), then ``resume``; on a failure keep what did not land for a retry.
+        """Write ``taken`` (which this takes apart), then ``resume``; on a failure keep what did not land for a retry.
 
         ``True`` if all did. ``on_written`` hears of the statuses as soon as
         they are committed, before the resume data is written in its own
@@ -515,8 +515,8 @@ class StoreWriter:
             self._store.upsert_torrents(statuses)
         for chunk in _chunks(sources):
             self._store.save_torrent_sources(chunk)  # after the statuses: a store keeps sources of stored torrents
-        for ids in _chunks(list(narrow)):
-            self._store.prepare_progress(_handed_over(narrow, ids), current)()
+        for _ in range(0, len(narrow), MAX_BATCH):
+            self._store.prepare_progress(_handed_over(narrow, MAX_BATCH), current)()
         elapsed = time.perf_counter() - started
         self._metrics.inc("revaer_flushes_total")
         self._metrics.inc("revaer_rows_flushed_total", rows)
@@ -591,25 +591,32 @@ class StoreWriter:
 
 
 def _split(batch: dict[UUID, Entry]) -> tuple[dict[UUID, Pending], dict[UUID, TorrentStatus]]:
-    """Empty ``batch`` into the entries written whole or removed, and the statuses of the progress-only ones."""
+    """Take the entries written whole or removed out of ``batch``, left with the statuses of the progress-only ones.
+
+    In place: the progress-only entries are nearly all of them, and putting
+    each into a dict of its own would hash its UUID, a Python call.
+    """
     rest: dict[UUID, Pending] = {}
-    narrow: dict[UUID, TorrentStatus] = {}
     for torrent_id, entry in batch.items():
         if isinstance(entry, TorrentStatus):
-            narrow[torrent_id] = entry
-        elif entry.progress_only and entry.status is not None:  # such an entry carries nothing but its status
-            narrow[torrent_id] = entry.status
+            continue
+        if entry.progress_only and entry.status is not None:  # such an entry carries nothing but its status
+            batch[torrent_id] = entry.status  # a value replaced, no key added: the iteration goes on
         else:
             rest[torrent_id] = entry
-    batch.clear()
-    return rest, narrow
+    for torrent_id in rest:
+        del batch[torrent_id]
+    return rest, cast(dict[UUID, TorrentStatus], batch)
 
 
-def _handed_over(narrow: dict[UUID, TorrentStatus], ids: Sequence[UUID]) -> Iterator[TorrentStatus]:
-    """The statuses of ``ids``, each taken out of ``narrow`` as it is handed over: the reader holds the last one."""
-    take = narrow.pop
-    for torrent_id in ids:
-        yield take(torrent_id)
+def _handed_over(narrow: dict[UUID, TorrentStatus], count: int) -> Iterator[TorrentStatus]:
+    """Up to ``count`` statuses, each taken out of ``narrow`` as it is handed over: the reader holds the last one.
+
+    ``popitem``, not ``pop``: it hashes no UUID.
+    """
+    take = narrow.popitem
+    for _ in range(min(count, len(narrow))):
+        yield take()[1]
 
 
 def _chunks(items: Sequence[T], size: int = MAX_BATCH) -> Iterable[Sequence[T]]:
