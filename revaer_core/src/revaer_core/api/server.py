@@ -11,9 +11,9 @@ a whole switch interval (5 ms) to get it back. asyncio's selector loop and
 the h11 parser release it around each ``send``, ``recv`` and poll; uvloop
 makes its socket calls in C with the GIL held, letting go of it only to wait
 for I/O. With 200 event streams open and events published as fast as one
-thread can, a ``/health`` request's median went from 13 to 9 ms and its
-worst from 46-99 ms to 17-51 ms; the event rate kept, noisier, went from a
-median 0.89 of the rate without clients to 0.95 (``benchmarks/streams.py``).
+thread can, a ``/health`` request's median went from 14 to 9 ms and its
+worst from 37-99 ms to 17-51 ms; the event rate kept, noisier, went from a
+median 0.86 of the rate without clients to 0.95 (``benchmarks/streams.py``).
 """
 
 from __future__ import annotations
