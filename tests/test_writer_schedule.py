@@ -72,6 +72,18 @@ def test_a_flush_longer_than_an_interval_is_followed_by_the_next_at_once(clock: 
     assert writer.close(deadline=5).complete
 
 
+def flushed_on_schedule(plugin: GatedStore, writer: StoreWriter, clock: SkewedTime, took: float) -> TorrentStatus:
+    """A status the writer took on schedule, in a flush the clock says lasted ``took`` intervals."""
+    clock.skew += INTERVAL
+    first = samples.status(1)
+    ticket = writer.upsert(first)  # taken on schedule
+    assert plugin.entered.wait(10), "the status is flushed once the interval is over"
+    clock.skew += took * INTERVAL
+    plugin.gate.set()
+    assert writer.wait_written(ticket, timeout=10)
+    return first
+
+
 def test_the_next_flush_begins_an_interval_after_the_last_began_less_how_long_it_took(
     clock: SkewedTime, tmp_path: Path
 ) -> None:
@@ -80,13 +92,7 @@ def test_the_next_flush_begins_an_interval_after_the_last_began_less_how_long_it
     store = RuntimeStore.open(plugin, name="gated", options={}, data_dir=tmp_path)
     writer = StoreWriter(store, interval=INTERVAL)
     writer.start()
-    clock.skew += INTERVAL
-    first = samples.status(1)
-    ticket = writer.upsert(first)  # taken on schedule
-    assert plugin.entered.wait(10), "the status is flushed once the interval is over"
-    clock.skew += 0.4 * INTERVAL  # the flush takes 0.4 intervals
-    plugin.gate.set()
-    assert writer.wait_written(ticket, timeout=10)
+    first = flushed_on_schedule(plugin, writer, clock, 0.4)
     clock.skew += 0.3 * INTERVAL  # 0.7 intervals after it began: past 0.6, short of a whole interval
     moved = samples.progressed(first, 7)
     writer.progress(moved)
@@ -100,13 +106,7 @@ def test_a_quick_flush_after_a_long_one_does_not_push_the_next_back(clock: Skewe
     store = RuntimeStore.open(plugin, name="gated", options={}, data_dir=tmp_path)
     writer = StoreWriter(store, interval=INTERVAL)
     writer.start()
-    clock.skew += INTERVAL
-    first = samples.status(1)
-    ticket = writer.upsert(first)
-    assert plugin.entered.wait(10)
-    clock.skew += 0.4 * INTERVAL  # a long flush
-    plugin.gate.set()
-    assert writer.wait_written(ticket, timeout=10)
+    first = flushed_on_schedule(plugin, writer, clock, 0.4)  # a long flush
     clock.skew += 0.6 * INTERVAL  # the next is due: it is quick
     moved = samples.progressed(first, 7)
     assert writer.wait_written(writer.progress(moved), timeout=10)
