@@ -24,11 +24,14 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Iterable
 
 import uvicorn
 from litestar import Litestar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from revaer_core.api.app import EVENTS_PATH, STREAMS_STATE
+from revaer_core.api.stream import StreamHub
 from revaer_core.errors import RevaerError
 from revaer_core.lifecycle import StartedInWith
 
@@ -87,6 +90,23 @@ def listen(host: str, port: int) -> socket.socket:
         raise RevaerError(f"the API cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
+def _drop_parked_streams(connections: Iterable[object]) -> None:
+    """Abort the connections of event streams parked on a write their client does not read.
+
+    A stopping server told their streams to end, but such a stream waits for
+    the write first, and would hold the stop for the whole grace period and
+    then be cancelled with a traceback each. Its client loses that last write
+    of a stream that ends anyway; every other request keeps the grace period.
+    """
+    for connection in list(connections):
+        if not isinstance(connection, _Protocol):
+            continue
+        cycle, flow = connection.cycle, connection.flow
+        streaming = cycle is not None and not cycle.response_complete and cycle.scope["path"] == EVENTS_PATH
+        if streaming and flow is not None and flow.write_paused:
+            connection.transport.abort()
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, woken by :meth:`wake` at once instead of at its next tick.
 
@@ -96,6 +116,7 @@ class _Server(uvicorn.Server):
 
     _woken: asyncio.Event | None = None
     _loop: asyncio.AbstractEventLoop | None = None
+    streams: StreamHub | None = None  #: the app's event streams, ended first when the server stops
 
     async def main_loop(self) -> None:
         """uvicorn's loop of ticks (default headers once a second, ``should_exit``), each cut short by a wake."""
@@ -122,6 +143,10 @@ class _Server(uvicorn.Server):
         for connection in list(self.server_state.connections):
             connection.shutdown()
         state = self.server_state
+        if self.streams is not None:
+            self.streams.close()
+            await asyncio.sleep(0)  # the loop turn in which waiting streams end
+            _drop_parked_streams(state.connections)
         try:
             async with asyncio.timeout(self.config.timeout_graceful_shutdown):
                 await asyncio.sleep(0)  # the loop turn in which idle connections close
@@ -168,6 +193,7 @@ class ApiServer(StartedInWith):
                 app, http=_Protocol, loop="uvloop", log_config=None, timeout_graceful_shutdown=grace, lifespan="on"
             )
         )
+        self._server.streams = app.state.get(STREAMS_STATE)
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 

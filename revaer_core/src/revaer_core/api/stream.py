@@ -116,6 +116,7 @@ class StreamHub:
         self._turn_pending = False  #: a call of :meth:`_next_turn` is scheduled
         self._requests = 0  #: other requests being answered on the loop (see :meth:`serving`)
         self._yielded = 0  #: loop turns in a row the streams have waited for them
+        self._closed = False  #: the server is stopping: every stream ends (see :meth:`close`)
 
     @property
     def open_streams(self) -> int:
@@ -145,6 +146,22 @@ class StreamHub:
             if self._unsubscribe is None:
                 self._unsubscribe = self.bus.subscribe(self._on_event)
         return wake
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """End every stream (on the loop, as the server stops): a stream never ends by itself.
+
+        A stream waiting for events ends at once; one parked on a write its
+        client does not read ends once that write is done or dropped.
+        """
+        with self._lock:
+            self._closed = True
+            streams = list(self._streams)
+        for wake in streams:
+            wake.set()
 
     def leave(self, wake: asyncio.Event) -> None:
         with self._lock:
@@ -341,7 +358,7 @@ def resync(last_id: int, reason: str, dropped: int) -> bytes:
 async def event_stream(
     hub: StreamHub, after: int, *, heartbeat: float = HEARTBEAT_SECONDS
 ) -> AsyncGenerator[bytes, None]:
-    """Events with ids above ``after``, then every new one, until the client goes away.
+    """Events with ids above ``after``, then every new one, until the client goes away or the hub closes.
 
     The stream holds a slot of ``hub`` while it runs. A ``resync`` message comes first when the ring can no
     longer supply every event after ``after`` (it overflowed, or ``after`` is
@@ -357,7 +374,7 @@ async def event_stream(
         if after > newest:
             yield resync(newest, f"event {after} is unknown here (the daemon restarted?)", dropped=0)
             last = newest
-        while True:
+        while not hub.closed:
             wake.clear()
             newest = bus.last_id
             await hub.turn()
