@@ -1,4 +1,4 @@
-"""When the writer flushes: an interval after the previous scheduled flush began, less the longest recent flush."""
+"""When the writer flushes: an interval after the previous scheduled flush began, sooner only after a long flush."""
 
 from __future__ import annotations
 
@@ -84,16 +84,35 @@ def flushed_on_schedule(plugin: GatedStore, writer: StoreWriter, clock: SkewedTi
     return first
 
 
-def test_the_next_flush_begins_an_interval_after_the_last_began_less_how_long_it_took(
+def test_after_a_flush_of_under_half_an_interval_the_next_waits_a_whole_interval(
     clock: SkewedTime, tmp_path: Path
 ) -> None:
-    """A flush that took 0.4 intervals is followed 0.6 intervals after it began: progress waits about an interval."""
+    """A flush that took 0.4 intervals does not bring the next forward: progress coalesces a whole interval."""
     plugin = GatedStore()
     store = RuntimeStore.open(plugin, name="gated", options={}, data_dir=tmp_path)
     writer = StoreWriter(store, interval=INTERVAL)
     writer.start()
     first = flushed_on_schedule(plugin, writer, clock, 0.4)
-    clock.skew += 0.3 * INTERVAL  # 0.7 intervals after it began: past 0.6, short of a whole interval
+    clock.skew += 0.5 * INTERVAL  # 0.9 intervals after it began
+    moved = samples.progressed(first, 7)
+    writer.progress(moved)
+    time.sleep(0.3)
+    assert store.get_torrent(first.id) == first, "the next flush is due a whole interval after the last began"
+    clock.skew += 0.2 * INTERVAL  # 1.1 intervals after it began
+    wait_for(lambda: store.get_torrent(first.id) == moved, timeout=10)
+    assert writer.close(deadline=5).complete
+
+
+def test_after_a_long_flush_the_next_begins_sooner_by_what_it_took_past_half_an_interval(
+    clock: SkewedTime, tmp_path: Path
+) -> None:
+    """A flush that took 0.7 intervals is followed 0.8 intervals after it began: progress waits 1.5 at most."""
+    plugin = GatedStore()
+    store = RuntimeStore.open(plugin, name="gated", options={}, data_dir=tmp_path)
+    writer = StoreWriter(store, interval=INTERVAL)
+    writer.start()
+    first = flushed_on_schedule(plugin, writer, clock, 0.7)
+    clock.skew += 0.15 * INTERVAL  # 0.85 intervals after it began: past 0.8, short of a whole interval
     moved = samples.progressed(first, 7)
     writer.progress(moved)
     wait_for(lambda: store.get_torrent(first.id) == moved, timeout=10)
@@ -101,16 +120,16 @@ def test_the_next_flush_begins_an_interval_after_the_last_began_less_how_long_it
 
 
 def test_a_quick_flush_after_a_long_one_does_not_push_the_next_back(clock: SkewedTime, tmp_path: Path) -> None:
-    """The lead is the longest recent flush: a quick one (after an urgent flush took the rows) does not undo it."""
+    """The lead comes from the longest recent flush: a quick one (after an urgent flush took the rows) keeps it."""
     plugin = GatedStore()
     store = RuntimeStore.open(plugin, name="gated", options={}, data_dir=tmp_path)
     writer = StoreWriter(store, interval=INTERVAL)
     writer.start()
-    first = flushed_on_schedule(plugin, writer, clock, 0.4)  # a long flush
-    clock.skew += 0.6 * INTERVAL  # the next is due: it is quick
+    first = flushed_on_schedule(plugin, writer, clock, 0.7)  # a long flush: the next is due 0.8 after it began
+    clock.skew += 0.1 * INTERVAL  # the next is due: it is quick
     moved = samples.progressed(first, 7)
     assert writer.wait_written(writer.progress(moved), timeout=10)
-    clock.skew += 0.7 * INTERVAL  # past an interval less the long flush, short of a whole interval
+    clock.skew += 0.85 * INTERVAL  # past 0.8 intervals, short of a whole one
     later = samples.progressed(first, 9)
     writer.progress(later)
     wait_for(lambda: store.get_torrent(first.id) == later, timeout=10)

@@ -50,6 +50,10 @@ MAX_BATCH = 10_000
 MAX_RESUME_BATCH = 1_000
 #: How many intervals back the writer looks for the longest flush when it schedules the next.
 LEAD_WINDOW = 4
+#: How far past an interval, in intervals, a progress may wait for the flush that commits it before the
+#: writer flushes sooner. Each flush rewrites the row of every torrent that moved since the last: flushing
+#: before it must costs CPU time in proportion, and most of all when flushes are slow because the CPU is busy.
+LAG_SLACK = 0.5
 #: The throttle key of a failing flush.
 WRITE_FAULT = "runtime store write"
 
@@ -305,23 +309,24 @@ class StoreWriter:
     def _take(self) -> tuple[dict[UUID, Entry], dict[UUID, bytes], int]:
         """Wait for work, let it coalesce until the schedule's next flush unless urgent, then take it all.
 
-        A scheduled flush begins one interval after the previous one began,
-        less the longest any flush took over the last :data:`LEAD_WINDOW`
-        intervals: a progress the catalog shows just after a flush was taken
-        then waits about an interval for the next to commit it, however long
-        flushes take (they run back to back once one takes half an interval).
-        The longest, not the last: a flush right after an urgent one carries
-        almost nothing and is quick, and the one after it carries a whole
-        interval's rows. Waiting a whole interval after each flush began, or
-        after it ended, left the store an interval and one or two flushes
-        behind, just when the flushes were long (10,000 torrents moving); and
-        flushing sooner costs little then, since the events come at the
-        engines' pace whatever the schedule, so a flush carries fewer rows
-        and takes less. An urgent flush (a lifecycle change, resume data)
-        comes in between and leaves that schedule as it was: it used to start
-        a whole interval over, so progress waited longest just when the
-        engines' saves made flushes most frequent. Returns the batch, the
-        resume data and the last ticket they include.
+        A scheduled flush begins one interval after the previous one began, so
+        a progress the catalog shows just after a flush was taken waits that
+        interval and the next flush for its commit. Once the longest flush of
+        the last :data:`LEAD_WINDOW` intervals takes more than
+        :data:`LAG_SLACK` of an interval, the next begins that much sooner, so
+        the wait stays within an interval and a half while flushes take under
+        three quarters of one (beyond that they run back to back). Not
+        sooner: a flush rewrites every torrent that moved since the last, so
+        with 10,000 torrents moving, flushing each interval less the whole
+        flush doubled the rows written just when the CPU was busiest, for a
+        wait the store's bound (two intervals) did not need. The longest
+        flush, not the last: a flush right after an urgent one carries almost
+        nothing and is quick, and the one after it carries a whole interval's
+        rows. An urgent flush (a lifecycle change, resume data) comes in
+        between and leaves that schedule as it was: it used to start a whole
+        interval over, so progress waited longest just when the engines'
+        saves made flushes most frequent. Returns the batch, the resume data
+        and the last ticket they include.
         """
         with self._cond:
             while not self._pending and not self._resume and not self._stopping:
@@ -337,12 +342,17 @@ class StoreWriter:
             return batch, resume, self._ticket
 
     def _lead(self) -> float:
-        """The longest flush that ended in the last :data:`LEAD_WINDOW` intervals (lock held); 0 with none."""
+        """How much sooner than an interval the next flush begins (lock held): see :meth:`_take`.
+
+        The longest flush that ended in the last :data:`LEAD_WINDOW` intervals,
+        less :data:`LAG_SLACK` of an interval; 0 when none took longer.
+        """
         recent = self._recent
         since = time.monotonic() - LEAD_WINDOW * self._interval
         while recent and recent[0][0] < since:
             recent.popleft()
-        return max((took for _, took in recent), default=0.0)
+        longest = max((took for _, took in recent), default=0.0)
+        return max(0.0, longest - LAG_SLACK * self._interval)
 
     def _run(self) -> None:
         while True:
