@@ -17,7 +17,7 @@ import pytest
 
 from revaer_core import RuntimeStore, TorrentStatus
 from revaer_core.contract import samples
-from revaer_runtime_pg import batches
+from revaer_runtime_pg import batches, binary_rows
 from revaer_runtime_pg.statements import Statements
 
 pytestmark = pytest.mark.postgres
@@ -35,19 +35,20 @@ def test_every_progress_write_of_a_flush_is_a_heap_only_update(pg_store: Runtime
     """Even the first flush after the adds, with nothing prunable (an old snapshot held open): the room is there."""
     pg_store.upsert_torrents([samples.status(n) for n in range(TORRENTS)])
     progress = Statements.for_schema(pg_schema).progress
-    data, count = batches.progress_stream(_flush(1))
+    records = batches.progress_records(_flush(1))
     table = f'"{pg_schema}".torrents'
     with psycopg.connect(pg_url) as held, psycopg.connect(pg_url) as connection:
         held.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         held.execute(f"SELECT count(*) FROM {table}")  # its snapshot keeps every version alive until the end
         connection.execute(progress.create)  # one transaction: its own counts, nothing asynchronous
-        with connection.cursor() as cursor, cursor.copy(progress.copy) as copy:
-            copy.write(data)
-        assert connection.execute(progress.apply).rowcount == TORRENTS
+        row_type = connection.execute(progress.row_type).fetchone()[0]  # type: ignore[index]
+        rows = {"rows": binary_rows.Array(binary_rows.array(row_type, records))}
+        assert connection.execute(progress.apply, rows).rowcount == TORRENTS
         counts = connection.execute(
             "SELECT pg_stat_get_xact_tuples_updated(%s::regclass), pg_stat_get_xact_tuples_hot_updated(%s::regclass)",
             (table, table),
         ).fetchone()
+    count = len(records)
     assert counts == (count, count) == (TORRENTS, TORRENTS)
     for k in range(2, 5):  # and the flushes after it land as well
         pg_store.update_progress(_flush(k))

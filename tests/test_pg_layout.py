@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.dialects import postgresql as pg
 
 from revaer_core import FileEntry, Progress, Rates, TorrentState, TorrentStatus
@@ -69,14 +70,14 @@ def test_the_copy_types_are_the_columns_types() -> None:
 
 def test_the_staging_tables_are_made_from_the_tables_themselves() -> None:
     statements = Statements.for_schema("some_schema")
-    staged = [
-        (statements.upsert, "torrents"),
-        (statements.progress, "torrents"),
-        (statements.save_sources, "torrent_sources"),
-        (statements.save_resume, "torrents"),
+    staged: list[tuple[sql.Composed, str]] = [
+        (statements.upsert.create, "torrents"),
+        (statements.progress.create, "torrents"),
+        (statements.save_sources.create, "torrent_sources"),
+        (statements.save_resume.create, "torrents"),
     ]
-    for write, table in staged:
-        create = write.create.as_string(None)
+    for made, table in staged:
+        create = made.as_string(None)
         assert f'FROM "some_schema"."{table}" WITH NO DATA' in create, create
 
 

@@ -1,4 +1,4 @@
-"""Batch writes: values to storable rows, then one COPY and one statement, row by row only when the server refuses.
+"""Batch writes: values to storable rows sent at once (a COPY, or one array), row by row only when the server refuses.
 
 A batch costs a few round trips whatever its size; a row PostgreSQL will not
 take (a value or constraint it refuses) costs only itself.
@@ -15,9 +15,9 @@ import psycopg
 import sqlalchemy as sa
 
 from revaer_core import TorrentStatus
-from revaer_runtime_pg import binary_copy, database
+from revaer_runtime_pg import binary_rows, database
 from revaer_runtime_pg.connection import Connected
-from revaer_runtime_pg.statements import StagedWrite
+from revaer_runtime_pg.statements import StagedWrite, UnnestWrite
 from revaer_runtime_pg.transactions import writing
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,8 @@ def storable_rows(values: Iterable[_V], make: Callable[[_V, list[str]], _Row]) -
     return batch, sanitised
 
 
-def progress_stream(statuses: Iterable[TorrentStatus]) -> tuple[bytes, int]:
-    """The progress rows of ``statuses`` as one binary COPY stream (the last status of an id wins), and their count.
+def progress_records(statuses: Iterable[TorrentStatus]) -> list[bytes]:
+    """The progress rows of ``statuses`` as binary array elements (the last status of an id wins).
 
     Each row is bytes as soon as it is made: a batch of them, unlike one of
     tuples, gives the garbage collector nothing to track.
@@ -55,26 +55,23 @@ def progress_stream(statuses: Iterable[TorrentStatus]) -> tuple[bytes, int]:
     records: dict[int, bytes] = {}
     problems: list[str] = []
     for status in statuses:
-        records[status.id.int] = binary_copy.progress_record(status, problems)
+        records[status.id.int] = binary_rows.progress_record(status, problems)
         if problems:
             _sanitised(status.id, problems)
             problems = []
-    return binary_copy.stream(records.values()), len(records)
+    return list(records.values())
 
 
 def _sanitised(torrent_id: UUID, problems: list[str]) -> None:
     log.warning("torrent %s: stored sanitised: %s", torrent_id, "; ".join(problems))
 
 
-def staged(db: Connected, write: StagedWrite, batch: Iterable[Sequence[Any]] | bytes) -> list[tuple[Any, ...]]:
+def staged(db: Connected, write: StagedWrite, batch: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
     """COPY ``batch`` into ``write``'s temporary table and apply it, in one transaction.
 
-    ``batch`` is rows, or a whole binary COPY stream built beforehand (see
-    :mod:`~revaer_runtime_pg.binary_copy`). Four round trips whatever the
-    batch's size (three once the pooled connection has the table): a daemon's
-    fence check, the COPY, the statement. Returns the rows the statement
-    returns; for a write with a ``missing`` query, the staged rows it did not
-    match, asked (one more round trip) only when it touched fewer than were copied.
+    Four round trips whatever the batch's size (three once the pooled
+    connection has the table): a daemon's fence check, the COPY, the
+    statement. Returns the rows the statement returns.
     """
     with writing(db) as connection:
         raw = database.raw(connection)
@@ -83,22 +80,47 @@ def staged(db: Connected, write: StagedWrite, batch: Iterable[Sequence[Any]] | b
             raw.execute(write.create)
         with raw.cursor() as cursor:
             with cursor.copy(write.copy) as copy:
-                if isinstance(batch, bytes):
-                    copy.write(batch)  # sending, which releases the GIL, is all that is left to do
-                    batch = ()
                 copy.set_types(write.types)  # binary COPY: measured ~2.5x faster to encode than text
                 for n, row in enumerate(batch, 1):
                     copy.write_row(row)
                     if n % 1000 == 0:
                         database.WATCHDOG.rearm(raw)  # the deadline is for the server's answers, not our encoding
             database.WATCHDOG.rearm(raw)
-            copied = cursor.rowcount
             cursor.execute(write.apply)
-            if write.missing is not None and cursor.rowcount < copied:
-                cursor.execute(write.missing)
             returned = cursor.fetchall() if cursor.description is not None else []
     info[write.ready] = True  # only once the transaction that created it committed
     return returned
+
+
+def unnested(db: Connected, write: UnnestWrite, records: Sequence[bytes]) -> list[UUID]:
+    """Apply ``records`` (binary array elements) with ``write``'s one statement, in one transaction.
+
+    Three round trips whatever the batch's size: a daemon's fence check, the
+    statement, the commit (and, on a connection's first use, the staging
+    table and its type). Returns the ids of the records that matched no row,
+    asked (one more round trip) only when the statement touched fewer rows
+    than it was sent.
+    """
+    with writing(db) as connection:
+        raw = database.raw(connection)
+        info = connection.connection.info
+        row_type = info.get(write.ready)
+        if row_type is None:
+            raw.execute(write.create)
+            row_type = _one(raw.execute(write.row_type).fetchone())
+        rows = {"rows": binary_rows.Array(binary_rows.array(row_type, records))}
+        missing: list[UUID] = []
+        with raw.cursor() as cursor:
+            cursor.execute(write.apply, rows)
+            if cursor.rowcount < len(records):
+                missing = [row[0] for row in cursor.execute(write.missing, rows).fetchall()]
+    info[write.ready] = row_type  # only once the transaction that created the table committed
+    return missing
+
+
+def _one(row: tuple[Any, ...] | None) -> Any:
+    assert row is not None, "a SELECT of one value returned no row"
+    return row[0]
 
 
 def write_batch(db: Connected, write: StagedWrite, batch: Sequence[Sequence[Any]], what: str) -> list[UUID]:

@@ -1,9 +1,10 @@
 """The hand-written SQL of the hot paths, composed once per schema with psycopg's ``sql`` (identifiers quoted).
 
-Upserts, progress updates, sources and resume data COPY the batch into a
-per-connection temporary table and apply it with one statement
-(``INSERT … ON CONFLICT``, measured faster than a pipelined ``executemany``;
-``UPDATE … FROM``); hydration runs one plain ``SELECT``. Every column list,
+Upserts, sources and resume data COPY the batch into a per-connection
+temporary table and apply it with one statement (``INSERT … ON CONFLICT``,
+measured faster than a pipelined ``executemany``; ``UPDATE … FROM``);
+progress goes as one array parameter of one ``UPDATE … FROM unnest(…)``
+(see :mod:`revaer_runtime_pg.binary_rows`); hydration runs one plain ``SELECT``. Every column list,
 COPY type and staging table comes from the tables in
 :mod:`revaer_runtime_pg.schema`.
 """
@@ -41,14 +42,9 @@ class StagedWrite:
     types: tuple[str, ...]  #: what psycopg dumps each copied column as
     apply: sql.Composed  #: the one statement that applies the staged rows
     ready: str
-    #: the staged rows ``apply`` matched none of, asked only when it touched fewer rows than were copied
-    missing: sql.Composed | None = None
 
     @classmethod
-    def of(
-        cls, table: sa.Table, staging: str, columns: Sequence[str], apply: sql.Composed,
-        missing: sql.Composed | None = None,
-    ) -> StagedWrite:  # fmt: skip
+    def of(cls, table: sa.Table, staging: str, columns: Sequence[str], apply: sql.Composed) -> StagedWrite:
         """A staged write of ``table``'s ``columns``: the temporary table ``staging`` is made from ``table`` itself.
 
         ``CREATE TABLE … AS SELECT … WITH NO DATA`` gives each column the type
@@ -65,8 +61,30 @@ class StagedWrite:
             types=copy_types(table, columns),
             apply=apply,
             ready=f"{staging}_ready",
-            missing=missing,
         )
+
+
+@attrs.frozen
+class UnnestWrite:
+    """A batch write in one statement: the rows go as one binary array of a staging table's row type.
+
+    The table (per connection, made from the target table as a
+    :class:`StagedWrite`'s is) never holds a row: it gives the rows a
+    composite type whose fields have the target's column types. ``ready``
+    is the key that remembers, in the connection's ``info``, that type's OID,
+    which a binary array names in its header.
+    """
+
+    create: sql.Composed  #: CREATE TEMP TABLE IF NOT EXISTS … AS SELECT … WITH NO DATA
+    row_type: sql.Composed  #: the OID of its row type
+    apply: sql.Composed  #: the one statement, of the array parameter ``rows``
+    missing: sql.Composed  #: the ids in ``rows`` that ``apply`` found no row for, asked only when it touched fewer
+    ready: str
+
+    @staticmethod
+    def rows(staging: str) -> sql.Composed:
+        """The array parameter ``rows`` as a table ``s``: what ``apply`` and ``missing`` read."""
+        return sql.SQL("unnest(%(rows)b::pg_temp.{}[]) AS s").format(sql.Identifier(staging))
 
 
 def _merge_into(
@@ -98,17 +116,21 @@ def _merge_into(
     )
 
 
-def _update_from(target: sql.Identifier, columns: Sequence[str], staging: str) -> sql.Composed:
-    """``UPDATE`` of ``target``'s rows (alias ``t``) whose ``id`` is staged (alias ``s``), setting ``columns``.
+def _staged(staging: str) -> sql.Composed:
+    return sql.SQL("pg_temp.{} AS s").format(sql.Identifier(staging))
+
+
+def _update_from(target: sql.Identifier, columns: Sequence[str], source: sql.Composable) -> sql.Composed:
+    """``UPDATE`` of ``target``'s rows (alias ``t``) whose ``id`` is in ``source`` (alias ``s``), setting ``columns``.
 
     It sets ``updated_at`` as well, to what the trigger would: a trigger that
     sees it set does not run, and a 10,000-row progress flush calls no
     PL/pgSQL function.
     """
-    return sql.SQL("UPDATE {} AS t SET {}, updated_at = now() FROM pg_temp.{} AS s WHERE t.id = s.id").format(
+    return sql.SQL("UPDATE {} AS t SET {}, updated_at = now() FROM {} WHERE t.id = s.id").format(
         target,
         sql.SQL(", ").join(sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in columns),
-        sql.Identifier(staging),
+        source,
     )
 
 
@@ -118,10 +140,10 @@ class Statements:
 
     upsert: StagedWrite  #: statuses, merged into torrents with one INSERT … ON CONFLICT
     load: sql.Composed  #: every status, for hydration
-    #: progress-only changes, applied with one UPDATE … FROM; the ids it did not find (usually none) are looked
-    #: up only when it updated fewer rows than were copied: returning the 10,000 found ones cost the writer more
-    #: Python time than the rest of the flush, and even kept in the server for an anti-join, some 10 % of it
-    progress: StagedWrite
+    #: progress-only changes, applied with one UPDATE … FROM unnest(…); the ids it did not find (usually none)
+    #: are looked up only when it updated fewer rows than were sent: returning the 10,000 found ones cost the
+    #: writer more Python time than the rest of the flush, and even kept in the server for an anti-join, some 10 %
+    progress: UnnestWrite
     save_sources: StagedWrite  #: sources, merged into torrent_sources for the torrents that are stored
     save_resume: StagedWrite  #: resume data, set with one UPDATE … FROM on the torrents that are stored
     load_sources: sql.Composed  #: every source
@@ -141,14 +163,14 @@ class Statements:
                 t.torrents, staging, STATUS_COLUMNS, _merge_into(torrents, STATUS_COLUMNS, "id", staging)
             ),
             load=sql.SQL("SELECT {} FROM {}").format(_names(STATUS_COLUMNS), torrents),
-            progress=StagedWrite.of(
-                t.torrents,
-                progress,
-                PROGRESS_COLUMNS,
-                _update_from(torrents, PROGRESS_COLUMNS[1:], progress),
-                missing=sql.SQL(
-                    "SELECT s.id FROM pg_temp.{} AS s WHERE NOT EXISTS (SELECT FROM {} AS t WHERE t.id = s.id)"
-                ).format(sql.Identifier(progress), torrents),
+            progress=UnnestWrite(
+                create=StagedWrite.of(t.torrents, progress, PROGRESS_COLUMNS, sql.Composed([])).create,
+                row_type=sql.SQL("SELECT {}::regtype::oid").format(sql.Literal(f"pg_temp.{progress}")),
+                apply=_update_from(torrents, PROGRESS_COLUMNS[1:], UnnestWrite.rows(progress)),
+                missing=sql.SQL("SELECT s.id FROM {} WHERE NOT EXISTS (SELECT FROM {} AS t WHERE t.id = s.id)").format(
+                    UnnestWrite.rows(progress), torrents
+                ),
+                ready=f"{progress}_type",
             ),
             save_sources=StagedWrite.of(
                 t.torrent_sources,
@@ -157,7 +179,10 @@ class Statements:
                 _merge_into(sources, SOURCE_COLUMNS, "torrent_id", sources_in, join=stored_only),
             ),
             save_resume=StagedWrite.of(
-                t.torrents, resume_in, ("id", "resume_data"), _update_from(torrents, ("resume_data",), resume_in)
+                t.torrents,
+                resume_in,
+                ("id", "resume_data"),
+                _update_from(torrents, ("resume_data",), _staged(resume_in)),
             ),
             load_sources=sql.SQL("SELECT {} FROM {}").format(
                 sql.SQL(", ").join(

@@ -109,15 +109,15 @@ class PostgresStore:
 
     @hookimpl
     def prepare_progress(self, statuses: Iterable[TorrentStatus]) -> Callable[[], Sequence[UUID]]:
-        """Encode now, as one binary COPY stream (bytes, which hold no status); write when called."""
-        data, count = batches.progress_stream(statuses)
+        """Encode now, as binary array elements (bytes, which hold no status); write when called."""
+        records = batches.progress_records(statuses)
 
         def write() -> Sequence[UUID]:
-            if not count:
+            if not records:
                 return []
             db = self._database
             with faults(db):
-                return [row[0] for row in batches.staged(db, db.statements.progress, data)]
+                return batches.unnested(db, db.statements.progress, records)
 
         return write
 

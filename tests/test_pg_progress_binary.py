@@ -1,4 +1,4 @@
-"""Progress updates go to PostgreSQL as binary COPY data packed by the store itself, not by psycopg's adapters.
+"""Progress updates go to PostgreSQL as one binary array packed by the store itself, not by psycopg's adapters.
 
 What comes back must be exactly what psycopg would have written: every
 integer width, a NULL eta, microseconds, any time zone, sanitised values,
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from revaer_core import MAX_BYTES, Progress, Rates, RuntimeStore, TorrentStatus
 from revaer_core.contract import samples
-from revaer_runtime_pg import binary_copy
+from revaer_runtime_pg import binary_rows
 from revaer_runtime_pg.layout import Layout
 
 pytestmark = pytest.mark.postgres
@@ -71,7 +71,7 @@ def test_progress_reads_back_exactly_as_written(store: RuntimeStore, label: str,
 
 
 def test_a_batch_stores_the_last_update_of_each_torrent(store: RuntimeStore) -> None:
-    first = [samples.status(n) for n in range(2_500)]  # more than one COPY buffer of psycopg's
+    first = [samples.status(n) for n in range(2_500)]  # an array of some 300 KB
     store.upsert_torrents(first)
     older = [_moved(n, progress=Progress(downloaded=n, total=10_000, eta_seconds=n or None)) for n in range(2_500)]
     newer = [attrs.evolve(s, progress=attrs.evolve(s.progress, downloaded=s.progress.downloaded + 1)) for s in older]
@@ -131,7 +131,7 @@ def test_a_record_of_every_fixed_width_type_reads_back_with_each_null(
     pg_url: str, pg_schema: str, pg_engine: sa.Engine
 ) -> None:
     table = _readings_table(pg_schema)
-    record = binary_copy.Record.of(Layout.of(table, [c.name for c in table.columns], lambda column: column))
+    record = binary_rows.Record.of(Layout.of(table, [c.name for c in table.columns], lambda column: column))
     at = datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone(timedelta(hours=3)))
     full = Reading(uuid.uuid4(), -(2**15), 2**31 - 1, -(2**63), True, -0.5, at)
     optional = ("small", "big", "flag", "at")
@@ -145,8 +145,11 @@ def test_a_record_of_every_fixed_width_type_reads_back_with_each_null(
         made.execute(sa.schema.CreateSchema(pg_schema))
         table.create(made)
     with psycopg.connect(pg_url) as connection, connection.cursor() as cursor:
-        with cursor.copy(f'COPY "{pg_schema}".readings FROM STDIN (FORMAT BINARY)') as copy:
-            copy.write(binary_copy.stream(record.record(r, []) for r in readings))
+        row_type = cursor.execute(f"SELECT '\"{pg_schema}\".readings'::regtype::oid").fetchone()[0]  # type: ignore[index]
+        packed = binary_rows.Array(binary_rows.array(row_type, [record.record(r, []) for r in readings]))
+        cursor.execute(
+            f'INSERT INTO "{pg_schema}".readings SELECT * FROM unnest(%b::"{pg_schema}".readings[])', [packed]
+        )
         cursor.execute(f'SELECT id, small, count, big, flag, share, at FROM "{pg_schema}".readings')
         stored = {row[0]: Reading(*row) for row in cursor.fetchall()}
     assert len(readings) == 16
@@ -155,5 +158,5 @@ def test_a_record_of_every_fixed_width_type_reads_back_with_each_null(
 
 def test_a_column_that_is_not_fixed_width_is_refused_by_name() -> None:
     table = sa.Table("named", sa.MetaData(), sa.Column("id", sa.Uuid, primary_key=True), sa.Column("label", sa.Text))
-    with pytest.raises(TypeError, match=r"named\.label \(text\) is not a fixed-width COPY field"):
-        binary_copy.Record.of(Layout.of(table, ["id", "label"], lambda column: column))
+    with pytest.raises(TypeError, match=r"named\.label \(text\) is not a fixed-width field"):
+        binary_rows.Record.of(Layout.of(table, ["id", "label"], lambda column: column))
