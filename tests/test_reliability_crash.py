@@ -67,13 +67,14 @@ def open_client(cluster: PrivateCluster, schema: str, tmp_path: Path) -> Runtime
 
 
 def kill_inside_a_flush(cluster: PrivateCluster, pid: int, timeout: float = 20) -> bool:
-    """Watch ``pg_stat_activity`` until the daemon's writer is inside a flush (COPY or merge), then SIGKILL it.
+    """Watch ``pg_stat_activity`` until the daemon's writer is inside a flush (COPY, merge, update), then SIGKILL it.
 
     Returns whether a flush was caught in the act (else the caller kills at the timeout).
     """
     query = (
         "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s AND state <> 'idle' "
-        "AND (query LIKE 'COPY pg_temp.%%' OR query LIKE 'INSERT INTO %%torrents%%')"
+        "AND (query LIKE 'COPY pg_temp.%%' OR query LIKE 'INSERT INTO %%torrents%%' "
+        "OR query LIKE 'UPDATE %%torrents%%')"
     )
     with psycopg.connect(cluster.url, autocommit=True) as watcher:
         deadline = time.monotonic() + timeout
