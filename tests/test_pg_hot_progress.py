@@ -42,7 +42,7 @@ def test_every_progress_write_of_a_flush_is_a_heap_only_update(pg_store: Runtime
         held.execute(f"SELECT count(*) FROM {table}")  # its snapshot keeps every version alive until the end
         connection.execute(progress.create)  # one transaction: its own counts, nothing asynchronous
         row_type = connection.execute(progress.row_type).fetchone()[0]  # type: ignore[index]
-        rows = {"rows": binary_rows.Array(binary_rows.array(row_type, records))}
+        rows = {"rows": binary_rows.array(row_type, records)}
         assert connection.execute(progress.apply, rows).rowcount == TORRENTS
         counts = connection.execute(
             "SELECT pg_stat_get_xact_tuples_updated(%s::regclass), pg_stat_get_xact_tuples_hot_updated(%s::regclass)",

@@ -146,7 +146,7 @@ def test_a_record_of_every_fixed_width_type_reads_back_with_each_null(
         table.create(made)
     with psycopg.connect(pg_url) as connection, connection.cursor() as cursor:
         row_type = cursor.execute(f"SELECT '\"{pg_schema}\".readings'::regtype::oid").fetchone()[0]  # type: ignore[index]
-        packed = binary_rows.Array(binary_rows.array(row_type, [record.record(r, []) for r in readings]))
+        packed = binary_rows.array(row_type, [record.record(r, []) for r in readings])
         cursor.execute(
             f'INSERT INTO "{pg_schema}".readings SELECT * FROM unnest(%b::"{pg_schema}".readings[])', [packed]
         )

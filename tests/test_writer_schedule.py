@@ -56,10 +56,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> SkewedTime:
 
 def test_a_flush_longer_than_an_interval_is_followed_by_the_next_at_once(clock: SkewedTime, tmp_path: Path) -> None:
     """The next flush is due an interval after the last scheduled one began, not an interval after it ended."""
-    plugin = GatedStore()
-    store = RuntimeStore.open(plugin, name="gated", options={}, data_dir=tmp_path)
-    writer = StoreWriter(store, interval=INTERVAL)
-    writer.start()
+    plugin, store, writer = gated_writer(tmp_path)
     clock.skew += INTERVAL  # the first flush is due: the status is taken on schedule, not urgently
     first = samples.status(1)
     writer.upsert(first)
@@ -70,6 +67,15 @@ def test_a_flush_longer_than_an_interval_is_followed_by_the_next_at_once(clock: 
     plugin.gate.set()
     wait_for(lambda: store.get_torrent(first.id) == moved, timeout=10)
     assert writer.close(deadline=5).complete
+
+
+def gated_writer(tmp_path: Path) -> tuple[GatedStore, RuntimeStore, StoreWriter]:
+    """A started writer of one interval over a :class:`GatedStore`."""
+    plugin = GatedStore()
+    store = RuntimeStore.open(plugin, name="gated", options={}, data_dir=tmp_path)
+    writer = StoreWriter(store, interval=INTERVAL)
+    writer.start()
+    return plugin, store, writer
 
 
 def flushed_on_schedule(plugin: GatedStore, writer: StoreWriter, clock: SkewedTime, took: float) -> TorrentStatus:
@@ -88,10 +94,7 @@ def test_after_a_flush_of_under_half_an_interval_the_next_waits_a_whole_interval
     clock: SkewedTime, tmp_path: Path
 ) -> None:
     """A flush that took 0.4 intervals does not bring the next forward: progress coalesces a whole interval."""
-    plugin = GatedStore()
-    store = RuntimeStore.open(plugin, name="gated", options={}, data_dir=tmp_path)
-    writer = StoreWriter(store, interval=INTERVAL)
-    writer.start()
+    plugin, store, writer = gated_writer(tmp_path)
     first = flushed_on_schedule(plugin, writer, clock, 0.4)
     clock.skew += 0.5 * INTERVAL  # 0.9 intervals after it began
     moved = samples.progressed(first, 7)
@@ -107,10 +110,7 @@ def test_after_a_long_flush_the_next_begins_sooner_by_what_it_took_past_half_an_
     clock: SkewedTime, tmp_path: Path
 ) -> None:
     """A flush that took 0.7 intervals is followed 0.8 intervals after it began: progress waits 1.5 at most."""
-    plugin = GatedStore()
-    store = RuntimeStore.open(plugin, name="gated", options={}, data_dir=tmp_path)
-    writer = StoreWriter(store, interval=INTERVAL)
-    writer.start()
+    plugin, store, writer = gated_writer(tmp_path)
     first = flushed_on_schedule(plugin, writer, clock, 0.7)
     clock.skew += 0.15 * INTERVAL  # 0.85 intervals after it began: past 0.8, short of a whole interval
     moved = samples.progressed(first, 7)
@@ -121,10 +121,7 @@ def test_after_a_long_flush_the_next_begins_sooner_by_what_it_took_past_half_an_
 
 def test_a_quick_flush_after_a_long_one_does_not_push_the_next_back(clock: SkewedTime, tmp_path: Path) -> None:
     """The lead comes from the longest recent flush: a quick one (after an urgent flush took the rows) keeps it."""
-    plugin = GatedStore()
-    store = RuntimeStore.open(plugin, name="gated", options={}, data_dir=tmp_path)
-    writer = StoreWriter(store, interval=INTERVAL)
-    writer.start()
+    plugin, store, writer = gated_writer(tmp_path)
     first = flushed_on_schedule(plugin, writer, clock, 0.7)  # a long flush: the next is due 0.8 after it began
     clock.skew += 0.1 * INTERVAL  # the next is due: it is quick
     moved = samples.progressed(first, 7)

@@ -108,7 +108,7 @@ def unnested(db: Connected, write: UnnestWrite, records: Sequence[bytes]) -> lis
         if row_type is None:
             raw.execute(write.create)
             row_type = _one(raw.execute(write.row_type).fetchone())
-        rows = {"rows": binary_rows.Array(binary_rows.array(row_type, records))}
+        rows = {"rows": binary_rows.array(row_type, records)}
         missing: list[UUID] = []
         with raw.cursor() as cursor:
             cursor.execute(write.apply, rows)

@@ -154,14 +154,8 @@ PROGRESS = Record.of(rows.PROGRESS)
 progress_record = PROGRESS.record
 
 
-def array(element_type: int, records: Sequence[bytes]) -> bytes:
-    """``records`` as one binary one-dimensional array of the composite type ``element_type`` (its OID)."""
-    if not records:
-        return struct.pack(">iii", 0, 0, element_type)
-    return b"".join((struct.pack(">iiiii", 1, 0, element_type, len(records), 1), *records))
-
-
-class Array(bytes):
+@attrs.frozen
+class Array:
     """A binary array built by :func:`array`, which psycopg sends as it is.
 
     Its type is left to the server (OID 0): the statement casts the
@@ -169,13 +163,22 @@ class Array(bytes):
     array's header must carry.
     """
 
+    data: bytes
+
+
+def array(element_type: int, records: Sequence[bytes]) -> Array:
+    """``records`` as one binary one-dimensional array of the composite type ``element_type`` (its OID)."""
+    if not records:
+        return Array(struct.pack(">iii", 0, 0, element_type))
+    return Array(b"".join((struct.pack(">iiiii", 1, 0, element_type, len(records), 1), *records)))
+
 
 class _ArrayDumper(Dumper):
     format = Format.BINARY
     oid = 0
 
-    def dump(self, obj: Buffer) -> Buffer:
-        return obj
+    def dump(self, obj: Array) -> Buffer:
+        return obj.data
 
 
 psycopg.adapters.register_dumper(Array, _ArrayDumper)
