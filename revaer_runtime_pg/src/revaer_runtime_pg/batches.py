@@ -95,9 +95,9 @@ def staged(db: Connected, write: StagedWrite, batch: Iterable[Sequence[Any]]) ->
 def unnested(db: Connected, write: UnnestWrite, records: Sequence[bytes]) -> list[UUID]:
     """Apply ``records`` (binary array elements) with ``write``'s one statement, in one transaction.
 
-    Three round trips whatever the batch's size: a daemon's fence check, the
-    statement, the commit (and, on a connection's first use, the staging
-    table and its type). Returns the ids of the records that matched no row,
+    A few round trips whatever the batch's size: the transaction's start, a
+    daemon's fence check, the statement, the commit (and, on a connection's
+    first use, the staging table and its type's OID). Returns the ids of the records that matched no row,
     asked (one more round trip) only when the statement touched fewer rows
     than it was sent.
     """

@@ -2,11 +2,11 @@
 
 Upserts, sources and resume data COPY the batch into a per-connection
 temporary table and apply it with one statement (``INSERT … ON CONFLICT``,
-measured faster than a pipelined ``executemany``; ``UPDATE … FROM``);
-progress goes as one array parameter of one ``UPDATE … FROM unnest(…)``
-(see :mod:`revaer_runtime_pg.binary_rows`); hydration runs one plain ``SELECT``. Every column list,
-COPY type and staging table comes from the tables in
-:mod:`revaer_runtime_pg.schema`.
+measured faster than a pipelined ``executemany``; ``UPDATE … FROM``).
+Progress goes as one array parameter of one ``UPDATE … FROM unnest(…)``
+(see :mod:`revaer_runtime_pg.binary_rows`). Hydration runs one plain
+``SELECT``. Every column list, COPY type and staging table comes from the
+tables in :mod:`revaer_runtime_pg.schema`.
 """
 
 from __future__ import annotations
