@@ -97,9 +97,9 @@ def unnested(db: Connected, write: UnnestWrite, records: Sequence[bytes]) -> lis
 
     A few round trips whatever the batch's size: the transaction's start, a
     daemon's fence check, the statement, the commit (and, on a connection's
-    first use, the staging table and its type's OID). Returns the ids of the records that matched no row,
-    asked (one more round trip) only when the statement touched fewer rows
-    than it was sent.
+    first use, the staging table and its type's OID). Returns the ids of the
+    records that matched no row, asked (one more round trip) only when the
+    statement touched fewer rows than it was sent.
     """
     with writing(db) as connection:
         raw = database.raw(connection)
@@ -107,7 +107,9 @@ def unnested(db: Connected, write: UnnestWrite, records: Sequence[bytes]) -> lis
         row_type = info.get(write.ready)
         if row_type is None:
             raw.execute(write.create)
-            row_type = _one(raw.execute(write.row_type).fetchone())
+            found = raw.execute(write.row_type).fetchone()
+            assert found is not None, "a SELECT of one value returned no row"
+            row_type = found[0]
         rows = {"rows": binary_rows.array(row_type, records)}
         missing: list[UUID] = []
         with raw.cursor() as cursor:
@@ -116,11 +118,6 @@ def unnested(db: Connected, write: UnnestWrite, records: Sequence[bytes]) -> lis
                 missing = [row[0] for row in cursor.execute(write.missing, rows).fetchall()]
     info[write.ready] = row_type  # only once the transaction that created the table committed
     return missing
-
-
-def _one(row: tuple[Any, ...] | None) -> Any:
-    assert row is not None, "a SELECT of one value returned no row"
-    return row[0]
 
 
 def write_batch(db: Connected, write: StagedWrite, batch: Sequence[Sequence[Any]], what: str) -> list[UUID]:

@@ -52,9 +52,7 @@ class StagedWrite:
         statement that applies the rows meets ``table``'s constraints.
         """
         return cls(
-            create=sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA"
-            ).format(sql.Identifier(staging), _names(columns), _name(table)),
+            create=_staging_table(table, staging, columns),
             copy=sql.SQL("COPY pg_temp.{} ({}) FROM STDIN (FORMAT BINARY)").format(
                 sql.Identifier(staging), _names(columns)
             ),
@@ -81,10 +79,26 @@ class UnnestWrite:
     missing: sql.Composed  #: the ids in ``rows`` that ``apply`` found no row for, asked only when it touched fewer
     ready: str
 
-    @staticmethod
-    def rows(staging: str) -> sql.Composed:
-        """The array parameter ``rows`` as a table ``s``: what ``apply`` and ``missing`` read."""
-        return sql.SQL("unnest(%(rows)b::pg_temp.{}[]) AS s").format(sql.Identifier(staging))
+    @classmethod
+    def of(cls, table: sa.Table, staging: str, columns: Sequence[str]) -> UnnestWrite:
+        """An update of ``table``'s ``columns`` (the first, ``id``, finds the row) from an array of rows."""
+        rows = sql.SQL("unnest(%(rows)b::pg_temp.{}[]) AS s").format(sql.Identifier(staging))
+        return cls(
+            create=_staging_table(table, staging, columns),
+            row_type=sql.SQL("SELECT {}::regtype::oid").format(sql.Literal(f"pg_temp.{staging}")),
+            apply=_update_from(_name(table), columns[1:], rows),
+            missing=sql.SQL("SELECT s.id FROM {} WHERE NOT EXISTS (SELECT FROM {} AS t WHERE t.id = s.id)").format(
+                rows, _name(table)
+            ),
+            ready=f"{staging}_type",
+        )
+
+
+def _staging_table(table: sa.Table, staging: str, columns: Sequence[str]) -> sql.Composed:
+    """The per-connection table ``staging``, with ``table``'s ``columns`` and their types, emptied at every commit."""
+    return sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA").format(
+        sql.Identifier(staging), _names(columns), _name(table)
+    )
 
 
 def _merge_into(
@@ -163,15 +177,7 @@ class Statements:
                 t.torrents, staging, STATUS_COLUMNS, _merge_into(torrents, STATUS_COLUMNS, "id", staging)
             ),
             load=sql.SQL("SELECT {} FROM {}").format(_names(STATUS_COLUMNS), torrents),
-            progress=UnnestWrite(
-                create=StagedWrite.of(t.torrents, progress, PROGRESS_COLUMNS, sql.Composed([])).create,
-                row_type=sql.SQL("SELECT {}::regtype::oid").format(sql.Literal(f"pg_temp.{progress}")),
-                apply=_update_from(torrents, PROGRESS_COLUMNS[1:], UnnestWrite.rows(progress)),
-                missing=sql.SQL("SELECT s.id FROM {} WHERE NOT EXISTS (SELECT FROM {} AS t WHERE t.id = s.id)").format(
-                    UnnestWrite.rows(progress), torrents
-                ),
-                ready=f"{progress}_type",
-            ),
+            progress=UnnestWrite.of(t.torrents, progress, PROGRESS_COLUMNS),
             save_sources=StagedWrite.of(
                 t.torrent_sources,
                 sources_in,
