@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import subprocess
 import sys
@@ -129,6 +130,16 @@ def test_loopback_download_publishes_lifecycle_in_order(
     assert _same_tree(seeder.torrent.payload, tmp_path / "downloads" / "revaer-demo")
     assert engine.native_states(torrent_id)[-1] == "seeding"
     assert elapsed < 5, f"a 482 KiB loopback download took {elapsed:.2f} s"
+
+
+def test_a_torrent_publishes_no_progress_that_repeats_the_last(
+    engine: LibtorrentEngine, recorder: Recorder, seeder: Seeder, tmp_path: Path
+) -> None:
+    torrent_id = _download(engine, recorder, seeder, tmp_path / "downloads")
+    time.sleep(1.5)  # many status rounds of a complete torrent whose peer has nothing to ask for
+    mine = [p for p in recorder.of(events.ProgressUpdated) if p.torrent_id == torrent_id]
+    repeated = [later for earlier, later in itertools.pairwise(mine) if earlier == later]
+    assert mine and not repeated, f"{len(repeated)} of {len(mine)} progress events repeated the one before"
 
 
 def test_adding_the_same_torrent_twice_returns_the_same_id(
@@ -285,6 +296,8 @@ def test_session_settings_come_from_the_engine_section() -> None:
     assert pack["enable_dht"] is True
     assert pack["enable_lsd"] is False and pack["enable_upnp"] is False and pack["enable_natpmp"] is False
     assert pack["tick_interval"] == 100
+    backlog = pack["listen_queue_size"]
+    assert isinstance(backlog, int) and backlog >= 1000  # a thousand peers connecting at once are queued, not dropped
 
 
 def test_defaults_listen_on_loopback_only_with_discovery_off(recorder: Recorder) -> None:

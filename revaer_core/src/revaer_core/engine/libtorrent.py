@@ -83,6 +83,10 @@ _ALERT_MASK = (
 _BASE_FLAGS = lt.torrent_flags.update_subscribe | lt.torrent_flags.apply_ip_filter
 
 _MIB = 1024 * 1024
+#: Incoming peer connections the kernel queues until libtorrent accepts them (``listen()``'s backlog; the kernel
+#: caps it at ``net.core.somaxconn``). libtorrent's 5 is for a handful of torrents: peers of a thousand connecting
+#: at once overflow it, and the kernel drops each connection past it (the peer tries again seconds later).
+LISTEN_BACKLOG = 1024
 CLOSE_TIMEOUT_S = 10.0  #: what :meth:`LibtorrentEngine.close` may take when not told
 #: Part of a close's time kept for stopping the session once the resume data is in.
 SESSION_STOP_SHARE = 0.2
@@ -247,6 +251,7 @@ def session_settings(
         "connections_limit": settings.connections_limit,
         "alert_mask": _ALERT_MASK,
         "alert_queue_size": ALERT_QUEUE_SIZE,
+        "listen_queue_size": LISTEN_BACKLOG,
         "user_agent": "Revaer/0.1 libtorrent/" + lt.__version__,
     }
     # overrides name settings at run time; libtorrent rejects unknown names itself
@@ -274,6 +279,7 @@ class _Torrent:
     #: the pieces that resume data holds, each with a ``piece_finished_alert``, and none is new
     checked: bool = True
     native_states: list[str] = attrs.field(factory=list)
+    progress: ProgressUpdated | None = None  #: the last progress published from a status; none repeats it
 
 
 class LibtorrentEngine:
@@ -923,7 +929,10 @@ class LibtorrentEngine:
                 torrent.dirty = True
         if status.state == lt.torrent_status.checking_resume_data:
             return  # it reports nothing done until it has read its resume data: not progress lost
-        self._publish(self._progress_of(torrent, status))
+        progress = self._progress_of(torrent, status)
+        if progress != torrent.progress:  # libtorrent reports changes the catalog does not show (peers, trackers)
+            torrent.progress = progress
+            self._publish(progress)
 
     def _on_finished(self, torrent: _Torrent) -> None:
         """Publish completion once per torrent and run, never for a restored torrent that was already done.
@@ -951,7 +960,8 @@ class LibtorrentEngine:
             if not torrent.flushing:
                 return
             torrent.flushing = False
-        self._publish(self._progress_of(torrent, torrent.handle.status()))
+        torrent.progress = self._progress_of(torrent, torrent.handle.status())
+        self._publish(torrent.progress)
         self._publish(TorrentCompleted(torrent_id=torrent.torrent_id))
 
     def _on_error(self, torrent: _Torrent, alert: lt.torrent_error_alert | lt.file_error_alert) -> None:
