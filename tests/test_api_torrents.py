@@ -15,6 +15,7 @@ from revaer_core.api.app import create_app
 from revaer_core.api.models import public_json
 from revaer_core.contract import samples
 from revaer_core.query import MAX_PAGE_SIZE
+from tests.support.stores import FaultyStore
 from tests.support.surfaces import problem, seed_torrents, torrent
 
 
@@ -121,7 +122,36 @@ def test_the_live_catalog_is_preferred_for_one_torrent(store: RuntimeStore) -> N
     with TestClient(create_app(store, catalog={live.id: live}), base_url="http://127.0.0.1") as api:
         assert api.get(f"/v1/torrents/{live.id}").json()["name"] == "live name"
         assert api.get(f"/v1/torrents/{only_stored.id}").json()["name"] == only_stored.name
-        assert {i["name"] for i in api.get("/v1/torrents").json()["items"]} == {stored.name, only_stored.name}
+
+
+@pytest.mark.parametrize("sort", ["added", "name", "updated"])
+@pytest.mark.parametrize("desc", [False, True])
+def test_a_daemon_lists_its_live_catalog_in_pages_ordered_as_the_store_orders_them(
+    store: RuntimeStore, sort: str, desc: bool
+) -> None:
+    statuses = seed_torrents(store, 23)
+    live = {s.id: attrs.evolve(s, state=TorrentState.STOPPED) for s in statuses}
+    with TestClient(create_app(store), base_url="http://127.0.0.1") as stored_api:
+        from_store = walk(stored_api, sort=sort, desc=desc, limit=5)
+    with TestClient(create_app(store, catalog=live), base_url="http://127.0.0.1") as api:
+        assert walk(api, sort=sort, desc=desc, limit=5) == from_store
+        states = {item["state"] for item in api.get("/v1/torrents", params={"limit": 500}).json()["items"]}
+        assert states == {"stopped"}  # the catalog's, not the store's
+
+
+def test_a_daemon_lists_its_torrents_with_no_store_and_while_the_store_is_down(
+    faulty: tuple[RuntimeStore, FaultyStore],
+) -> None:
+    store, plugin = faulty
+    running = {s.id: s for s in seed_torrents(store, 3)}
+    plugin.down = True
+    with TestClient(create_app(store), base_url="http://127.0.0.1") as stand_alone:
+        assert stand_alone.get("/v1/torrents").status_code == 503  # the store is all it has
+    for backing in (RuntimeStore.none(), store):
+        with TestClient(create_app(backing, catalog=running), base_url="http://127.0.0.1") as api:
+            response = api.get("/v1/torrents")
+            assert response.status_code == 200, response.text
+            assert {item["id"] for item in response.json()["items"]} == {str(i) for i in running}
 
 
 def test_no_store_answers_empty_and_not_found(tmp_path: object) -> None:

@@ -298,11 +298,14 @@ def list_torrents(
     limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: PageCursor = None,
 ) -> TorrentPage:
-    """A page of torrents from the store; follow ``next_cursor`` for the rest, without gaps or repeats."""
+    """A page of torrents, follow ``next_cursor`` for the rest (no gaps or repeats); live inside ``revaer run``.
+
+    The daemon lists its catalog, what the engine is doing now; a stand-alone API lists the store.
+    """
     query = operations.torrent_query(
         states=states or (), name=name, sort=sort, descending=desc, limit=limit, cursor=cursor
     )
-    return operations.list_torrents(services.store, query)
+    return operations.list_torrents(services.store, query, services.catalog)
 
 
 @get(

@@ -26,6 +26,7 @@ from revaer_core.errors import NotFound as NotFound  # re-exported: callers of t
 from revaer_core.errors import RetryRefused as RetryRefused
 from revaer_core.health import RUNTIME_STORE, HealthBoard, StoreHealth
 from revaer_core.jobs import FsJob, JobStatus, TransitionRefused
+from revaer_core.orchestrator.catalog import Catalog
 from revaer_core.query import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -34,6 +35,7 @@ from revaer_core.query import (
     JobQuery,
     TorrentQuery,
     TorrentSort,
+    select_torrents,
     walk,
 )
 from revaer_core.redact import redact
@@ -162,8 +164,22 @@ def _call(what: str, fn: Callable[[], T]) -> T:
         raise incidents.record(what, exc) from exc
 
 
-def list_torrents(store: RuntimeStore, query: TorrentQuery) -> TorrentPage:
-    page = _call("list torrents", lambda: store.list_torrents(query))
+def list_torrents(
+    store: RuntimeStore, query: TorrentQuery, catalog: Mapping[UUID, TorrentStatus] | None = None
+) -> TorrentPage:
+    """A page of the live ``catalog`` when there is one (``revaer run``), else of the store.
+
+    A daemon's catalog holds every torrent it runs, hydrated from the store
+    and ahead of it by at most a flush: listing it shows what the engine is
+    doing now, answers while the database is slow or away, and costs no
+    round trip (the store's SQL and :func:`select_torrents` order and
+    filter alike, as the contract suite checks).
+    """
+    if catalog is not None:
+        statuses = catalog.snapshot() if isinstance(catalog, Catalog) else dict(catalog)
+        page = select_torrents(statuses.values(), query)
+    else:
+        page = _call("list torrents", lambda: store.list_torrents(query))
     return TorrentPage(items=page.items, next_cursor=page.next_cursor)
 
 
