@@ -392,6 +392,32 @@ def test_a_restore_saves_resume_data_only_for_pieces_found_on_disk(
         memory_store.route_resume_data(None)
 
 
+def test_a_restored_seed_that_does_nothing_saves_no_resume_data_at_the_interval_or_at_close(
+    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, memory_store: RuntimeStore, tmp_path: Path
+) -> None:
+    """libtorrent counts a seed modified within a second of its start (its seeding time ticks): not a reason to
+    write its resume data again at every restart, twice."""
+    engine = make_engine(recorder, memory_store)
+    engine.start()
+    torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads"))
+    memory_store.upsert_torrents([_status(torrent_id, "revaer-demo")])
+    engine.connect_peer(torrent_id, seeder.endpoint)
+    recorder.wait_for(lambda p: isinstance(p, events.TorrentCompleted))
+    assert engine.close() == ()
+    resume_data = memory_store.load_resume_data()[torrent_id]
+
+    saved: list[uuid.UUID] = []
+    memory_store.route_resume_data(functools.partial(_record_saved, saved))
+    restarted = make_engine(Recorder(), memory_store, resume_save_interval_s=0.2)
+    assert [r.torrent_id for r in restarted.start([RestoreRequest(torrent_id, resume_data=resume_data)])] == [
+        torrent_id
+    ]
+    time.sleep(2.0)  # ten save intervals, and status rounds that report libtorrent's unsaved counters
+    assert restarted.close() == ()
+    assert saved == [], "an idle restored seed wrote its resume data again"
+    memory_store.route_resume_data(None)
+
+
 def test_resume_data_is_saved_on_a_timer_for_stored_torrents_only(
     make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, memory_store: RuntimeStore, tmp_path: Path
 ) -> None:

@@ -90,6 +90,12 @@ LISTEN_BACKLOG = 1024
 CLOSE_TIMEOUT_S = 10.0  #: what :meth:`LibtorrentEngine.close` may take when not told
 #: Part of a close's time kept for stopping the session once the resume data is in.
 SESSION_STOP_SHARE = 0.2
+#: libtorrent's ``if_counters_changed`` save flag (the bindings name only ``only_if_modified``, the union of
+#: the change categories): its byte counters and its active and seeding time, which tick for every torrent
+#: that runs. A restored seed counts as modified by them alone within a second of its start.
+_IF_COUNTERS_CHANGED = 1 << 3
+#: A save only if what the torrent has, wants or is changed: every category but the counters.
+_IF_CONTENT_CHANGED = lt.torrent_handle.only_if_modified & ~_IF_COUNTERS_CHANGED or lt.torrent_handle.only_if_modified
 #: How often torrents with new verified pieces save resume data when not told (the default flush interval).
 PIECE_SAVE_INTERVAL_S = 0.25
 #: Torrents posted to libtorrent at once at a restore; their add alerts must fit in the alert queue.
@@ -272,7 +278,11 @@ class _Torrent:
     completed: bool = False  #: completion handled this run (published, or skipped for a restored seed)
     flushing: bool = False  #: finished; TorrentCompleted waits for libtorrent to write its cache to disk
     described: bool = False  #: restored with its metadata and complete: its add alert publishes nothing
-    dirty: bool = False  #: resume data changed since the last save
+    dirty: bool = False  #: resume data changed since the last save (a state, a choice, bytes moved)
+    #: libtorrent has unsaved changes (``need_save_resume``), maybe only its ticking counters: saved only if
+    #: libtorrent counts anything else as modified
+    reported: bool = False
+    traffic: tuple[int, int] | None = None  #: bytes uploaded and downloaded ever, at the last status
     pieces: bool = False  #: pieces passed their hash check since the last save
     wrote: bool = False  #: pieces passed their hash check this run: the shutdown save flushes them to disk first
     #: libtorrent has checked what the torrent was added with; until then a restore from resume data re-reads
@@ -541,8 +551,11 @@ class LibtorrentEngine:
                     flags = lt.torrent_handle.save_info_dict
                     if torrent.wrote:  # a torrent that wrote nothing this run has nothing to flush: no disk job
                         flags |= lt.torrent_handle.flush_disk_cache
-                    if not (torrent.dirty or torrent.pieces):  # libtorrent may not count all of ours as modified
-                        flags |= lt.torrent_handle.only_if_modified
+                    # one the adapter saw change is saved whatever libtorrent counts as modified (it may not count
+                    # all of ours); the rest only if more than libtorrent's counters changed: a restart is no
+                    # reason to write every torrent's resume data again
+                    if not (torrent.dirty or torrent.pieces):
+                        flags |= _IF_CONTENT_CHANGED
                     torrent.handle.save_resume_data(flags)
                     self._awaiting.add(torrent.torrent_id)
                     self._saves_pending += 1
@@ -754,7 +767,7 @@ class LibtorrentEngine:
         with self._lock:
             for torrent in self._by_id.values():
                 if torrent.pieces and torrent.handle.is_valid():
-                    torrent.pieces = torrent.dirty = False
+                    torrent.pieces = torrent.dirty = torrent.reported = False
                     torrent.handle.save_resume_data(flags)
                     self._saves_pending += 1
 
@@ -765,14 +778,17 @@ class LibtorrentEngine:
         store drops resume data of a torrent it does not hold.
         """
         grace = self.settings.resume_save_interval_s
-        flags = lt.torrent_handle.save_info_dict
         with self._lock:
             for torrent in self._by_id.values():
                 eligible = torrent.restored or now - torrent.added_at >= grace
-                if torrent.dirty and eligible and torrent.handle.is_valid():
-                    torrent.dirty = torrent.pieces = False
-                    torrent.handle.save_resume_data(flags)
-                    self._saves_pending += 1
+                if not ((torrent.dirty or torrent.reported) and eligible and torrent.handle.is_valid()):
+                    continue
+                flags = lt.torrent_handle.save_info_dict
+                if not torrent.dirty:  # only libtorrent's word: saved if more than its counters changed
+                    flags |= _IF_CONTENT_CHANGED
+                torrent.dirty = torrent.pieces = torrent.reported = False
+                torrent.handle.save_resume_data(flags)
+                self._saves_pending += 1
 
     def _dispatch_safely(self, alert: lt.alert) -> None:
         """Dispatch ``alert``; a failure is logged (throttled), never raised: one alert must not stop the rest."""
@@ -924,9 +940,12 @@ class LibtorrentEngine:
         torrent = self._lookup(status.handle)
         if torrent is None:
             return
-        if status.need_save_resume:
-            with self._lock:
-                torrent.dirty = True
+        traffic = (int(status.all_time_upload), int(status.all_time_download))
+        with self._lock:
+            if torrent.traffic is not None and traffic != torrent.traffic:
+                torrent.dirty = True  # bytes moved: what its ratio counts is worth a save
+            torrent.traffic = traffic
+            torrent.reported = torrent.reported or bool(status.need_save_resume)
         if status.state == lt.torrent_status.checking_resume_data:
             return  # it reports nothing done until it has read its resume data: not progress lost
         progress = self._progress_of(torrent, status)
