@@ -359,19 +359,26 @@ def _record_saved(saved: list[uuid.UUID], items: Sequence[tuple[uuid.UUID, bytes
     saved.extend(torrent for torrent, _ in items)
 
 
+def _downloaded_and_saved(
+    make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, store: RuntimeStore, tmp_path: Path
+) -> tuple[uuid.UUID, bytes]:
+    """The seeder's torrent downloaded by a stored engine, closed: its id and the resume data the close saved."""
+    engine = make_engine(recorder, store)
+    engine.start()
+    torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads"))
+    store.upsert_torrents([_status(torrent_id, "revaer-demo")])
+    engine.connect_peer(torrent_id, seeder.endpoint)
+    recorder.wait_for(lambda p: isinstance(p, events.TorrentCompleted))
+    assert engine.close() == ()
+    return torrent_id, store.load_resume_data()[torrent_id]
+
+
 def test_a_restore_saves_resume_data_only_for_pieces_found_on_disk(
     make_engine: EngineFactory, recorder: Recorder, seeder: Seeder, memory_store: RuntimeStore, tmp_path: Path
 ) -> None:
     """A seed restored from its resume data re-reads its pieces from it: nothing new, no save; one restored
     from its source finds them on disk by checking, and saves them at the next piece interval."""
-    engine = make_engine(recorder, memory_store)
-    engine.start()
-    torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads"))
-    memory_store.upsert_torrents([_status(torrent_id, "revaer-demo")])
-    engine.connect_peer(torrent_id, seeder.endpoint)
-    recorder.wait_for(lambda p: isinstance(p, events.TorrentCompleted))
-    assert engine.close() == ()
-    resume_data = memory_store.load_resume_data()[torrent_id]
+    torrent_id, resume_data = _downloaded_and_saved(make_engine, recorder, seeder, memory_store, tmp_path)
 
     for request, saves in (
         (RestoreRequest(torrent_id, resume_data=resume_data), False),
@@ -397,14 +404,7 @@ def test_a_restored_seed_that_does_nothing_saves_no_resume_data_at_the_interval_
 ) -> None:
     """libtorrent counts a seed modified within a second of its start (its seeding time ticks): not a reason to
     write its resume data again at every restart, twice."""
-    engine = make_engine(recorder, memory_store)
-    engine.start()
-    torrent_id = engine.add(seeder.torrent.source, AddOptions(tmp_path / "downloads"))
-    memory_store.upsert_torrents([_status(torrent_id, "revaer-demo")])
-    engine.connect_peer(torrent_id, seeder.endpoint)
-    recorder.wait_for(lambda p: isinstance(p, events.TorrentCompleted))
-    assert engine.close() == ()
-    resume_data = memory_store.load_resume_data()[torrent_id]
+    torrent_id, resume_data = _downloaded_and_saved(make_engine, recorder, seeder, memory_store, tmp_path)
 
     saved: list[uuid.UUID] = []
     memory_store.route_resume_data(functools.partial(_record_saved, saved))
