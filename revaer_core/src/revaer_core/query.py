@@ -210,36 +210,50 @@ def page_of(items: Sequence[T], limit: int, cursor_of: Callable[[T], Cursor]) ->
     return Page(items=items)
 
 
-def select_torrents(statuses: Iterable[TorrentStatus], query: TorrentQuery) -> Page[TorrentStatus]:
-    """Answer ``query`` over statuses held in memory: filter, order, resume, cut.
+R = TypeVar("R")
 
-    For backends that cannot order and filter in their storage, and for a
-    daemon's catalog; a database backend does the same in SQL. Only the page
-    is ordered (a heap of ``limit + 1``), not every status: a page of a
-    100,000-torrent catalog costs one pass over it.
+
+def _page_in_memory(
+    items: Iterable[R],
+    matches: Callable[[R], bool],
+    key: Callable[[R], Any],
+    after: Any,
+    *,
+    descending: bool,
+    limit: int,
+    cursor_of: Callable[[R], Cursor],
+) -> Page[R]:
+    """The page of ``items`` that match, past ``after`` in ``key`` order: filter, resume, order, cut.
+
+    Only the page is ordered (a heap of ``limit + 1``), not every item: a page
+    of a 100,000-torrent catalog costs one pass over it.
     """
-    after = query.after_key()
 
-    def wanted(status: TorrentStatus) -> bool:
-        if not query.matches(status):
+    def wanted(item: R) -> bool:
+        if not matches(item):
             return False
         if after is None:
             return True
-        key = query.key(status)
-        return key < after if query.descending else key > after
+        return bool(key(item) < after if descending else key(item) > after)
 
-    pick = heapq.nlargest if query.descending else heapq.nsmallest
-    rows = pick(query.limit + 1, filter(wanted, statuses), key=query.key)
-    return page_of(rows, query.limit, query.cursor_of)
+    pick = heapq.nlargest if descending else heapq.nsmallest
+    return page_of(pick(limit + 1, filter(wanted, items), key=key), limit, cursor_of)
+
+
+def select_torrents(statuses: Iterable[TorrentStatus], query: TorrentQuery) -> Page[TorrentStatus]:
+    """Answer ``query`` over statuses held in memory.
+
+    For backends that cannot order and filter in their storage, and for a
+    daemon's catalog; a database backend does the same in SQL.
+    """
+    return _page_in_memory(statuses, query.matches, query.key, query.after_key(), descending=query.descending,
+                           limit=query.limit, cursor_of=query.cursor_of)  # fmt: skip
 
 
 def select_jobs(jobs: Iterable[FsJob], query: JobQuery) -> Page[FsJob]:
     """Answer ``query`` over jobs held in memory, as :func:`select_torrents` does for statuses."""
-    rows = sorted((j for j in jobs if query.matches(j)), key=JobQuery.key)
-    after = query.after_key()
-    if after is not None:
-        rows = [j for j in rows if JobQuery.key(j) > after]
-    return page_of(rows[: query.limit + 1], query.limit, JobQuery.cursor_of)
+    return _page_in_memory(jobs, query.matches, JobQuery.key, query.after_key(), descending=False,
+                           limit=query.limit, cursor_of=JobQuery.cursor_of)  # fmt: skip
 
 
 Q = TypeVar("Q", TorrentQuery, JobQuery)

@@ -176,7 +176,7 @@ def list_torrents(
     filter alike, as the contract suite checks).
     """
     if catalog is not None:
-        statuses = catalog.snapshot() if isinstance(catalog, Catalog) else dict(catalog)
+        statuses = catalog.snapshot() if isinstance(catalog, Catalog) else catalog  # a Catalog: at one instant
         page = select_torrents(statuses.values(), query)
     else:
         page = _call("list torrents", lambda: store.list_torrents(query))

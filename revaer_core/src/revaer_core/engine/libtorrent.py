@@ -95,7 +95,7 @@ SESSION_STOP_SHARE = 0.2
 #: that runs. A restored seed counts as modified by them alone within a second of its start.
 _IF_COUNTERS_CHANGED = 1 << 3
 #: A save only if what the torrent has, wants or is changed: every category but the counters.
-_IF_CONTENT_CHANGED = lt.torrent_handle.only_if_modified & ~_IF_COUNTERS_CHANGED or lt.torrent_handle.only_if_modified
+_IF_CONTENT_CHANGED = lt.torrent_handle.only_if_modified & ~_IF_COUNTERS_CHANGED
 #: How often torrents with new verified pieces save resume data when not told (the default flush interval).
 PIECE_SAVE_INTERVAL_S = 0.25
 #: Torrents posted to libtorrent at once at a restore; their add alerts must fit in the alert queue.
